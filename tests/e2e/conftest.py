@@ -1,0 +1,231 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""Shared fixtures: private network namespaces, a peer inside them, the real agent,
+and ground truth from ss. Everything made here is removed at teardown, on failure too."""
+import collections
+import ipaddress
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+EPHPORT = os.environ.get("EPHPORT", os.path.join(ROOT, "build", "ephport"))
+PEER = os.path.join(os.path.dirname(__file__), "peer.py")
+PYTHON = "/usr/bin/python3"
+PIN_DIR = "/sys/fs/bpf/ephport"
+LOCK = "/run/ephport/agent.lock"
+
+# ss state names -> ephport field names
+SS_STATES = {
+    "SYN-SENT": "syn_sent",
+    "ESTAB": "established",
+    "FIN-WAIT-1": "fin_wait1",
+    "FIN-WAIT-2": "fin_wait2",
+    "CLOSE-WAIT": "close_wait",
+    "LAST-ACK": "last_ack",
+    "CLOSING": "closing",
+    "TIME-WAIT": "time_wait",
+}
+LIVE_STATES = ["syn_sent", "established", "fin_wait1", "fin_wait2", "close_wait",
+               "last_ack", "closing"]
+
+
+def run(*args, check=True, **kw):
+    return subprocess.run(args, check=check, capture_output=True, text=True, **kw)
+
+
+def pytest_configure(config):
+    if os.geteuid() != 0:
+        pytest.exit("end-to-end tests need root: they load BPF and make namespaces", 1)
+    if not os.access(EPHPORT, os.X_OK):
+        pytest.exit(f"{EPHPORT} is not built: run make first", 1)
+
+
+class Netns:
+    """A network namespace with lo up and its own ephemeral port range."""
+
+    def __init__(self, name, port_range):
+        self.name = name
+        run("ip", "netns", "add", name)
+        self.exec("ip", "link", "set", "lo", "up")
+        self.exec("sysctl", "-q", "-w",
+                  f"net.ipv4.ip_local_port_range={port_range[0]} {port_range[1]}")
+        self.port_range = port_range
+        self.inode = os.stat(f"/run/netns/{name}").st_ino
+
+    def exec(self, *args, check=True):
+        return run("ip", "netns", "exec", self.name, *args, check=check)
+
+    def delete(self):
+        run("ip", "netns", "del", self.name, check=False)
+
+    def ss_tuples(self, server_ports):
+        """Client sockets per (saddr, daddr, dport) and state, as ss sees them."""
+        out = self.exec("ss", "-Htan").stdout
+        counts = collections.defaultdict(collections.Counter)
+        for line in out.splitlines():
+            f = line.split()
+            state, local, peer = f[0], f[3], f[4]
+            if state not in SS_STATES:
+                continue
+            saddr, _sport = split_hostport(local)
+            daddr, dport = split_hostport(peer)
+            if dport not in server_ports:
+                continue  # the server's side of a connection
+            counts[(saddr, daddr, dport)][SS_STATES[state]] += 1
+        return counts
+
+
+def norm_addr(a):
+    ip = ipaddress.ip_address(a)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+def split_hostport(s):
+    host, port = s.rsplit(":", 1)
+    host = host.strip("[]").split("%")[0]
+    return norm_addr(host), int(port)
+
+
+class Peer:
+    """peer.py inside a namespace; cmd() sends one line and returns the answer."""
+
+    def __init__(self, netns):
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns.name, PYTHON, PEER],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def cmd(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        out = self.proc.stdout.readline().strip()
+        assert out.startswith("ok"), f"peer: {line!r} -> {out!r}"
+        return out.split()[1:]
+
+    def connect(self, addr, port, n, src=None):
+        words = self.cmd(f"connect {addr} {port} {n}" + (f" {src}" if src else ""))
+        return tuple(int(w) for w in words)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+class Agent:
+    """The real agent; its stdout lines are collected as parsed JSON events."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([EPHPORT, "agent", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.events = queue.Queue()
+        self.lines = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.start_event = self.wait_event("agent_start", timeout=15)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self.events.put(json.loads(line))
+        self.events.put(None)
+
+    def wait_event(self, name, timeout=10, pred=lambda e: True):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ev = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if ev is None:
+                raise AssertionError(f"agent exited: {self.proc.wait()} {self.proc.stderr.read()}")
+            if ev["event"] == name and pred(ev):
+                return ev
+        raise AssertionError(f"no {name} event within {timeout}s")
+
+    def stop(self, sig=signal.SIGINT):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def query(*args):
+    """ephport query --json, parsed."""
+    r = run(EPHPORT, "query", "--json", *args)
+    return json.loads(r.stdout)
+
+
+def query_tuples(netns):
+    """{(saddr, daddr, dport): tuple} for one namespace."""
+    return {(t["saddr"], t["daddr"], t["dport"]): t
+            for t in query("--netns", str(netns.inode))["tuples"]}
+
+
+def eventually(check, timeout=5.0):
+    """Retry check() until it returns without AssertionError: the kernel moves sockets
+    between states asynchronously, and ss and the maps are read at different instants."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def make_netns():
+    made = []
+
+    def make(port_range=(40000, 40099)):
+        ns = Netns(f"ephport-test-{os.getpid()}-{len(made)}", port_range)
+        made.append(ns)
+        return ns
+
+    yield make
+    for ns in made:
+        ns.delete()
+
+
+@pytest.fixture
+def make_peer():
+    peers = []
+
+    def make(netns):
+        p = Peer(netns)
+        peers.append(p)
+        return p
+
+    yield make
+    for p in peers:
+        p.stop()
+
+
+@pytest.fixture
+def make_agent():
+    agents = []
+
+    def make(*args):
+        a = Agent(*args)
+        agents.append(a)
+        return a
+
+    yield make
+    for a in agents:
+        a.stop()
+
+
+@pytest.fixture
+def agent(make_agent):
+    return make_agent("--interval", "1")

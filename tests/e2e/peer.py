@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""A TCP client and server in one process, driven line by line on stdin.
+
+Run inside a test namespace (ip netns exec NS python3 peer.py). Every command
+answers one line, "ok ..." or "err ...", so the test knows the sockets are in
+place before it looks at them.
+
+  listen ADDR PORT                 listener on ADDR:PORT (accepts in a thread)
+  connect ADDR PORT N [SRC]        N connects (AF_INET6 for IPv6 and ::ffff: forms);
+                                   answers "ok CONNECTED EADDRNOTAVAIL OTHER"
+  accepted N                       wait until N connections were accepted in all
+  shutdown-clients                 shutdown(SHUT_WR) on every client socket
+  close-clients | close-servers    close every client / accepted socket
+  quit
+"""
+import errno
+import socket
+import sys
+import threading
+import time
+
+clients = []
+accepted = []
+lock = threading.Lock()
+
+
+def accept_loop(ls):
+    while True:
+        try:
+            conn, _ = ls.accept()
+        except OSError:
+            return
+        with lock:
+            accepted.append(conn)
+
+
+def family_of(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def cmd_listen(addr, port):
+    ls = socket.socket(family_of(addr), socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, int(port)))
+    ls.listen(4096)
+    threading.Thread(target=accept_loop, args=(ls,), daemon=True).start()
+    return "ok"
+
+
+def cmd_connect(addr, port, n, src=None):
+    ok = noport = other = 0
+    for _ in range(int(n)):
+        s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+        try:
+            if src:
+                # the kernel still picks the port at connect() time
+                s.setsockopt(socket.SOL_IP, 24, 1)  # IP_BIND_ADDRESS_NO_PORT
+                s.bind((src, 0))
+            s.connect((addr, int(port)))
+            clients.append(s)
+            ok += 1
+        except OSError as e:
+            s.close()
+            if e.errno == errno.EADDRNOTAVAIL:
+                noport += 1
+            else:
+                other += 1
+    return f"ok {ok} {noport} {other}"
+
+
+def cmd_accepted(n):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with lock:
+            if len(accepted) >= int(n):
+                return f"ok {len(accepted)}"
+        time.sleep(0.01)
+    return f"err accepted {len(accepted)} of {n}"
+
+
+def close_all(socks):
+    for s in socks:
+        s.close()
+    socks.clear()
+    return "ok"
+
+
+def main():
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        cmd, args = words[0], words[1:]
+        try:
+            if cmd == "listen":
+                out = cmd_listen(*args)
+            elif cmd == "connect":
+                out = cmd_connect(*args)
+            elif cmd == "accepted":
+                out = cmd_accepted(*args)
+            elif cmd == "shutdown-clients":
+                for s in clients:
+                    s.shutdown(socket.SHUT_WR)
+                out = "ok"
+            elif cmd == "close-clients":
+                out = close_all(clients)
+            elif cmd == "close-servers":
+                with lock:
+                    out = close_all(accepted)
+            elif cmd == "quit":
+                print("ok", flush=True)
+                return
+            else:
+                out = f"err unknown command {cmd}"
+        except Exception as e:  # report, keep serving: the test decides
+            out = f"err {e}"
+        print(out, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""What a user sees from the command line: help, errors, exit codes, agent lifecycle."""
+import json
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+
+from conftest import EPHPORT, LOCK, PIN_DIR, Agent, eventually, query, query_tuples, run
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def ephport(*args, pre=()):
+    return subprocess.run([*pre, EPHPORT, *args], capture_output=True, text=True)
+
+
+def ephport_progs():
+    out = run("bpftool", "-j", "prog", "show").stdout
+    return [p for p in json.loads(out) if p.get("name", "").startswith("tuples_set_st")]
+
+
+def assert_no_progs():
+    # the kernel frees a detached program after an RCU grace period, not at once
+    def check():
+        assert ephport_progs() == []
+    eventually(check, timeout=10)
+
+
+def test_version_and_help():
+    r = ephport("--version")
+    assert r.returncode == 0 and re.fullmatch(r"ephport \d+\.\d+\.\d+\S*\n", r.stdout)
+    r = ephport("--help")
+    assert r.returncode == 0 and "agent" in r.stdout and "query" in r.stdout
+    for cmd in ("agent", "query"):
+        r = ephport(cmd, "--help")
+        assert r.returncode == 0
+        assert r.stdout.startswith(f"usage: ephport {cmd}")
+        assert r.stderr == ""
+
+
+@pytest.mark.parametrize("args", [
+    ["bogus"],
+    [],
+    ["query", "--bogus"],
+    ["query", "--dst", "300.1.1.1"],
+    ["query", "--dst", "127.0.0.1:0"],
+    ["query", "--dst", "127.0.0.1:65536"],
+    ["query", "--dst", "[::1"],
+    ["query", "--netns", "abc"],
+    ["query", "--src"],
+    ["query", "extra"],
+    ["agent", "--interval", "0"],
+    ["agent", "--interval", "1x"],
+    ["agent", "--interval", "-5"],
+    ["agent", "--max-tuples", "0"],
+    ["agent", "--max-sockets", "99999999999"],
+    ["agent", "--nope"],
+])
+def test_bad_input_is_a_usage_error(args):
+    r = ephport(*args)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert "usage: ephport" in r.stderr
+    assert len(r.stderr.splitlines()) <= 2
+
+
+def test_query_without_agent():
+    assert not os.path.exists(LOCK) or run(EPHPORT, "query", check=False).returncode == 1
+    r = ephport("query")
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr.splitlines() == ["ephport: no ephport agent is running (start one with 'ephport agent')"]
+    r = ephport("query", "--json")
+    assert r.returncode == 1
+    assert json.loads(r.stdout) == {"error": "no ephport agent is running (start one with 'ephport agent')"}
+
+
+def test_agent_needs_root():
+    r = ephport("agent", pre=NOBODY)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        "ephport: agent needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN): run it with sudo"]
+    assert not os.path.exists(PIN_DIR)
+
+
+def test_agent_without_btf():
+    # hide the kernel's BTF in a private mount namespace
+    r = subprocess.run(["unshare", "-m", "sh", "-c",
+                        f"mount -t tmpfs none /sys/kernel/btf && exec {EPHPORT} agent"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert len(r.stderr.splitlines()) == 1
+    assert "kernel has no BTF" in r.stderr and "CONFIG_DEBUG_INFO_BTF" in r.stderr
+
+
+def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
+    a = Agent("--interval", "1", "--host", "node-a")
+    try:
+        start = a.start_event
+        assert TS.match(start["ts"]) and start["host"] == "node-a"
+        assert start["version"] == ephport("--version").stdout.split()[1]
+        assert start["kernel"] == os.uname().release
+        assert start["settings"] == {"interval": 1, "max_tuples": 65536, "max_sockets": 262144}
+        assert len(ephport_progs()) == 1
+
+        # a second agent refuses while the first runs
+        r = ephport("agent")
+        assert r.returncode == 1
+        assert r.stderr.splitlines() == [
+            f"ephport: another ephport agent is already running (pid {a.proc.pid}); stop it first"]
+
+        ns = make_netns()
+        peer = make_peer(ns)
+        peer.cmd("listen ::1 7001")
+        assert peer.connect("::1", 7001, 3) == (3, 0, 0)
+        ev = a.wait_event("tuple", pred=lambda e: e["netns"] == ns.inode)
+        assert TS.match(ev["ts"]) and ev["host"] == "node-a"
+        assert (ev["family"], ev["saddr"], ev["daddr"], ev["dport"]) == ("ipv6", "::1", "::1", 7001)
+        assert (ev["established"], ev["in_use"], ev["connects"]) == (3, 3, 3)
+        stats = a.wait_event("stats")
+        assert stats["tuples_dropped"] == 0 and stats["lines_dropped"] == 0
+        # a query while a snapshot runs sees the same tuple
+        assert query_tuples(ns)[("::1", "::1", 7001)]["established"] == 3
+    finally:
+        rc = a.stop(signal.SIGTERM)
+    assert rc == 0
+    stop = json.loads(a.lines[-1])
+    assert stop["event"] == "agent_stop" and stop["signal"] == "SIGTERM"
+    for line in a.lines:  # every line is one JSON object with the common fields
+        ev = json.loads(line)
+        assert TS.match(ev["ts"]) and ev["host"] == "node-a" and ev["event"]
+    assert not os.path.exists(PIN_DIR)
+    assert not os.path.exists(LOCK)
+    assert_no_progs()
+    assert ephport("query").returncode == 1
+
+
+def test_kill_9_leaves_nothing_that_blocks_a_restart():
+    a = Agent("--interval", "60")
+    a.stop(signal.SIGKILL)
+    # the pins outlive a killed agent, the lock and the programs do not
+    assert os.path.isdir(PIN_DIR)
+    assert_no_progs()
+    r = ephport("query")
+    assert r.returncode == 1 and "no ephport agent is running" in r.stderr
+    b = Agent("--interval", "60")
+    try:
+        assert query()["agent_pid"] == b.proc.pid
+    finally:
+        assert b.stop(signal.SIGINT) == 0
+    assert not os.path.exists(PIN_DIR)
+
+
+def test_query_needs_root(agent):
+    r = ephport("query", pre=NOBODY)
+    assert r.returncode == 1
+    assert len(r.stderr.splitlines()) == 1 and "query needs root" in r.stderr
+
+
+def test_table_output(agent, make_netns, make_peer):
+    ns = make_netns()
+    peer = make_peer(ns)
+    peer.cmd("listen 127.0.0.1 7000")
+    peer.cmd("listen ::1 7001")
+    assert peer.connect("127.0.0.1", 7000, 2) == (2, 0, 0)
+    assert peer.connect("::1", 7001, 5) == (5, 0, 0)
+
+    def check():
+        r = ephport("query", "--netns", str(ns.inode))
+        assert r.returncode == 0 and r.stderr == ""
+        lines = r.stdout.splitlines()
+        assert lines[0].split()[:4] == ["NETNS", "SRC", "DST", "IN_USE"]
+        rows = [l.split() for l in lines[1:]]
+        assert [(r[0], r[1], r[2], r[3], r[5]) for r in rows] == [
+            (str(ns.inode), "::1", "[::1]:7001", "5", "5"),
+            (str(ns.inode), "127.0.0.1", "127.0.0.1:7000", "2", "2"),
+        ]
+    eventually(check)
+
+
+def test_full_maps_are_counted_not_fatal(make_agent, make_netns, make_peer):
+    a = make_agent("--interval", "1", "--max-tuples", "2", "--max-sockets", "3")
+    ns = make_netns()
+    peer = make_peer(ns)
+    for port in (7000, 7001, 7002):
+        peer.cmd(f"listen 127.0.0.1 {port}")
+    assert peer.connect("127.0.0.1", 7000, 2) == (2, 0, 0)
+    assert peer.connect("127.0.0.1", 7001, 2) == (2, 0, 0)
+    assert peer.connect("127.0.0.1", 7002, 1) == (1, 0, 0)  # third tuple: no room
+
+    doc = query("--netns", str(ns.inode))
+    assert doc["stats"]["max_tuples"] == 2 and doc["stats"]["max_sockets"] == 3
+    assert doc["stats"]["tuples_dropped"] == 1
+    assert doc["stats"]["sockets_dropped"] == 1  # the fourth socket did not fit
+    by_port = {t["dport"]: t for t in doc["tuples"]}
+    assert sorted(by_port) == [7000, 7001]
+    assert by_port[7000]["established"] + by_port[7001]["established"] == 3
+    assert by_port[7000]["connects"] + by_port[7001]["connects"] == 4
+    r = ephport("query")
+    assert "maps were full: 1 new tuples and 1 sockets not counted" in r.stderr
+    ev = a.wait_event("stats", pred=lambda e: e["tuples_dropped"] == 1)
+    assert ev["sockets_dropped"] == 1 and ev["tuples"] == 2

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Tuple values: in_use, sort order, JSON fields; number parsing and timestamps. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "ephport.h"
+
+static struct tuple make(const char *dst, __u16 dport, int established, int time_wait,
+			 __u64 connects)
+{
+	struct tuple t;
+
+	memset(&t, 0, sizeof(t));
+	t.key.family = AF_INET;
+	t.key.netns = 4026531840u;
+	inet_pton(AF_INET, "10.0.0.9", t.key.saddr);
+	inet_pton(AF_INET, dst, t.key.daddr);
+	t.key.dport = dport;
+	t.val.states[EPH_TCP_ESTABLISHED] = established;
+	t.val.states[EPH_TCP_TIME_WAIT] = time_wait;
+	t.val.connects = connects;
+	tuple_finish(&t);
+	return t;
+}
+
+Test(tuple, in_use_counts_live_states_only)
+{
+	struct tuple t = make("10.0.0.1", 80, 3, 50, 0);
+
+	t.val.states[EPH_TCP_SYN_SENT] = 1;
+	t.val.states[EPH_TCP_FIN_WAIT1] = 2;
+	t.val.states[EPH_TCP_FIN_WAIT2] = 4;
+	t.val.states[EPH_TCP_CLOSE_WAIT] = 8;
+	t.val.states[EPH_TCP_LAST_ACK] = 16;
+	t.val.states[EPH_TCP_CLOSING] = 32;
+	t.val.states[EPH_TCP_LISTEN] = 1000; /* never a tuple state */
+	tuple_finish(&t);
+	cr_assert_eq(t.in_use, 3 + 1 + 2 + 4 + 8 + 16 + 32);
+}
+
+Test(tuple, sort_by_use_then_failures_then_connects)
+{
+	struct tuple_list l = { 0 };
+	struct tuple items[4];
+
+	items[0] = make("10.0.0.1", 80, 1, 0, 5);
+	items[1] = make("10.0.0.2", 80, 7, 0, 1);
+	items[2] = make("10.0.0.3", 80, 1, 0, 9);
+	items[3] = make("10.0.0.4", 80, 1, 0, 5);
+	items[3].val.failed_connects = 1;
+	l.items = items;
+	l.len = l.cap = 4;
+	tuple_list_sort(&l);
+	cr_assert_eq(items[0].key.daddr[3], 2);
+	cr_assert_eq(items[1].key.daddr[3], 4);
+	cr_assert_eq(items[2].key.daddr[3], 3);
+	cr_assert_eq(items[3].key.daddr[3], 1);
+}
+
+static double num(cJSON *o, const char *name)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	cr_assert(cJSON_IsNumber(v), "%s is not a number", name);
+	return v->valuedouble;
+}
+
+static const char *str(cJSON *o, const char *name)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	cr_assert(cJSON_IsString(v), "%s is not a string", name);
+	return v->valuestring;
+}
+
+Test(tuple, json_fields)
+{
+	struct tuple t = make("192.0.2.1", 443, 5, 2, 123456789012ull);
+	cJSON *o = cJSON_CreateObject();
+
+	t.val.failed_connects = 3;
+	t.val.bound_connects = 4;
+	t.val.states[EPH_TCP_CLOSE_WAIT] = 1;
+	tuple_finish(&t);
+	cr_assert_eq(tuple_to_json(&t, o), 0);
+	cr_assert_eq(num(o, "netns"), 4026531840.0);
+	cr_assert_str_eq(str(o, "family"), "ipv4");
+	cr_assert_str_eq(str(o, "saddr"), "10.0.0.9");
+	cr_assert_str_eq(str(o, "daddr"), "192.0.2.1");
+	cr_assert_eq(num(o, "dport"), 443);
+	cr_assert_eq(num(o, "established"), 5);
+	cr_assert_eq(num(o, "close_wait"), 1);
+	cr_assert_eq(num(o, "time_wait"), 2);
+	cr_assert_eq(num(o, "in_use"), 6);
+	cr_assert_eq(num(o, "connects"), 123456789012.0);
+	cr_assert_eq(num(o, "failed_connects"), 3);
+	cr_assert_eq(num(o, "bound_connects"), 4);
+	const char *zero[] = { "syn_sent", "fin_wait1", "fin_wait2", "last_ack", "closing" };
+	for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
+		cr_assert_eq(num(o, zero[i]), 0);
+	cJSON_Delete(o);
+}
+
+Test(tuple, json_ipv6)
+{
+	struct tuple t;
+	cJSON *o = cJSON_CreateObject();
+	char *s;
+
+	memset(&t, 0, sizeof(t));
+	t.key.family = AF_INET6;
+	inet_pton(AF_INET6, "fd00::2", t.key.saddr);
+	inet_pton(AF_INET6, "fd00::1", t.key.daddr);
+	t.key.dport = 8443;
+	tuple_finish(&t);
+	cr_assert_eq(tuple_to_json(&t, o), 0);
+	s = cJSON_PrintUnformatted(o);
+	cr_assert(strstr(s, "\"family\":\"ipv6\",\"saddr\":\"fd00::2\",\"daddr\":\"fd00::1\","
+			    "\"dport\":8443"),
+		  "%s", s);
+	cJSON_free(s);
+	cJSON_Delete(o);
+}
+
+Test(tuple, json_rejects_unknown_family)
+{
+	struct tuple t;
+	cJSON *o = cJSON_CreateObject();
+
+	memset(&t, 0, sizeof(t));
+	t.key.family = 1;
+	cr_assert_eq(tuple_to_json(&t, o), -EINVAL);
+	cJSON_Delete(o);
+}
+
+Test(stats, json_fields)
+{
+	struct agent_stats st = { .max_tuples = 10, .max_sockets = 20 };
+	cJSON *o = cJSON_CreateObject();
+
+	st.counters[EPH_STAT_TUPLES_FULL] = 3;
+	st.counters[EPH_STAT_SOCKETS_FULL] = 4;
+	cr_assert_eq(stats_to_json(&st, 7, o), 0);
+	cr_assert_eq(num(o, "tuples"), 7);
+	cr_assert_eq(num(o, "max_tuples"), 10);
+	cr_assert_eq(num(o, "max_sockets"), 20);
+	cr_assert_eq(num(o, "tuples_dropped"), 3);
+	cr_assert_eq(num(o, "sockets_dropped"), 4);
+	cr_assert_eq(num(o, "tuple_missing"), 0);
+	cJSON_Delete(o);
+}
+
+Test(util, parse_u64)
+{
+	uint64_t v = 42;
+
+	cr_assert_eq(parse_u64("10", 1, 86400, &v), 0);
+	cr_assert_eq(v, 10);
+	cr_assert_eq(parse_u64("0", 1, 86400, &v), -ERANGE);
+	cr_assert_eq(parse_u64("86401", 1, 86400, &v), -ERANGE);
+	cr_assert_eq(parse_u64("-1", 0, 10, &v), -EINVAL);
+	cr_assert_eq(parse_u64("+1", 0, 10, &v), -EINVAL);
+	cr_assert_eq(parse_u64(" 1", 0, 10, &v), -EINVAL);
+	cr_assert_eq(parse_u64("1 ", 0, 10, &v), -EINVAL);
+	cr_assert_eq(parse_u64("", 0, 10, &v), -EINVAL);
+	cr_assert_eq(parse_u64("99999999999999999999999", 0, UINT64_MAX, &v), -EINVAL);
+	cr_assert_eq(v, 10);
+}
+
+Test(util, rfc3339_ms)
+{
+	struct timespec ts = { .tv_sec = 1795000000, .tv_nsec = 987654321 };
+	char buf[40];
+
+	cr_assert_eq(format_rfc3339_ms(&ts, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "2026-11-18T11:06:40.987Z");
+	ts.tv_nsec = 0;
+	cr_assert_eq(format_rfc3339_ms(&ts, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "2026-11-18T11:06:40.000Z");
+	cr_assert_eq(format_rfc3339_ms(&ts, buf, 10), -ENOSPC);
+}

@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* ephport agent: load the BPF side, publish its maps, print JSON lines. */
+#include <errno.h>
+#include <getopt.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "ephport.h"
+#include "tuples.skel.h"
+
+#define BPF_FS_MAGIC	0xcafe4a11
+#define BPF_FS_PATH	"/sys/fs/bpf"
+#define MAX_MAP_ENTRIES (1u << 24)
+
+static const char agent_usage[] =
+	"usage: ephport agent [--interval SEC] [--max-tuples N] [--max-sockets N] [--host NAME] "
+	"[--verbose]\n";
+
+static const char agent_help[] =
+	"Count ephemeral port usage per destination tuple in the kernel and print JSON lines.\n"
+	"\n"
+	"  -i, --interval SEC     seconds between tuple snapshots (1-86400, default 10)\n"
+	"      --max-tuples N     destination tuples tracked at most (default 65536)\n"
+	"      --max-sockets N    live active-open sockets tracked at most (default 262144)\n"
+	"      --host NAME        value of every line's \"host\" (default: the hostname)\n"
+	"  -v, --verbose          show libbpf's messages, including the verifier log\n"
+	"  -h, --help             this help\n"
+	"\n"
+	"Runs in the foreground as root; SIGINT or SIGTERM stops it. While it runs, its maps\n"
+	"are pinned under " EPH_PIN_DIR " for 'ephport query'. Events: docs/events.md.\n";
+
+struct agent_opts {
+	uint64_t interval;
+	uint64_t max_tuples;
+	uint64_t max_sockets;
+	const char *host;
+	bool verbose;
+};
+
+struct agent {
+	struct agent_opts opts;
+	struct tuples_bpf *skel;
+	char host[256];
+	bool pinned;
+	__u64 lines_dropped;
+	struct timespec started;
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static bool verbose;
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	(void)level;
+	/* without --verbose our own one-line errors say what failed */
+	return verbose ? vfprintf(stderr, fmt, args) : 0;
+}
+
+static bool has_cap(const struct __user_cap_data_struct caps[2], int cap)
+{
+	return caps[cap / 32].effective & (1u << (cap % 32));
+}
+
+/* what the agent needs before it touches anything, each with a fix */
+static int preflight(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct caps[2] = { 0 };
+
+	if (syscall(SYS_capget, &hdr, caps)) {
+		eph_err("cannot read capabilities: %s", strerror(errno));
+		return -1;
+	}
+	if (!has_cap(caps, CAP_SYS_ADMIN) &&
+	    !(has_cap(caps, CAP_BPF) && has_cap(caps, CAP_PERFMON))) {
+		eph_err("agent needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN): run it with "
+			"sudo");
+		return -1;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		eph_err("kernel has no BTF (/sys/kernel/btf/vmlinux: %s): ephport needs a kernel "
+			"built with CONFIG_DEBUG_INFO_BTF=y (Linux 5.8 or later)",
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int ensure_bpffs(void)
+{
+	struct statfs st;
+
+	if (statfs(BPF_FS_PATH, &st) == 0 && (unsigned long)st.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", BPF_FS_PATH, "bpf", 0, "mode=0700")) {
+		eph_err("bpffs is not mounted at " BPF_FS_PATH " and mounting it failed: %s "
+			"(mount -t bpf bpf " BPF_FS_PATH ")",
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static const char *const pinned_maps[] = { "tuples", "stats", "sockets" };
+
+static void unpin_all(void)
+{
+	char path[256];
+
+	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
+		snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", pinned_maps[i]);
+		unlink(path);
+	}
+	rmdir(EPH_PIN_DIR);
+}
+
+static int pin_maps(struct agent *a)
+{
+	struct bpf_map *maps[] = { a->skel->maps.tuples, a->skel->maps.stats,
+				   a->skel->maps.sockets };
+	char path[256];
+	int err;
+
+	/* we hold the lock, so anything here was left by an agent that was killed */
+	unpin_all();
+	if (mkdir(EPH_PIN_DIR, 0700) && errno != EEXIST) {
+		eph_err("cannot create %s: %s", EPH_PIN_DIR, strerror(errno));
+		return -1;
+	}
+	a->pinned = true;
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", pinned_maps[i]);
+		err = bpf_map__pin(maps[i], path);
+		if (err) {
+			eph_err("cannot pin map at %s: %s", path, strerror(-err));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int load_bpf(struct agent *a)
+{
+	int err;
+
+	a->skel = tuples_bpf__open();
+	if (!a->skel) {
+		eph_err("cannot open the BPF object: %s", strerror(errno));
+		return -1;
+	}
+	bpf_map__set_max_entries(a->skel->maps.tuples, a->opts.max_tuples);
+	bpf_map__set_max_entries(a->skel->maps.sockets, a->opts.max_sockets);
+	err = tuples_bpf__load(a->skel);
+	if (err) {
+		eph_err("the kernel rejected ephport's BPF programs: %s -- needs tp_btf and BTF "
+			"(Linux 5.8+); --verbose shows the verifier log",
+			strerror(-err));
+		return -1;
+	}
+	err = tuples_bpf__attach(a->skel);
+	if (err) {
+		eph_err("cannot attach to tracepoint sock/inet_sock_set_state: %s", strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+static cJSON *event_new(struct agent *a, const char *name)
+{
+	char ts[40];
+	struct timespec now;
+	cJSON *ev = cJSON_CreateObject();
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (!ev || format_rfc3339_ms(&now, ts, sizeof(ts)) ||
+	    !cJSON_AddStringToObject(ev, "ts", ts) || !cJSON_AddStringToObject(ev, "event", name) ||
+	    !cJSON_AddStringToObject(ev, "host", a->host)) {
+		cJSON_Delete(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+/* print and free; a line that cannot be written is counted, never retried */
+static void event_emit(struct agent *a, cJSON *ev)
+{
+	if (!ev || json_print_line(ev))
+		a->lines_dropped++;
+	cJSON_Delete(ev);
+}
+
+static void emit_start(struct agent *a)
+{
+	cJSON *ev = event_new(a, "agent_start");
+	cJSON *settings;
+	struct utsname u;
+
+	if (!ev)
+		goto out;
+	uname(&u);
+	if (!cJSON_AddStringToObject(ev, "version", EPHPORT_VERSION) ||
+	    !cJSON_AddStringToObject(ev, "kernel", u.release) ||
+	    !cJSON_AddNumberToObject(ev, "pid", getpid()) ||
+	    !cJSON_AddStringToObject(ev, "pin_dir", EPH_PIN_DIR) ||
+	    !(settings = cJSON_AddObjectToObject(ev, "settings")) ||
+	    !cJSON_AddNumberToObject(settings, "interval", a->opts.interval) ||
+	    !cJSON_AddNumberToObject(settings, "max_tuples", a->opts.max_tuples) ||
+	    !cJSON_AddNumberToObject(settings, "max_sockets", a->opts.max_sockets)) {
+		cJSON_Delete(ev);
+		ev = NULL;
+	}
+out:
+	event_emit(a, ev);
+}
+
+static int snapshot(struct agent *a)
+{
+	struct tuple_list list = { 0 };
+	struct agent_stats st = { .max_tuples = a->opts.max_tuples,
+				  .max_sockets = a->opts.max_sockets };
+	cJSON *ev;
+	int err;
+
+	err = tuple_list_read(bpf_map__fd(a->skel->maps.tuples), NULL, &list);
+	if (!err)
+		err = stats_read(bpf_map__fd(a->skel->maps.stats), &st);
+	if (err) {
+		eph_err("cannot read the BPF maps: %s", strerror(-err));
+		goto cleanup;
+	}
+	tuple_list_sort(&list);
+	for (size_t i = 0; i < list.len; i++) {
+		if (list.items[i].in_use <= 0)
+			continue;
+		ev = event_new(a, "tuple");
+		if (ev && tuple_to_json(&list.items[i], ev)) {
+			cJSON_Delete(ev);
+			ev = NULL;
+		}
+		event_emit(a, ev);
+	}
+	ev = event_new(a, "stats");
+	if (ev && (stats_to_json(&st, list.len, ev) ||
+		   !cJSON_AddNumberToObject(ev, "lines_dropped", a->lines_dropped))) {
+		cJSON_Delete(ev);
+		ev = NULL;
+	}
+	event_emit(a, ev);
+cleanup:
+	tuple_list_free(&list);
+	return err;
+}
+
+static void emit_stop(struct agent *a, const char *reason)
+{
+	cJSON *ev = event_new(a, "agent_stop");
+	struct timespec now;
+	char sig[16];
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	snprintf(sig, sizeof(sig), "SIG%s", stop_signal ? sigabbrev_np(stop_signal) : "");
+	if (ev && (!cJSON_AddStringToObject(ev, "reason", reason) ||
+		   (stop_signal && !cJSON_AddStringToObject(ev, "signal", sig)) ||
+		   !cJSON_AddNumberToObject(ev, "uptime_s", now.tv_sec - a->started.tv_sec))) {
+		cJSON_Delete(ev);
+		ev = NULL;
+	}
+	event_emit(a, ev);
+}
+
+static int run_loop(struct agent *a)
+{
+	struct timespec next;
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	while (!stop_signal) {
+		next.tv_sec += a->opts.interval;
+		/* EINTR is how a signal ends the wait */
+		while (!stop_signal &&
+		       clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+			;
+		if (stop_signal)
+			break;
+		if (snapshot(a))
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct agent_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "interval", required_argument, NULL, 'i' },
+		{ "max-tuples", required_argument, NULL, 'T' },
+		{ "max-sockets", required_argument, NULL, 'S' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":i:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			if (parse_u64(optarg, 1, 86400, &o->interval))
+				goto bad_value;
+			break;
+		case 'T':
+			if (parse_u64(optarg, 1, MAX_MAP_ENTRIES, &o->max_tuples))
+				goto bad_value;
+			break;
+		case 'S':
+			if (parse_u64(optarg, 1, MAX_MAP_ENTRIES, &o->max_sockets))
+				goto bad_value;
+			break;
+		case 'H':
+			if (!*optarg || strlen(optarg) > 255)
+				goto bad_value;
+			o->host = optarg;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			fputs(agent_usage, stdout);
+			fputs(agent_help, stdout);
+			return 1;
+		case ':':
+			fprintf(stderr, "ephport agent: %s needs a value\n%s", argv[optind - 1],
+				agent_usage);
+			return -1;
+		default:
+			fprintf(stderr, "ephport agent: unknown option '%s'\n%s", argv[optind - 1],
+				agent_usage);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ephport agent: unexpected argument '%s'\n%s", argv[optind],
+			agent_usage);
+		return -1;
+	}
+	return 0;
+bad_value:
+	fprintf(stderr, "ephport agent: bad value '%s' for %s\n%s", optarg, argv[optind - 1],
+		agent_usage);
+	return -1;
+}
+
+int cmd_agent(int argc, char **argv)
+{
+	struct agent a = { .opts = { .interval = 10,
+				     .max_tuples = MAX_TUPLES_DEFAULT,
+				     .max_sockets = MAX_SOCKETS_DEFAULT } };
+	struct sigaction sa = { .sa_handler = on_signal };
+	int lock_fd = -1, ret = 1, err;
+	long holder = 0;
+
+	err = parse_opts(argc, argv, &a.opts);
+	if (err)
+		return err > 0 ? 0 : EXIT_USAGE;
+	verbose = a.opts.verbose;
+	libbpf_set_print(libbpf_print);
+	if (a.opts.host)
+		snprintf(a.host, sizeof(a.host), "%s", a.opts.host);
+	else if (gethostname(a.host, sizeof(a.host) - 1))
+		snprintf(a.host, sizeof(a.host), "unknown");
+
+	if (preflight())
+		return 1;
+	err = agent_lock_acquire(&lock_fd, &holder);
+	if (err == -EBUSY) {
+		eph_err("another ephport agent is already running (pid %ld); stop it first",
+			holder);
+		return 1;
+	} else if (err) {
+		eph_err("cannot take the agent lock %s: %s", EPH_LOCK_PATH, strerror(-err));
+		return 1;
+	}
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (ensure_bpffs() || load_bpf(&a) || pin_maps(&a))
+		goto cleanup;
+	clock_gettime(CLOCK_MONOTONIC, &a.started);
+	emit_start(&a);
+	err = run_loop(&a);
+	emit_stop(&a, err ? "error" : "signal");
+	ret = err ? 1 : 0;
+cleanup:
+	if (a.pinned)
+		unpin_all();
+	tuples_bpf__destroy(a.skel);
+	agent_lock_release(lock_fd);
+	return ret;
+}

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* ephport query: read the running agent's pinned maps. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "ephport.h"
+
+static const char query_usage[] =
+	"usage: ephport query [--json] [--netns INODE] [--dst IP[:PORT]] [--src IP]\n";
+
+static const char query_help[] =
+	"Show the live per-destination counts of the running agent, most used first.\n"
+	"\n"
+	"  -j, --json             one JSON document instead of a table\n"
+	"  -n, --netns INODE      only this network namespace (readlink /proc/PID/ns/net)\n"
+	"  -d, --dst IP[:PORT]    only this destination ([IPv6]:PORT for IPv6 with a port)\n"
+	"  -s, --src IP           only this source address\n"
+	"  -h, --help             this help\n"
+	"\n"
+	"IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are shown and matched as IPv4.\n";
+
+static int parse_opts(int argc, char **argv, struct tuple_filter *f)
+{
+	/* clang-format off */
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "netns", required_argument, NULL, 'n' },
+		{ "dst", required_argument, NULL, 'd' },
+		{ "src", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	/* clang-format on */
+	int c, err = 0;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":jn:d:s:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			eph_json_mode = true;
+			break;
+		case 'n':
+			err = filter_parse_netns(f, optarg);
+			break;
+		case 'd':
+			err = filter_parse_dst(f, optarg);
+			break;
+		case 's':
+			err = filter_parse_src(f, optarg);
+			break;
+		case 'h':
+			fputs(query_usage, stdout);
+			fputs(query_help, stdout);
+			return 1;
+		case ':':
+			fprintf(stderr, "ephport query: %s needs a value\n%s", argv[optind - 1],
+				query_usage);
+			return -1;
+		default:
+			fprintf(stderr, "ephport query: unknown option '%s'\n%s", argv[optind - 1],
+				query_usage);
+			return -1;
+		}
+		if (err) {
+			fprintf(stderr, "ephport query: bad value '%s' for %s\n%s", optarg,
+				argv[optind - 1], query_usage);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ephport query: unexpected argument '%s'\n%s", argv[optind],
+			query_usage);
+		return -1;
+	}
+	return 0;
+}
+
+static int open_pinned(const char *name, int *fd)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", name);
+	*fd = bpf_obj_get(path);
+	if (*fd >= 0)
+		return 0;
+	if (errno == EPERM || errno == EACCES)
+		eph_err("cannot open %s: %s (query needs root)", path, strerror(errno));
+	else
+		eph_err("cannot open %s: %s (is the agent starting or stopping?)", path,
+			strerror(errno));
+	return -1;
+}
+
+static __u32 map_max_entries(int fd)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.max_entries;
+}
+
+static int print_json(pid_t agent, const struct tuple_list *l, const struct agent_stats *st)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON *arr = cJSON_AddArrayToObject(doc, "tuples");
+	cJSON *stats = cJSON_AddObjectToObject(doc, "stats");
+	int err = -ENOMEM;
+
+	if (!doc || !arr || !stats || !cJSON_AddNumberToObject(doc, "agent_pid", agent) ||
+	    stats_to_json(st, l->len, stats))
+		goto cleanup;
+	for (size_t i = 0; i < l->len; i++) {
+		cJSON *t = cJSON_CreateObject();
+
+		if (!t)
+			goto cleanup;
+		cJSON_AddItemToArray(arr, t);
+		if (tuple_to_json(&l->items[i], t))
+			goto cleanup;
+	}
+	err = json_print_line(doc);
+cleanup:
+	cJSON_Delete(doc);
+	return err;
+}
+
+static void print_table(const struct tuple_list *l, const struct agent_stats *st)
+{
+	char src[EPH_ADDRSTRLEN], dst[EPH_ADDRSTRLEN + 8], addr[EPH_ADDRSTRLEN];
+	int wsrc = 3, wdst = 3;
+
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1)
+			printf("%-10s %-*s %-*s %7s %8s %7s %6s %6s %7s %8s %7s %7s %9s %7s\n",
+			       "NETNS", wsrc, "SRC", wdst, "DST", "IN_USE", "SYN_SENT", "ESTAB",
+			       "FIN_W1", "FIN_W2", "CLOSE_W", "LAST_ACK", "CLOSING", "TIME_W",
+			       "CONNECTS", "FAILED");
+		for (size_t i = 0; i < l->len; i++) {
+			const struct tuple *t = &l->items[i];
+			const __s32 *s = t->val.states;
+			int n;
+
+			addr_format(t->key.family, t->key.saddr, src, sizeof(src));
+			addr_format(t->key.family, t->key.daddr, addr, sizeof(addr));
+			n = snprintf(dst, sizeof(dst),
+				     t->key.family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr,
+				     t->key.dport);
+			if (pass == 0) {
+				wsrc = (int)strlen(src) > wsrc ? (int)strlen(src) : wsrc;
+				wdst = n > wdst ? n : wdst;
+				continue;
+			}
+			printf("%-10u %-*s %-*s %7lld %8d %7d %6d %6d %7d %8d %7d %7d %9llu "
+			       "%7llu\n",
+			       t->key.netns, wsrc, src, wdst, dst, (long long)t->in_use,
+			       s[EPH_TCP_SYN_SENT], s[EPH_TCP_ESTABLISHED], s[EPH_TCP_FIN_WAIT1],
+			       s[EPH_TCP_FIN_WAIT2], s[EPH_TCP_CLOSE_WAIT], s[EPH_TCP_LAST_ACK],
+			       s[EPH_TCP_CLOSING], s[EPH_TCP_TIME_WAIT],
+			       (unsigned long long)t->val.connects,
+			       (unsigned long long)t->val.failed_connects);
+		}
+	}
+	if (st->counters[EPH_STAT_TUPLES_FULL] || st->counters[EPH_STAT_SOCKETS_FULL])
+		fprintf(stderr,
+			"ephport: maps were full: %llu new tuples and %llu sockets not counted "
+			"(raise --max-tuples %u / --max-sockets %u)\n",
+			(unsigned long long)st->counters[EPH_STAT_TUPLES_FULL],
+			(unsigned long long)st->counters[EPH_STAT_SOCKETS_FULL], st->max_tuples,
+			st->max_sockets);
+}
+
+int cmd_query(int argc, char **argv)
+{
+	struct tuple_filter filter = { 0 };
+	struct tuple_list list = { 0 };
+	struct agent_stats st = { 0 };
+	int tuples_fd = -1, stats_fd = -1, sockets_fd = -1, ret = 1, err;
+	pid_t agent;
+
+	err = parse_opts(argc, argv, &filter);
+	if (err)
+		return err > 0 ? 0 : EXIT_USAGE;
+
+	agent = agent_lock_holder();
+	if (agent < 0) {
+		eph_err("cannot check for a running agent (%s): %s", EPH_LOCK_PATH,
+			strerror(-agent));
+		return 1;
+	}
+	if (agent == 0) {
+		eph_err("no ephport agent is running (start one with 'ephport agent')");
+		return 1;
+	}
+	if (open_pinned("tuples", &tuples_fd) || open_pinned("stats", &stats_fd) ||
+	    open_pinned("sockets", &sockets_fd))
+		goto cleanup;
+
+	st.max_tuples = map_max_entries(tuples_fd);
+	st.max_sockets = map_max_entries(sockets_fd);
+	err = tuple_list_read(tuples_fd, &filter, &list);
+	if (!err)
+		err = stats_read(stats_fd, &st);
+	if (err) {
+		eph_err("cannot read the agent's maps: %s", strerror(-err));
+		goto cleanup;
+	}
+	tuple_list_sort(&list);
+	if (eph_json_mode) {
+		err = print_json(agent, &list, &st);
+		if (err) {
+			eph_err("cannot print JSON: %s", strerror(-err));
+			goto cleanup;
+		}
+	} else {
+		print_table(&list, &st);
+	}
+	ret = 0;
+cleanup:
+	tuple_list_free(&list);
+	if (sockets_fd >= 0)
+		close(sockets_fd);
+	if (stats_fd >= 0)
+		close(stats_fd);
+	if (tuples_fd >= 0)
+		close(tuples_fd);
+	return ret;
+}

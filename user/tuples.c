@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Reading, filtering, sorting and rendering the kernel's per-tuple counts. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "ephport.h"
+
+/* the states that hold a local port, in the order users read them */
+static const struct {
+	const char *name;
+	int state;
+} live_states[] = {
+	{ "syn_sent", EPH_TCP_SYN_SENT },     { "established", EPH_TCP_ESTABLISHED },
+	{ "fin_wait1", EPH_TCP_FIN_WAIT1 },   { "fin_wait2", EPH_TCP_FIN_WAIT2 },
+	{ "close_wait", EPH_TCP_CLOSE_WAIT }, { "last_ack", EPH_TCP_LAST_ACK },
+	{ "closing", EPH_TCP_CLOSING },
+};
+
+static const char *const stat_names[EPH_STAT_MAX] = {
+	[EPH_STAT_TUPLES_FULL] = "tuples_dropped",
+	[EPH_STAT_SOCKETS_FULL] = "sockets_dropped",
+	[EPH_STAT_TUPLE_MISSING] = "tuple_missing",
+};
+
+bool filter_match(const struct tuple_filter *f, const struct tuple *t)
+{
+	const struct tuple_key *k = &t->key;
+
+	if (f->netns_set && k->netns != f->netns)
+		return false;
+	if (f->src_set && (k->family != f->src_family || memcmp(k->saddr, f->src, 16)))
+		return false;
+	if (f->dst_set && (k->family != f->dst_family || memcmp(k->daddr, f->dst, 16)))
+		return false;
+	if (f->dport_set && k->dport != f->dport)
+		return false;
+	return true;
+}
+
+void tuple_finish(struct tuple *t)
+{
+	t->in_use = 0;
+	for (size_t i = 0; i < sizeof(live_states) / sizeof(live_states[0]); i++)
+		t->in_use += t->val.states[live_states[i].state];
+}
+
+static int tuple_list_push(struct tuple_list *l, const struct tuple *t)
+{
+	if (l->len == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct tuple *items = realloc(l->items, cap * sizeof(*items));
+
+		if (!items)
+			return -ENOMEM;
+		l->items = items;
+		l->cap = cap;
+	}
+	l->items[l->len++] = *t;
+	return 0;
+}
+
+/* a consistent-enough copy: each value is read whole, the map may move meanwhile */
+int tuple_list_read(int map_fd, const struct tuple_filter *f, struct tuple_list *out)
+{
+	struct tuple_key key, next;
+	struct tuple t;
+	void *prev = NULL;
+	int err;
+
+	while (!(err = bpf_map_get_next_key(map_fd, prev, &next))) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(map_fd, &key, &t.val))
+			continue; /* deleted meanwhile */
+		t.key = key;
+		tuple_finish(&t);
+		if (f && !filter_match(f, &t))
+			continue;
+		err = tuple_list_push(out, &t);
+		if (err)
+			return err;
+	}
+	return err == -ENOENT ? 0 : err;
+}
+
+static int tuple_cmp(const void *a, const void *b)
+{
+	const struct tuple *x = a, *y = b;
+
+	if (x->in_use != y->in_use)
+		return x->in_use > y->in_use ? -1 : 1;
+	if (x->val.failed_connects != y->val.failed_connects)
+		return x->val.failed_connects > y->val.failed_connects ? -1 : 1;
+	if (x->val.connects != y->val.connects)
+		return x->val.connects > y->val.connects ? -1 : 1;
+	return memcmp(&x->key, &y->key, sizeof(x->key));
+}
+
+/* most used first; ties broken so that the order is stable between runs */
+void tuple_list_sort(struct tuple_list *l)
+{
+	if (l->len)
+		qsort(l->items, l->len, sizeof(*l->items), tuple_cmp);
+}
+
+void tuple_list_free(struct tuple_list *l)
+{
+	free(l->items);
+	l->items = NULL;
+	l->len = l->cap = 0;
+}
+
+#define ADD_NUM(obj, name, v) (cJSON_AddNumberToObject((obj), (name), (double)(v)) ? 0 : -ENOMEM)
+
+int tuple_to_json(const struct tuple *t, cJSON *obj)
+{
+	const struct tuple_key *k = &t->key;
+	const char *family = k->family == AF_INET ? "ipv4" : "ipv6";
+	char saddr[EPH_ADDRSTRLEN], daddr[EPH_ADDRSTRLEN];
+	int err = 0;
+
+	if (addr_format(k->family, k->saddr, saddr, sizeof(saddr)) ||
+	    addr_format(k->family, k->daddr, daddr, sizeof(daddr)))
+		return -EINVAL;
+	err |= ADD_NUM(obj, "netns", k->netns);
+	err |= cJSON_AddStringToObject(obj, "family", family) ? 0 : -ENOMEM;
+	err |= cJSON_AddStringToObject(obj, "saddr", saddr) ? 0 : -ENOMEM;
+	err |= cJSON_AddStringToObject(obj, "daddr", daddr) ? 0 : -ENOMEM;
+	err |= ADD_NUM(obj, "dport", k->dport);
+	for (size_t i = 0; i < sizeof(live_states) / sizeof(live_states[0]); i++)
+		err |= ADD_NUM(obj, live_states[i].name, t->val.states[live_states[i].state]);
+	err |= ADD_NUM(obj, "time_wait", t->val.states[EPH_TCP_TIME_WAIT]);
+	err |= ADD_NUM(obj, "in_use", t->in_use);
+	err |= ADD_NUM(obj, "connects", t->val.connects);
+	err |= ADD_NUM(obj, "failed_connects", t->val.failed_connects);
+	err |= ADD_NUM(obj, "bound_connects", t->val.bound_connects);
+	return err ? -ENOMEM : 0;
+}
+
+int stats_read(int stats_fd, struct agent_stats *st)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals;
+	int err = 0;
+
+	if (ncpu < 0)
+		return ncpu;
+	vals = calloc(ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (__u32 slot = 0; slot < EPH_STAT_MAX; slot++) {
+		st->counters[slot] = 0;
+		if (bpf_map_lookup_elem(stats_fd, &slot, vals)) {
+			err = -errno;
+			break;
+		}
+		for (int cpu = 0; cpu < ncpu; cpu++)
+			st->counters[slot] += vals[cpu];
+	}
+	free(vals);
+	return err;
+}
+
+int stats_to_json(const struct agent_stats *st, size_t tuples, cJSON *obj)
+{
+	int err = 0;
+
+	err |= ADD_NUM(obj, "tuples", tuples);
+	err |= ADD_NUM(obj, "max_tuples", st->max_tuples);
+	err |= ADD_NUM(obj, "max_sockets", st->max_sockets);
+	for (int i = 0; i < EPH_STAT_MAX; i++)
+		err |= ADD_NUM(obj, stat_names[i], st->counters[i]);
+	return err ? -ENOMEM : 0;
+}

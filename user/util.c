@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Small helpers: error lines, number parsing, timestamps, JSON lines. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "ephport.h"
+
+bool eph_json_mode;
+
+/* one line on stderr; in JSON mode also {"error": ...} on stdout */
+void eph_err(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "ephport: %s\n", msg);
+	if (eph_json_mode) {
+		cJSON *obj = cJSON_CreateObject();
+
+		if (obj && cJSON_AddStringToObject(obj, "error", msg))
+			json_print_line(obj);
+		cJSON_Delete(obj);
+	}
+}
+
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end != '\0')
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int format_rfc3339_ms(const struct timespec *ts, char *buf, size_t len)
+{
+	struct tm tm;
+	int n;
+
+	if (!gmtime_r(&ts->tv_sec, &tm))
+		return -EINVAL;
+	n = snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		     ts->tv_nsec / 1000000);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+/* print one object as one line on stdout; the caller keeps ownership */
+int json_print_line(cJSON *obj)
+{
+	char *s = cJSON_PrintUnformatted(obj);
+	int err = 0;
+
+	if (!s)
+		return -ENOMEM;
+	if (puts(s) == EOF || fflush(stdout) == EOF)
+		err = errno ? -errno : -EIO;
+	cJSON_free(s);
+	return err;
+}
