@@ -59,29 +59,28 @@ static __always_inline bool ipv6_is_v4mapped(const struct in6_addr *a)
 	       a->in6_u.u6_addr32[2] == bpf_htonl(0x0000ffff);
 }
 
-/* false for sockets that are not TCP over IPv4/IPv6 */
+/*
+ * false for sockets that are not TCP over IPv4/IPv6. tp_btf hands us a trusted
+ * pointer, so plain loads (CO-RE relocated) replace bpf_probe_read_kernel() calls.
+ */
 static __always_inline bool tuple_key_of(const struct sock *sk, struct tuple_key *key)
 {
 	const struct sock_common *skc = &sk->__sk_common;
-	__u16 family = BPF_CORE_READ(skc, skc_family);
+	__u16 family = skc->skc_family;
 
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return false;
 
 	__builtin_memset(key, 0, sizeof(*key));
-	key->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
-	key->dport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+	key->netns = skc->skc_net.net->ns.inum;
+	key->dport = bpf_ntohs(skc->skc_dport);
 
 	if (family == AF_INET6) {
-		struct in6_addr daddr = BPF_CORE_READ(skc, skc_v6_daddr);
-
 		/* a v4-mapped peer is reached over IPv4 and competes for IPv4 ports */
-		if (!ipv6_is_v4mapped(&daddr)) {
-			struct in6_addr saddr = BPF_CORE_READ(skc, skc_v6_rcv_saddr);
-
+		if (!ipv6_is_v4mapped(&skc->skc_v6_daddr)) {
 			key->family = AF_INET6;
-			__builtin_memcpy(key->saddr, &saddr, sizeof(saddr));
-			__builtin_memcpy(key->daddr, &daddr, sizeof(daddr));
+			__builtin_memcpy(key->saddr, &skc->skc_v6_rcv_saddr, 16);
+			__builtin_memcpy(key->daddr, &skc->skc_v6_daddr, 16);
 			return true;
 		}
 	} else if (family != AF_INET) {
@@ -89,11 +88,8 @@ static __always_inline bool tuple_key_of(const struct sock *sk, struct tuple_key
 	}
 
 	key->family = AF_INET;
-	__u32 saddr = BPF_CORE_READ(skc, skc_rcv_saddr);
-	__u32 daddr = BPF_CORE_READ(skc, skc_daddr);
-
-	__builtin_memcpy(key->saddr, &saddr, sizeof(saddr));
-	__builtin_memcpy(key->daddr, &daddr, sizeof(daddr));
+	__builtin_memcpy(key->saddr, &skc->skc_rcv_saddr, 4);
+	__builtin_memcpy(key->daddr, &skc->skc_daddr, 4);
 	return true;
 }
 
@@ -138,7 +134,7 @@ static __always_inline void active_open(const struct sock *sk, __u64 skaddr)
 		return;
 	__sync_fetch_and_add(&val->connects, 1);
 	/* the port is picked after this event unless bind() already took one */
-	if (BPF_CORE_READ(sk, __sk_common.skc_num))
+	if (sk->__sk_common.skc_num)
 		__sync_fetch_and_add(&val->bound_connects, 1);
 	if (bpf_map_update_elem(&sockets, &skaddr, &one, BPF_ANY)) {
 		stat_inc(EPH_STAT_SOCKETS_FULL);
