@@ -133,6 +133,8 @@ static __always_inline void active_open(const struct sock *sk, __u64 skaddr)
 	if (!val)
 		return;
 	__sync_fetch_and_add(&val->connects, 1);
+	/* lets user space forget tuples that went idle; a tuple only wakes up here */
+	val->last_connect_ns = bpf_ktime_get_ns();
 	/* the port is picked after this event unless bind() already took one */
 	if (sk->__sk_common.skc_num)
 		__sync_fetch_and_add(&val->bound_connects, 1);

@@ -44,6 +44,7 @@ struct tuple_key {
 };
 
 struct tuple_val {
+	__u64 last_connect_ns; /* bpf_ktime_get_ns() of the latest active open */
 	__u64 connects;	       /* active opens started (CLOSE -> SYN_SENT) */
 	__u64 failed_connects; /* connect() that got no local port */
 	__u64 bound_connects;  /* active opens whose port was bound before connect() */

@@ -24,9 +24,9 @@
 #define BPF_FS_PATH	"/sys/fs/bpf"
 #define MAX_MAP_ENTRIES (1u << 24)
 
-static const char agent_usage[] =
-	"usage: ephport agent [--interval SEC] [--max-tuples N] [--max-sockets N] [--host NAME] "
-	"[--verbose]\n";
+static const char agent_usage[] = "usage: ephport agent [--interval SEC] [--max-tuples N] "
+				  "[--max-sockets N] [--tuple-idle SEC] "
+				  "[--host NAME] [--verbose]\n";
 
 static const char agent_help[] =
 	"Count ephemeral port usage per destination tuple in the kernel and print JSON lines.\n"
@@ -34,6 +34,8 @@ static const char agent_help[] =
 	"  -i, --interval SEC     seconds between tuple snapshots (1-86400, default 10)\n"
 	"      --max-tuples N     destination tuples tracked at most (default 65536)\n"
 	"      --max-sockets N    live active-open sockets tracked at most (default 262144)\n"
+	"      --tuple-idle SEC   forget tuples with nothing in use and no connect for SEC\n"
+	"                         seconds (default 600; 0 keeps them for ever)\n"
 	"      --host NAME        value of every line's \"host\" (default: the hostname)\n"
 	"  -v, --verbose          show libbpf's messages, including the verifier log\n"
 	"  -h, --help             this help\n"
@@ -45,6 +47,7 @@ struct agent_opts {
 	uint64_t interval;
 	uint64_t max_tuples;
 	uint64_t max_sockets;
+	uint64_t tuple_idle;
 	const char *host;
 	bool verbose;
 };
@@ -55,6 +58,7 @@ struct agent {
 	char host[256];
 	bool pinned;
 	__u64 lines_dropped;
+	__u64 tuples_expired;
 	struct timespec started;
 };
 
@@ -223,12 +227,49 @@ static void emit_start(struct agent *a)
 	    !(settings = cJSON_AddObjectToObject(ev, "settings")) ||
 	    !cJSON_AddNumberToObject(settings, "interval", a->opts.interval) ||
 	    !cJSON_AddNumberToObject(settings, "max_tuples", a->opts.max_tuples) ||
-	    !cJSON_AddNumberToObject(settings, "max_sockets", a->opts.max_sockets)) {
+	    !cJSON_AddNumberToObject(settings, "max_sockets", a->opts.max_sockets) ||
+	    !cJSON_AddNumberToObject(settings, "tuple_idle", a->opts.tuple_idle)) {
 		cJSON_Delete(ev);
 		ev = NULL;
 	}
 out:
 	event_emit(a, ev);
+}
+
+static bool tuple_idle(const struct tuple *t, __u64 now_ns, __u64 idle_ns)
+{
+	return !t->in_use && !t->val.states[EPH_TCP_TIME_WAIT] &&
+	       now_ns - t->val.last_connect_ns >= idle_ns;
+}
+
+/*
+ * Forget tuples with no socket in use and no connect for --tuple-idle seconds, so
+ * that a host talking to ever new destinations does not fill the map for good.
+ * The value is read again right before the delete; a connect() to that destination
+ * in the microseconds between the two can still lose that one socket's counts.
+ */
+static void expire_idle(struct agent *a, const struct tuple_list *l)
+{
+	int fd = bpf_map__fd(a->skel->maps.tuples);
+	__u64 idle_ns = a->opts.tuple_idle * 1000000000ull;
+	struct timespec now;
+	struct tuple fresh;
+	__u64 now_ns;
+
+	if (!a->opts.tuple_idle)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now); /* the clock of bpf_ktime_get_ns() */
+	now_ns = now.tv_sec * 1000000000ull + now.tv_nsec;
+	for (size_t i = 0; i < l->len; i++) {
+		if (!tuple_idle(&l->items[i], now_ns, idle_ns))
+			continue;
+		fresh.key = l->items[i].key;
+		if (bpf_map_lookup_elem(fd, &fresh.key, &fresh.val))
+			continue;
+		tuple_finish(&fresh);
+		if (tuple_idle(&fresh, now_ns, idle_ns) && !bpf_map_delete_elem(fd, &fresh.key))
+			a->tuples_expired++;
+	}
 }
 
 static int snapshot(struct agent *a)
@@ -257,8 +298,10 @@ static int snapshot(struct agent *a)
 		}
 		event_emit(a, ev);
 	}
+	expire_idle(a, &list);
 	ev = event_new(a, "stats");
 	if (ev && (stats_to_json(&st, list.len, ev) ||
+		   !cJSON_AddNumberToObject(ev, "tuples_expired", a->tuples_expired) ||
 		   !cJSON_AddNumberToObject(ev, "lines_dropped", a->lines_dropped))) {
 		cJSON_Delete(ev);
 		ev = NULL;
@@ -311,6 +354,7 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 		{ "interval", required_argument, NULL, 'i' },
 		{ "max-tuples", required_argument, NULL, 'T' },
 		{ "max-sockets", required_argument, NULL, 'S' },
+		{ "tuple-idle", required_argument, NULL, 'I' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -331,6 +375,10 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'S':
 			if (parse_u64(optarg, 1, MAX_MAP_ENTRIES, &o->max_sockets))
+				goto bad_value;
+			break;
+		case 'I':
+			if (parse_u64(optarg, 0, 365 * 86400, &o->tuple_idle))
 				goto bad_value;
 			break;
 		case 'H':
@@ -371,7 +419,8 @@ int cmd_agent(int argc, char **argv)
 {
 	struct agent a = { .opts = { .interval = 10,
 				     .max_tuples = MAX_TUPLES_DEFAULT,
-				     .max_sockets = MAX_SOCKETS_DEFAULT } };
+				     .max_sockets = MAX_SOCKETS_DEFAULT,
+				     .tuple_idle = 600 } };
 	struct sigaction sa = { .sa_handler = on_signal };
 	int lock_fd = -1, ret = 1, err;
 	long holder = 0;

@@ -85,4 +85,5 @@ void agent_lock_release(int fd)
 		return;
 	unlink(EPH_LOCK_PATH);
 	close(fd);
+	rmdir(EPH_RUN_DIR); /* only if empty */
 }

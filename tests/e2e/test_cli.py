@@ -59,6 +59,7 @@ def test_version_and_help():
     ["agent", "--max-tuples", "0"],
     ["agent", "--max-sockets", "99999999999"],
     ["agent", "--nope"],
+    ["agent", "--tuple-idle", "x"],
 ])
 def test_bad_input_is_a_usage_error(args):
     r = ephport(*args)
@@ -69,7 +70,6 @@ def test_bad_input_is_a_usage_error(args):
 
 
 def test_query_without_agent():
-    assert not os.path.exists(LOCK) or run(EPHPORT, "query", check=False).returncode == 1
     r = ephport("query")
     assert r.returncode == 1
     assert r.stdout == ""
@@ -104,7 +104,8 @@ def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
         assert TS.match(start["ts"]) and start["host"] == "node-a"
         assert start["version"] == ephport("--version").stdout.split()[1]
         assert start["kernel"] == os.uname().release
-        assert start["settings"] == {"interval": 1, "max_tuples": 65536, "max_sockets": 262144}
+        assert start["settings"] == {"interval": 1, "max_tuples": 65536, "max_sockets": 262144,
+                                     "tuple_idle": 600}
         assert len(ephport_progs()) == 1
 
         # a second agent refuses while the first runs
@@ -134,7 +135,7 @@ def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
         ev = json.loads(line)
         assert TS.match(ev["ts"]) and ev["host"] == "node-a" and ev["event"]
     assert not os.path.exists(PIN_DIR)
-    assert not os.path.exists(LOCK)
+    assert not os.path.exists(os.path.dirname(LOCK))
     assert_no_progs()
     assert ephport("query").returncode == 1
 
@@ -204,3 +205,32 @@ def test_full_maps_are_counted_not_fatal(make_agent, make_netns, make_peer):
     assert "maps were full: 1 new tuples and 1 sockets not counted" in r.stderr
     ev = a.wait_event("stats", pred=lambda e: e["tuples_dropped"] == 1)
     assert ev["sockets_dropped"] == 1 and ev["tuples"] == 2
+
+
+def test_idle_tuples_expire_busy_ones_stay(make_agent, make_netns, make_peer):
+    a = make_agent("--interval", "1", "--tuple-idle", "1")
+    ns = make_netns()
+    peer = make_peer(ns)
+    peer.cmd("listen 127.0.0.1 7000")
+    peer.cmd("listen 127.0.0.1 7001")
+    assert peer.connect("127.0.0.1", 7000, 2) == (2, 0, 0)
+    assert peer.connect("127.0.0.1", 7001, 1) == (1, 0, 0)
+    peer.cmd("accepted 3")
+    eventually(lambda: assert_keys(ns, {7000, 7001}))
+    # close every client, then open one to 7001 again: only 7000 goes idle
+    peer.cmd("close-clients")
+    assert peer.connect("127.0.0.1", 7001, 1) == (1, 0, 0)
+    ev = a.wait_event("stats", pred=lambda e: e["tuples_expired"] >= 1)
+    assert ev["tuples_expired"] == 1
+    a.wait_event("stats")  # one more snapshot: the busy tuple is still there
+    t = query_tuples(ns)
+    assert list(t) == [("127.0.0.1", "127.0.0.1", 7001)]
+    assert t[("127.0.0.1", "127.0.0.1", 7001)]["established"] == 1
+    # a new connect brings an expired destination back, counted from zero
+    assert peer.connect("127.0.0.1", 7000, 1) == (1, 0, 0)
+    t = query_tuples(ns)[("127.0.0.1", "127.0.0.1", 7000)]
+    assert (t["connects"], t["established"]) == (1, 1)
+
+
+def assert_keys(ns, ports):
+    assert {k[2] for k in query_tuples(ns)} == ports
