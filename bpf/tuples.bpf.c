@@ -21,21 +21,27 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* max_entries of both hash maps are set by the loader (--max-tuples, --max-sockets) */
+/*
+ * max_entries of both hash maps are set by the loader (--max-tuples, --max-sockets).
+ * Neither is preallocated: memory follows use, and an entry the agent deletes is
+ * freed only after an RCU grace period, so a program still holding it never writes
+ * into an entry that was handed to another key.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_TUPLES_DEFAULT);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct tuple_key);
 	__type(value, struct tuple_val);
 } tuples SEC(".maps");
 
-/* tracked active opens: socket address -> unused; allocated on demand */
+/* tracked active opens, by socket address */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_SOCKETS_DEFAULT);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
-	__type(value, __u8);
+	__type(value, struct sock_val);
 } sockets SEC(".maps");
 
 struct {
@@ -95,23 +101,35 @@ static __always_inline bool tuple_key_of(const struct sock *sk, struct tuple_key
 
 static __always_inline struct tuple_val *tuple_get_or_create(const struct tuple_key *key)
 {
-	static const struct tuple_val zero;
-	struct tuple_val *val;
+	struct tuple_val *val, init = {};
 
 	val = bpf_map_lookup_elem(&tuples, key);
 	if (val)
 		return val;
+	init.born_ns = bpf_ktime_get_ns();
 	/* -EEXIST means another CPU created it first: fine */
-	if (bpf_map_update_elem(&tuples, key, &zero, BPF_NOEXIST) == -E2BIG) {
+	if (bpf_map_update_elem(&tuples, key, &init, BPF_NOEXIST) == -E2BIG) {
 		stat_inc(EPH_STAT_TUPLES_FULL);
 		return NULL;
 	}
 	return bpf_map_lookup_elem(&tuples, key);
 }
 
-static __always_inline void state_add(struct tuple_val *val, int state, int delta)
+/* the tuple a socket counts in, unless it expired or was made anew since */
+static __always_inline struct tuple_val *tuple_of_sock(const struct sock_val *sv)
 {
-	__u64 idx = (__u32)state;
+	struct tuple_val *val = bpf_map_lookup_elem(&tuples, &sv->key);
+
+	if (!val || val->born_ns != sv->tuple_born) {
+		stat_inc(EPH_STAT_TUPLE_MISSING);
+		return NULL;
+	}
+	return val;
+}
+
+static __always_inline void state_add(struct tuple_val *val, __u32 state, int delta)
+{
+	__u64 idx = state;
 
 	if (idx >= EPH_TCP_STATES || idx == EPH_TCP_CLOSE)
 		return;
@@ -121,15 +139,41 @@ static __always_inline void state_add(struct tuple_val *val, int state, int delt
 	__sync_fetch_and_add(&val->states[idx], delta);
 }
 
+/*
+ * SYN_SENT -> CLOSE while the socket is still SS_UNCONNECTED: connect() failed
+ * before it returned, which for TCP means __inet_hash_connect() found no usable
+ * port (EADDRNOTAVAIL). Refused or timed-out connects close later, as SS_CONNECTING.
+ * The port fields cannot tell: CLOSE zeroes skc_num first, and inet_sport keeps
+ * the port of an earlier attempt on a reused socket.
+ */
+static __always_inline bool connect_got_no_port(const struct sock *sk, int oldstate, int newstate)
+{
+	struct socket *sock;
+
+	if (oldstate != EPH_TCP_SYN_SENT || newstate != EPH_TCP_CLOSE)
+		return false;
+	sock = sk->sk_socket;
+	return sock && sock->state == SS_UNCONNECTED;
+}
+
 static __always_inline void active_open(const struct sock *sk, __u64 skaddr)
 {
-	static const __u8 one = 1;
-	struct tuple_key key;
+	struct sock_val sv = { .state = EPH_TCP_SYN_SENT };
+	struct sock_val *stale;
 	struct tuple_val *val;
 
-	if (!tuple_key_of(sk, &key))
+	/* an entry already here is a socket whose CLOSE we missed: take its count back */
+	stale = bpf_map_lookup_elem(&sockets, &skaddr);
+	if (stale) {
+		stat_inc(EPH_STAT_STALE_SOCKETS);
+		val = tuple_of_sock(stale);
+		if (val)
+			state_add(val, stale->state, -1);
+		bpf_map_delete_elem(&sockets, &skaddr);
+	}
+	if (!tuple_key_of(sk, &sv.key))
 		return;
-	val = tuple_get_or_create(&key);
+	val = tuple_get_or_create(&sv.key);
 	if (!val)
 		return;
 	__sync_fetch_and_add(&val->connects, 1);
@@ -138,44 +182,46 @@ static __always_inline void active_open(const struct sock *sk, __u64 skaddr)
 	/* the port is picked after this event unless bind() already took one */
 	if (sk->__sk_common.skc_num)
 		__sync_fetch_and_add(&val->bound_connects, 1);
-	if (bpf_map_update_elem(&sockets, &skaddr, &one, BPF_ANY)) {
+	sv.tuple_born = val->born_ns;
+	if (bpf_map_update_elem(&sockets, &skaddr, &sv, BPF_NOEXIST)) {
 		stat_inc(EPH_STAT_SOCKETS_FULL);
 		return;
 	}
 	state_add(val, EPH_TCP_SYN_SENT, 1);
 }
 
+/*
+ * Moves the socket's unit from the state it is counted in (not the event's
+ * oldstate) to the new one, so that an event the kernel skipped (a program does
+ * not run while it already runs on that CPU) is repaired by the next one.
+ */
 static __always_inline void tracked_change(const struct sock *sk, __u64 skaddr, int oldstate,
 					   int newstate)
 {
-	bool tracked = bpf_map_lookup_elem(&sockets, &skaddr) != NULL;
-	/*
-	 * connect() gave up before a port was assigned: EADDRNOTAVAIL. inet_sport, not
-	 * skc_num: going to CLOSE releases the port and zeroes skc_num before this event.
-	 */
-	bool no_port = oldstate == EPH_TCP_SYN_SENT && newstate == EPH_TCP_CLOSE &&
-		       !BPF_CORE_READ((const struct inet_sock *)sk, inet_sport);
-	struct tuple_key key;
+	bool no_port = connect_got_no_port(sk, oldstate, newstate);
 	struct tuple_val *val;
+	struct sock_val *sv;
 
-	if (!tracked && !no_port)
-		return;
-	if (tracked && newstate == EPH_TCP_CLOSE)
-		bpf_map_delete_elem(&sockets, &skaddr);
-	if (!tuple_key_of(sk, &key))
-		return;
-	val = bpf_map_lookup_elem(&tuples, &key);
-	if (!val) {
-		if (tracked)
-			stat_inc(EPH_STAT_TUPLE_MISSING);
+	sv = bpf_map_lookup_elem(&sockets, &skaddr);
+	if (!sv) {
+		/* not tracked (the socket map was full): still count the failure */
+		struct tuple_key key;
+
+		if (no_port && tuple_key_of(sk, &key) && (val = bpf_map_lookup_elem(&tuples, &key)))
+			__sync_fetch_and_add(&val->failed_connects, 1);
 		return;
 	}
-	if (tracked) {
-		state_add(val, oldstate, -1);
+	val = tuple_of_sock(sv);
+	if (val) {
+		state_add(val, sv->state, -1);
 		state_add(val, newstate, 1);
+		if (no_port)
+			__sync_fetch_and_add(&val->failed_connects, 1);
 	}
-	if (no_port)
-		__sync_fetch_and_add(&val->failed_connects, 1);
+	if (newstate == EPH_TCP_CLOSE)
+		bpf_map_delete_elem(&sockets, &skaddr);
+	else
+		sv->state = newstate;
 }
 
 SEC("tp_btf/inet_sock_set_state")

@@ -27,7 +27,8 @@ enum eph_tcp_state {
 enum eph_stat {
 	EPH_STAT_TUPLES_FULL,	/* a new tuple did not fit in "tuples" */
 	EPH_STAT_SOCKETS_FULL,	/* an active open did not fit in "sockets" */
-	EPH_STAT_TUPLE_MISSING, /* a tracked socket's tuple was gone */
+	EPH_STAT_TUPLE_MISSING, /* a tracked socket's tuple was gone or made anew */
+	EPH_STAT_STALE_SOCKETS, /* a socket's CLOSE was never seen (a missed event) */
 	EPH_STAT_MAX,
 };
 
@@ -44,12 +45,20 @@ struct tuple_key {
 };
 
 struct tuple_val {
+	__u64 born_ns;	       /* bpf_ktime_get_ns() when the entry was made: its generation */
 	__u64 last_connect_ns; /* bpf_ktime_get_ns() of the latest active open */
 	__u64 connects;	       /* active opens started (CLOSE -> SYN_SENT) */
 	__u64 failed_connects; /* connect() that got no local port */
 	__u64 bound_connects;  /* active opens whose port was bound before connect() */
 	/* live sockets per TCP state; signed so a lost update shows instead of wrapping */
 	__s32 states[EPH_TCP_STATES];
+};
+
+/* one tracked active open, in "sockets" under the socket's address */
+struct sock_val {
+	struct tuple_key key; /* the tuple it counts in */
+	__u64 tuple_born;     /* that tuple's born_ns: a tuple made anew is another one */
+	__u32 state;	      /* the state it is counted in now */
 };
 
 #endif /* EPHPORT_TUPLES_H */

@@ -173,12 +173,19 @@ static int load_bpf(struct agent *a)
 	bpf_map__set_max_entries(a->skel->maps.tuples, a->opts.max_tuples);
 	bpf_map__set_max_entries(a->skel->maps.sockets, a->opts.max_sockets);
 	err = tuples_bpf__load(a->skel);
-	if (err) {
+	if (err == -ENOMEM || err == -E2BIG)
+		eph_err("cannot create the BPF maps: %s -- lower --max-tuples or --max-sockets",
+			strerror(-err));
+	else if (err == -EPERM)
+		eph_err("the kernel refused to load BPF programs: %s -- is the kernel locked "
+			"down, or CAP_BPF/CAP_PERFMON dropped?",
+			strerror(-err));
+	else if (err)
 		eph_err("the kernel rejected ephport's BPF programs: %s -- needs tp_btf and BTF "
 			"(Linux 5.8+); --verbose shows the verifier log",
 			strerror(-err));
+	if (err)
 		return -1;
-	}
 	err = tuples_bpf__attach(a->skel);
 	if (err) {
 		eph_err("cannot attach to tracepoint sock/inet_sock_set_state: %s", strerror(-err));
@@ -238,8 +245,9 @@ out:
 
 static bool tuple_idle(const struct tuple *t, __u64 now_ns, __u64 idle_ns)
 {
+	/* a connect newer than now_ns (it came after the clock was read) is not idle */
 	return !t->in_use && !t->val.states[EPH_TCP_TIME_WAIT] &&
-	       now_ns - t->val.last_connect_ns >= idle_ns;
+	       t->val.last_connect_ns <= now_ns && now_ns - t->val.last_connect_ns >= idle_ns;
 }
 
 /*
@@ -248,16 +256,17 @@ static bool tuple_idle(const struct tuple *t, __u64 now_ns, __u64 idle_ns)
  * The value is read again right before the delete; a connect() to that destination
  * in the microseconds between the two can still lose that one socket's counts.
  */
-static void expire_idle(struct agent *a, const struct tuple_list *l)
+static size_t expire_idle(struct agent *a, const struct tuple_list *l)
 {
 	int fd = bpf_map__fd(a->skel->maps.tuples);
 	__u64 idle_ns = a->opts.tuple_idle * 1000000000ull;
 	struct timespec now;
 	struct tuple fresh;
+	size_t expired = 0;
 	__u64 now_ns;
 
 	if (!a->opts.tuple_idle)
-		return;
+		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &now); /* the clock of bpf_ktime_get_ns() */
 	now_ns = now.tv_sec * 1000000000ull + now.tv_nsec;
 	for (size_t i = 0; i < l->len; i++) {
@@ -268,8 +277,27 @@ static void expire_idle(struct agent *a, const struct tuple_list *l)
 			continue;
 		tuple_finish(&fresh);
 		if (tuple_idle(&fresh, now_ns, idle_ns) && !bpf_map_delete_elem(fd, &fresh.key))
-			a->tuples_expired++;
+			expired++;
 	}
+	a->tuples_expired += expired;
+	return expired;
+}
+
+/*
+ * The program's own cost and the events the kernel skipped because the program
+ * was already running on that CPU (the counts then heal on the socket's next change).
+ * run_time_ns and run_cnt stay 0 unless sysctl kernel.bpf_stats_enabled=1.
+ */
+static int prog_stats_to_json(struct agent *a, cJSON *ev)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(a->skel->progs.tuples_set_state), &info, &len))
+		return 0; /* leave the fields out rather than print wrong ones */
+	return !cJSON_AddNumberToObject(ev, "events_missed", info.recursion_misses) ||
+	       !cJSON_AddNumberToObject(ev, "bpf_run_cnt", info.run_cnt) ||
+	       !cJSON_AddNumberToObject(ev, "bpf_run_time_ns", info.run_time_ns);
 }
 
 static int snapshot(struct agent *a)
@@ -277,6 +305,7 @@ static int snapshot(struct agent *a)
 	struct tuple_list list = { 0 };
 	struct agent_stats st = { .max_tuples = a->opts.max_tuples,
 				  .max_sockets = a->opts.max_sockets };
+	size_t expired;
 	cJSON *ev;
 	int err;
 
@@ -298,11 +327,12 @@ static int snapshot(struct agent *a)
 		}
 		event_emit(a, ev);
 	}
-	expire_idle(a, &list);
+	expired = expire_idle(a, &list);
 	ev = event_new(a, "stats");
-	if (ev && (stats_to_json(&st, list.len, ev) ||
+	if (ev && (stats_to_json(&st, list.seen - expired, ev) ||
 		   !cJSON_AddNumberToObject(ev, "tuples_expired", a->tuples_expired) ||
-		   !cJSON_AddNumberToObject(ev, "lines_dropped", a->lines_dropped))) {
+		   !cJSON_AddNumberToObject(ev, "lines_dropped", a->lines_dropped) ||
+		   prog_stats_to_json(a, ev))) {
 		cJSON_Delete(ev);
 		ev = NULL;
 	}
@@ -362,6 +392,8 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 	};
 	int c;
 
+	char optbuf[3];
+
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":i:vh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -394,12 +426,12 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 			fputs(agent_help, stdout);
 			return 1;
 		case ':':
-			fprintf(stderr, "ephport agent: %s needs a value\n%s", argv[optind - 1],
-				agent_usage);
+			fprintf(stderr, "ephport agent: %s needs a value\n%s",
+				bad_option(argv, optbuf), agent_usage);
 			return -1;
 		default:
-			fprintf(stderr, "ephport agent: unknown option '%s'\n%s", argv[optind - 1],
-				agent_usage);
+			fprintf(stderr, "ephport agent: unknown option '%s'\n%s",
+				bad_option(argv, optbuf), agent_usage);
 			return -1;
 		}
 	}

@@ -28,6 +28,7 @@
 /* util.c */
 extern bool eph_json_mode;
 void eph_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *bad_option(char **argv, char buf[3]);
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int format_rfc3339_ms(const struct timespec *ts, char *buf, size_t len);
 int json_print_line(cJSON *obj);
@@ -58,6 +59,7 @@ struct tuple {
 struct tuple_list {
 	struct tuple *items;
 	size_t len, cap;
+	size_t seen; /* entries in the map when read, filtered out or not */
 };
 
 bool filter_match(const struct tuple_filter *f, const struct tuple *t);
@@ -78,7 +80,7 @@ int stats_to_json(const struct agent_stats *st, size_t tuples, cJSON *obj);
 
 /* lock.c: one agent per host */
 int agent_lock_acquire(int *fd_out, long *holder);
-pid_t agent_lock_holder(void);
+int agent_lock_holder(pid_t *pid);
 void agent_lock_release(int fd);
 
 /* subcommands */

@@ -23,19 +23,21 @@ static struct flock whole_file(short type)
 	return fl;
 }
 
-/* 0 and *fd_out on success; -EBUSY and *holder when another agent runs */
+/* 0 and *fd_out on success; -EBUSY and *holder (0 if unknown) when another agent runs */
 int agent_lock_acquire(int *fd_out, long *holder)
 {
 	char pid[32];
 	int fd, n;
 
-	if (mkdir(EPH_RUN_DIR, 0755) && errno != EEXIST)
-		return -errno;
 	for (;;) {
 		struct flock fl = whole_file(F_WRLCK);
 		struct stat a, b;
 
+		if (mkdir(EPH_RUN_DIR, 0755) && errno != EEXIST)
+			return -errno;
 		fd = open(EPH_LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0 && errno == ENOENT)
+			continue; /* an exiting agent removed the directory meanwhile */
 		if (fd < 0)
 			return -errno;
 		if (fcntl(fd, F_SETLK, &fl)) {
@@ -55,7 +57,7 @@ int agent_lock_acquire(int *fd_out, long *holder)
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) || pwrite(fd, pid, n, 0) != n) {
-		int err = -errno;
+		int err = errno ? -errno : -EIO;
 
 		close(fd);
 		return err;
@@ -64,18 +66,27 @@ int agent_lock_acquire(int *fd_out, long *holder)
 	return 0;
 }
 
-/* pid of the running agent, 0 when none, -errno when it cannot be told */
-pid_t agent_lock_holder(void)
+/*
+ * 1 when an agent holds the lock (*pid is 0 when it runs in another PID namespace),
+ * 0 when none does, -errno when it cannot be told.
+ */
+int agent_lock_holder(pid_t *pid)
 {
 	struct flock fl = whole_file(F_WRLCK);
 	int fd = open(EPH_LOCK_PATH, O_RDONLY | O_CLOEXEC);
-	pid_t pid;
+	int ret;
 
+	*pid = 0;
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	pid = fcntl(fd, F_GETLK, &fl) ? -errno : fl.l_type == F_UNLCK ? 0 : fl.l_pid;
+	if (fcntl(fd, F_GETLK, &fl)) {
+		ret = -errno;
+	} else {
+		ret = fl.l_type != F_UNLCK;
+		*pid = ret ? fl.l_pid : 0;
+	}
 	close(fd);
-	return pid;
+	return ret;
 }
 
 /* unlink first: a new agent then creates a fresh file instead of waiting on ours */

@@ -38,6 +38,8 @@ static int parse_opts(int argc, char **argv, struct tuple_filter *f)
 	/* clang-format on */
 	int c, err = 0;
 
+	char optbuf[3];
+
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":jn:d:s:h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -58,12 +60,12 @@ static int parse_opts(int argc, char **argv, struct tuple_filter *f)
 			fputs(query_help, stdout);
 			return 1;
 		case ':':
-			fprintf(stderr, "ephport query: %s needs a value\n%s", argv[optind - 1],
-				query_usage);
+			fprintf(stderr, "ephport query: %s needs a value\n%s",
+				bad_option(argv, optbuf), query_usage);
 			return -1;
 		default:
-			fprintf(stderr, "ephport query: unknown option '%s'\n%s", argv[optind - 1],
-				query_usage);
+			fprintf(stderr, "ephport query: unknown option '%s'\n%s",
+				bad_option(argv, optbuf), query_usage);
 			return -1;
 		}
 		if (err) {
@@ -112,7 +114,7 @@ static int print_json(pid_t agent, const struct tuple_list *l, const struct agen
 	int err = -ENOMEM;
 
 	if (!doc || !arr || !stats || !cJSON_AddNumberToObject(doc, "agent_pid", agent) ||
-	    stats_to_json(st, l->len, stats))
+	    stats_to_json(st, l->seen, stats))
 		goto cleanup;
 	for (size_t i = 0; i < l->len; i++) {
 		cJSON *t = cJSON_CreateObject();
@@ -186,13 +188,12 @@ int cmd_query(int argc, char **argv)
 	if (err)
 		return err > 0 ? 0 : EXIT_USAGE;
 
-	agent = agent_lock_holder();
-	if (agent < 0) {
-		eph_err("cannot check for a running agent (%s): %s", EPH_LOCK_PATH,
-			strerror(-agent));
+	err = agent_lock_holder(&agent);
+	if (err < 0) {
+		eph_err("cannot check for a running agent (%s): %s", EPH_LOCK_PATH, strerror(-err));
 		return 1;
 	}
-	if (agent == 0) {
+	if (err == 0) {
 		eph_err("no ephport agent is running (start one with 'ephport agent')");
 		return 1;
 	}

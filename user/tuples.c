@@ -14,16 +14,23 @@ static const struct {
 	const char *name;
 	int state;
 } live_states[] = {
-	{ "syn_sent", EPH_TCP_SYN_SENT },     { "established", EPH_TCP_ESTABLISHED },
-	{ "fin_wait1", EPH_TCP_FIN_WAIT1 },   { "fin_wait2", EPH_TCP_FIN_WAIT2 },
-	{ "close_wait", EPH_TCP_CLOSE_WAIT }, { "last_ack", EPH_TCP_LAST_ACK },
+	/* clang-format off */
+	{ "syn_sent", EPH_TCP_SYN_SENT },
+	{ "syn_recv", EPH_TCP_SYN_RECV }, /* simultaneous open only */
+	{ "established", EPH_TCP_ESTABLISHED },
+	{ "fin_wait1", EPH_TCP_FIN_WAIT1 },
+	{ "fin_wait2", EPH_TCP_FIN_WAIT2 },
+	{ "close_wait", EPH_TCP_CLOSE_WAIT },
+	{ "last_ack", EPH_TCP_LAST_ACK },
 	{ "closing", EPH_TCP_CLOSING },
+	/* clang-format on */
 };
 
 static const char *const stat_names[EPH_STAT_MAX] = {
 	[EPH_STAT_TUPLES_FULL] = "tuples_dropped",
 	[EPH_STAT_SOCKETS_FULL] = "sockets_dropped",
 	[EPH_STAT_TUPLE_MISSING] = "tuple_missing",
+	[EPH_STAT_STALE_SOCKETS] = "stale_sockets",
 };
 
 bool filter_match(const struct tuple_filter *f, const struct tuple *t)
@@ -63,28 +70,59 @@ static int tuple_list_push(struct tuple_list *l, const struct tuple *t)
 	return 0;
 }
 
-/* a consistent-enough copy: each value is read whole, the map may move meanwhile */
+/*
+ * Batched reads walk the hash table bucket by bucket, so entries that the agent
+ * deletes meanwhile cannot make the walk start over and list a tuple twice, as
+ * get_next_key() does. out->seen counts every entry read, filtered or not.
+ */
 int tuple_list_read(int map_fd, const struct tuple_filter *f, struct tuple_list *out)
 {
-	struct tuple_key key, next;
-	struct tuple t;
-	void *prev = NULL;
-	int err;
+	__u32 batch_in = 0, batch_out = 0, count, chunk = 1024;
+	struct tuple_key *keys = NULL;
+	struct tuple_val *vals = NULL;
+	bool first = true, done = false;
+	int err = 0;
 
-	while (!(err = bpf_map_get_next_key(map_fd, prev, &next))) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(map_fd, &key, &t.val))
-			continue; /* deleted meanwhile */
-		t.key = key;
-		tuple_finish(&t);
-		if (f && !filter_match(f, &t))
+	while (!done) {
+		if (!keys) {
+			keys = calloc(chunk, sizeof(*keys));
+			vals = calloc(chunk, sizeof(*vals));
+			if (!keys || !vals) {
+				err = -ENOMEM;
+				break;
+			}
+		}
+		count = chunk;
+		err = bpf_map_lookup_batch(map_fd, first ? NULL : &batch_in, &batch_out, keys, vals,
+					   &count, NULL);
+		if (err == -ENOENT) {
+			done = true; /* the last batch may still carry entries */
+			err = 0;
+		} else if (err == -ENOSPC && count == 0) {
+			/* one bucket holds more than a chunk: read it again with room */
+			free(keys);
+			free(vals);
+			keys = NULL;
+			vals = NULL;
+			chunk *= 2;
 			continue;
-		err = tuple_list_push(out, &t);
-		if (err)
-			return err;
+		} else if (err) {
+			break;
+		}
+		for (__u32 i = 0; i < count && !err; i++) {
+			struct tuple t = { .key = keys[i], .val = vals[i] };
+
+			out->seen++;
+			tuple_finish(&t);
+			if (!f || filter_match(f, &t))
+				err = tuple_list_push(out, &t);
+		}
+		batch_in = batch_out;
+		first = false;
 	}
-	return err == -ENOENT ? 0 : err;
+	free(keys);
+	free(vals);
+	return err;
 }
 
 static int tuple_cmp(const void *a, const void *b)
@@ -111,7 +149,7 @@ void tuple_list_free(struct tuple_list *l)
 {
 	free(l->items);
 	l->items = NULL;
-	l->len = l->cap = 0;
+	l->len = l->cap = l->seen = 0;
 }
 
 #define ADD_NUM(obj, name, v) (cJSON_AddNumberToObject((obj), (name), (double)(v)) ? 0 : -ENOMEM)

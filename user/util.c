@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Small helpers: error lines, number parsing, timestamps, JSON lines. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,16 @@ void eph_err(const char *fmt, ...)
 			json_print_line(obj);
 		cJSON_Delete(obj);
 	}
+}
+
+/* the option getopt_long() stopped at: "-x" for a short one, the word for a long one */
+const char *bad_option(char **argv, char buf[3])
+{
+	if (optopt > 0 && optopt < 128 && argv[optind - 1][1] != '-') {
+		snprintf(buf, 3, "-%c", optopt);
+		return buf;
+	}
+	return argv[optind - 1];
 }
 
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)

@@ -23,6 +23,7 @@ LOCK = "/run/ephport/agent.lock"
 # ss state names -> ephport field names
 SS_STATES = {
     "SYN-SENT": "syn_sent",
+    "SYN-RECV": "syn_recv",
     "ESTAB": "established",
     "FIN-WAIT-1": "fin_wait1",
     "FIN-WAIT-2": "fin_wait2",
@@ -31,7 +32,7 @@ SS_STATES = {
     "CLOSING": "closing",
     "TIME-WAIT": "time_wait",
 }
-LIVE_STATES = ["syn_sent", "established", "fin_wait1", "fin_wait2", "close_wait",
+LIVE_STATES = ["syn_sent", "syn_recv", "established", "fin_wait1", "fin_wait2", "close_wait",
                "last_ack", "closing"]
 
 
@@ -127,8 +128,13 @@ class Agent:
                                      stderr=subprocess.PIPE, text=True)
         self.events = queue.Queue()
         self.lines = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.start_event = self.wait_event("agent_start", timeout=15)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        try:
+            self.start_event = self.wait_event("agent_start", timeout=15)
+        except BaseException:
+            self.stop(signal.SIGKILL)  # never leave an agent behind for the next test
+            raise
 
     def _read(self):
         for line in self.proc.stdout:
@@ -150,13 +156,16 @@ class Agent:
         raise AssertionError(f"no {name} event within {timeout}s")
 
     def stop(self, sig=signal.SIGINT):
+        """Stop the agent and wait until every line it wrote is in self.lines."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout=10)
+            rc = self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait()
+            rc = self.proc.wait()
+        self.reader.join(timeout=10)
+        return rc
 
 
 def query(*args):

@@ -8,6 +8,9 @@ place before it looks at them.
   listen ADDR PORT                 listener on ADDR:PORT (accepts in a thread)
   connect ADDR PORT N [SRC]        N connects (AF_INET6 for IPv6 and ::ffff: forms);
                                    answers "ok CONNECTED EADDRNOTAVAIL OTHER"
+  connect-again ADDR PORT ADDR2 PORT2
+                                   one socket: connect to ADDR:PORT, then (after it
+                                   failed) to ADDR2:PORT2; answers "ok ERRNO1 ERRNO2"
   accepted N                       wait until N connections were accepted in all
   shutdown-clients                 shutdown(SHUT_WR) on every client socket
   close-clients | close-servers    close every client / accepted socket
@@ -68,6 +71,16 @@ def cmd_connect(addr, port, n, src=None):
     return f"ok {ok} {noport} {other}"
 
 
+def cmd_connect_again(addr, port, addr2, port2):
+    s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+    errs = [s.connect_ex((addr, int(port))), s.connect_ex((addr2, int(port2)))]
+    if errs[1] == 0:
+        clients.append(s)
+    else:
+        s.close()
+    return f"ok {errs[0]} {errs[1]}"
+
+
 def cmd_accepted(n):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -96,6 +109,8 @@ def main():
                 out = cmd_listen(*args)
             elif cmd == "connect":
                 out = cmd_connect(*args)
+            elif cmd == "connect-again":
+                out = cmd_connect_again(*args)
             elif cmd == "accepted":
                 out = cmd_accepted(*args)
             elif cmd == "shutdown-clients":

@@ -127,6 +127,25 @@ def test_exhausted_range_counts_failed_connects(agent, make_netns, make_peer):
     assert peer.connect("127.0.0.2", 7000, 3) == (3, 0, 0)
 
 
+def test_failed_connect_on_a_reused_socket(agent, make_netns, make_peer):
+    """A socket whose first connect() was refused (it had a port) and whose second one
+    finds the range full: only the second is a failed connect, and to its own tuple."""
+    ns = make_netns(port_range=(40000, 40003))
+    peer = make_peer(ns)
+    peer.cmd("listen 127.0.0.1 7000")
+    assert peer.connect("127.0.0.1", 7000, 4) == (4, 0, 0)
+    ECONNREFUSED, EADDRNOTAVAIL = 111, 99
+    assert peer.cmd("connect-again 127.0.0.1 7999 127.0.0.1 7000") == [
+        str(ECONNREFUSED), str(EADDRNOTAVAIL)]
+
+    def check():
+        t = query_tuples(ns)
+        refused, full = t[("127.0.0.1", "127.0.0.1", 7999)], t[("127.0.0.1", "127.0.0.1", 7000)]
+        assert (refused["connects"], refused["failed_connects"], refused["in_use"]) == (1, 0, 0)
+        assert (full["connects"], full["failed_connects"], full["in_use"]) == (5, 1, 4)
+    eventually(check)
+
+
 def test_query_filters(agent, make_netns, make_peer):
     ns = make_netns()
     peer = make_peer(ns)

@@ -30,6 +30,7 @@ Test(tuple, in_use_counts_live_states_only)
 	struct tuple t = make("10.0.0.1", 80, 3, 50, 0);
 
 	t.val.states[EPH_TCP_SYN_SENT] = 1;
+	t.val.states[EPH_TCP_SYN_RECV] = 64;
 	t.val.states[EPH_TCP_FIN_WAIT1] = 2;
 	t.val.states[EPH_TCP_FIN_WAIT2] = 4;
 	t.val.states[EPH_TCP_CLOSE_WAIT] = 8;
@@ -37,7 +38,7 @@ Test(tuple, in_use_counts_live_states_only)
 	t.val.states[EPH_TCP_CLOSING] = 32;
 	t.val.states[EPH_TCP_LISTEN] = 1000; /* never a tuple state */
 	tuple_finish(&t);
-	cr_assert_eq(t.in_use, 3 + 1 + 2 + 4 + 8 + 16 + 32);
+	cr_assert_eq(t.in_use, 3 + 1 + 64 + 2 + 4 + 8 + 16 + 32);
 }
 
 Test(tuple, sort_by_use_then_failures_then_connects)
@@ -97,7 +98,8 @@ Test(tuple, json_fields)
 	cr_assert_eq(num(o, "connects"), 123456789012.0);
 	cr_assert_eq(num(o, "failed_connects"), 3);
 	cr_assert_eq(num(o, "bound_connects"), 4);
-	const char *zero[] = { "syn_sent", "fin_wait1", "fin_wait2", "last_ack", "closing" };
+	const char *zero[] = { "syn_sent",  "syn_recv", "fin_wait1",
+			       "fin_wait2", "last_ack", "closing" };
 	for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
 		cr_assert_eq(num(o, zero[i]), 0);
 	cJSON_Delete(o);
@@ -149,6 +151,7 @@ Test(stats, json_fields)
 	cr_assert_eq(num(o, "tuples_dropped"), 3);
 	cr_assert_eq(num(o, "sockets_dropped"), 4);
 	cr_assert_eq(num(o, "tuple_missing"), 0);
+	cr_assert_eq(num(o, "stale_sockets"), 0);
 	cJSON_Delete(o);
 }
 
