@@ -390,9 +390,8 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int c;
-
 	char optbuf[3];
+	int c;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":i:vh", longopts, NULL)) != -1) {

@@ -36,9 +36,8 @@ static int parse_opts(int argc, char **argv, struct tuple_filter *f)
 		{ 0 },
 	};
 	/* clang-format on */
-	int c, err = 0;
-
 	char optbuf[3];
+	int c, err = 0;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":jn:d:s:h", longopts, NULL)) != -1) {
