@@ -15,8 +15,8 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/pp
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -Wall -Wextra -Werror
 CPPFLAGS += -D_GNU_SOURCE -DEPHPORT_VERSION='"$(VERSION)"' -I$(OUT) -Ibpf -Iuser
-LDLIBS += -lbpf -lelf -lz -lcjson
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
+LDLIBS += -lbpf -lelf -lz -lcjson -lm
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
 
 # Debian 12 packages: to build and run, and in addition to test
 BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev \
@@ -25,7 +25,7 @@ TEST_DEPS := libcriterion-dev python3 python3-pytest procps util-linux
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
-LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o tuples.o lock.o)
+LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o tuples.o capacity.o netns.o lock.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 
@@ -56,7 +56,7 @@ help:
 $(OUT):
 	$(Q)mkdir -p $@
 
-$(OUT)/%.bpf.o: bpf/%.bpf.c bpf/%.h vmlinux/vmlinux.h | $(OUT)
+$(OUT)/%.bpf.o: bpf/%.bpf.c bpf/%.h bpf/core_fixes.bpf.h vmlinux/vmlinux.h | $(OUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 	$(Q)$(LLVM_STRIP) -g $@

@@ -2,30 +2,52 @@
 /*
  * Live ephemeral port usage per destination tuple, counted in the kernel.
  *
- * An active open shows as CLOSE -> SYN_SENT (the port is not chosen yet); from
- * then on the socket is remembered in "sockets" and every state change moves
- * one unit between the per-state counters of its tuple. Accepted sockets never
- * pass through SYN_SENT, so they are never counted.
+ * Full sockets: an active open shows as CLOSE -> SYN_SENT (the port is not chosen
+ * yet); from then on the socket is remembered in "sockets" and every state change
+ * moves one unit between the per-state counters of its tuple. Accepted sockets
+ * never pass through SYN_SENT, so they are never counted. Listeners are
+ * remembered too: connect() skips their ports for every destination.
+ *
+ * TIME_WAIT sockets have no state event, but each has a timer, and the timer
+ * tracepoints show its whole life: armed when the minisocket is made
+ * (timer_start), disarmed when it expires or is destroyed early by a connect()
+ * that reuses it, a RST or its namespace going away (timer_cancel). The closing
+ * socket's FIN_WAIT2/CLOSING -> CLOSE event, right after it is made, says whose
+ * it is. No TIME_WAIT socket is counted that the kernel did not make (a RST
+ * close, tcp_max_tw_buckets reached) and none outlives the kernel's.
+ *
+ * An iter/tcp walk, run by the agent in each network namespace, counts what
+ * existed before the agent started and repairs what a lost event got wrong.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include "core_fixes.bpf.h"
 #include "tuples.h"
 
-#define AF_INET	    2
-#define AF_INET6    10
-#define IPPROTO_TCP 6
-#define E2BIG	    7
+#define AF_INET		 2
+#define AF_INET6	 10
+#define IPPROTO_TCP	 6
+#define E2BIG		 7
+#define TCP_NEW_SYN_RECV 12
+#define NSEC_PER_SEC	 1000000000ull
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* the kernel's tw_timer_handler(), from /proc/kallsyms: tells TIME_WAIT timers apart */
+const volatile __u64 tw_timer_fn = 0;
+/* set by the agent before each walk; entries a walk did not see are gone */
+__u32 walk_gen = 0;
+
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
 /*
- * max_entries of both hash maps are set by the loader (--max-tuples, --max-sockets).
- * Neither is preallocated: memory follows use, and an entry the agent deletes is
- * freed only after an RCU grace period, so a program still holding it never writes
- * into an entry that was handed to another key.
+ * max_entries of the big hash maps are set by the loader (--max-tuples, ...).
+ * None is preallocated: memory follows use, and an entry deleted meanwhile is
+ * freed only after an RCU grace period, so a program still holding it never
+ * writes into an entry that was handed to another key.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -35,7 +57,7 @@ struct {
 	__type(value, struct tuple_val);
 } tuples SEC(".maps");
 
-/* tracked active opens, by socket address */
+/* tracked active opens and listeners, by socket address */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_SOCKETS_DEFAULT);
@@ -43,6 +65,58 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sock_val);
 } sockets SEC(".maps");
+
+/* every TIME_WAIT socket of the host, by its 4-tuple */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TIMEWAIT_DEFAULT);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tw_key);
+	__type(value, struct tw_val);
+} timewait SEC(".maps");
+
+/* ports held by listeners or bind(): connect() skips them for every destination */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PORTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct port_key);
+	__type(value, struct port_val);
+} ports SEC(".maps");
+
+/* TIME_WAIT sockets that are no tuple's: servers' per local port, others at port 0 */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_LOCAL_TW);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct port_key);
+	__type(value, __s64);
+} local_tw SEC(".maps");
+
+/* written by the agent only, pinned for "ephport query" */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_NETNS);
+	__type(key, __u32);
+	__type(value, struct netns_info);
+} netns_info SEC(".maps");
+
+/*
+ * A timer the kernel re-arms is taken off its wheel and put back in one go, on
+ * one CPU with interrupts off: timer_cancel then timer_start. The cancel leaves
+ * the entry here so that the start puts it back as it was.
+ */
+struct rearm {
+	__u64 timer;
+	struct tw_val val;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rearm);
+} rearms SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -66,21 +140,15 @@ static __always_inline bool ipv6_is_v4mapped(const struct in6_addr *a)
 }
 
 /*
- * false for sockets that are not TCP over IPv4/IPv6. tp_btf hands us a trusted
- * pointer, so plain loads (CO-RE relocated) replace bpf_probe_read_kernel() calls.
+ * The tuple part of a socket or TIME_WAIT socket (the caller zeroes the key);
+ * false unless IPv4/IPv6. Plain loads: the pointers are BTF pointers here.
  */
-static __always_inline bool tuple_key_of(const struct sock *sk, struct tuple_key *key)
+static __always_inline bool addrs_of(const struct sock_common *skc, struct tuple_key *key)
 {
-	const struct sock_common *skc = &sk->__sk_common;
 	__u16 family = skc->skc_family;
 
-	if (sk->sk_protocol != IPPROTO_TCP)
-		return false;
-
-	__builtin_memset(key, 0, sizeof(*key));
 	key->netns = skc->skc_net.net->ns.inum;
 	key->dport = bpf_ntohs(skc->skc_dport);
-
 	if (family == AF_INET6) {
 		/* a v4-mapped peer is reached over IPv4 and competes for IPv4 ports */
 		if (!ipv6_is_v4mapped(&skc->skc_v6_daddr)) {
@@ -92,14 +160,34 @@ static __always_inline bool tuple_key_of(const struct sock *sk, struct tuple_key
 	} else if (family != AF_INET) {
 		return false;
 	}
-
 	key->family = AF_INET;
 	__builtin_memcpy(key->saddr, &skc->skc_rcv_saddr, 4);
 	__builtin_memcpy(key->daddr, &skc->skc_daddr, 4);
 	return true;
 }
 
-static __always_inline struct tuple_val *tuple_get_or_create(const struct tuple_key *key)
+static __always_inline bool tuple_key_of(const struct sock *sk, struct tuple_key *key)
+{
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return false;
+	__builtin_memset(key, 0, sizeof(*key));
+	return addrs_of(&sk->__sk_common, key);
+}
+
+static __always_inline bool tw_key_of(const struct inet_timewait_sock *tw, struct tw_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->sport = tw->__tw_common.skc_num;
+	return addrs_of(&tw->__tw_common, (struct tuple_key *)k);
+}
+
+static __always_inline bool in_range(__u32 range, __u16 port)
+{
+	return port >= (range & 0xffff) && port <= range >> 16;
+}
+
+static __always_inline struct tuple_val *tuple_get_or_create(const struct tuple_key *key,
+							     const struct net *net)
 {
 	struct tuple_val *val, init = {};
 
@@ -107,6 +195,8 @@ static __always_inline struct tuple_val *tuple_get_or_create(const struct tuple_
 	if (val)
 		return val;
 	init.born_ns = bpf_ktime_get_ns();
+	init.port_range = port_range_of(net);
+	init.tw_reuse = net->ipv4.sysctl_tcp_tw_reuse;
 	/* -EEXIST means another CPU created it first: fine */
 	if (bpf_map_update_elem(&tuples, key, &init, BPF_NOEXIST) == -E2BIG) {
 		stat_inc(EPH_STAT_TUPLES_FULL);
@@ -116,11 +206,11 @@ static __always_inline struct tuple_val *tuple_get_or_create(const struct tuple_
 }
 
 /* the tuple a socket counts in, unless it expired or was made anew since */
-static __always_inline struct tuple_val *tuple_of_sock(const struct sock_val *sv)
+static __always_inline struct tuple_val *tuple_of(const struct tuple_key *key, __u64 born)
 {
-	struct tuple_val *val = bpf_map_lookup_elem(&tuples, &sv->key);
+	struct tuple_val *val = bpf_map_lookup_elem(&tuples, key);
 
-	if (!val || val->born_ns != sv->tuple_born) {
+	if (!val || val->born_ns != born) {
 		stat_inc(EPH_STAT_TUPLE_MISSING);
 		return NULL;
 	}
@@ -137,6 +227,192 @@ static __always_inline void state_add(struct tuple_val *val, __u32 state, int de
 	barrier_var(idx);
 	idx &= EPH_TCP_STATES - 1;
 	__sync_fetch_and_add(&val->states[idx], delta);
+}
+
+/* a port of a namespace gains or loses a listener or a bind()-ed socket */
+static __always_inline void ports_add(__u32 netns, __u16 port, int listeners, int bound)
+{
+	struct port_key pk = { .netns = netns, .port = port };
+	struct port_val *pv, zero = {};
+
+	pv = bpf_map_lookup_elem(&ports, &pk);
+	if (!pv) {
+		if (listeners < 0 || bound < 0)
+			return; /* it never fitted */
+		if (bpf_map_update_elem(&ports, &pk, &zero, BPF_NOEXIST) == -E2BIG) {
+			stat_inc(EPH_STAT_PORTS_FULL);
+			return;
+		}
+		pv = bpf_map_lookup_elem(&ports, &pk);
+		if (!pv)
+			return;
+	}
+	if (listeners)
+		__sync_fetch_and_add(&pv->listeners, listeners);
+	if (bound)
+		__sync_fetch_and_add(&pv->bound, bound);
+}
+
+static __always_inline bool has_listener(__u32 netns, __u16 port)
+{
+	struct port_key pk = { .netns = netns, .port = port };
+	struct port_val *pv = bpf_map_lookup_elem(&ports, &pk);
+
+	return pv && pv->listeners > 0;
+}
+
+static __always_inline void local_tw_add(__u32 netns, __u16 port, int delta)
+{
+	struct port_key pk = { .netns = netns, .port = port };
+	__s64 *n, zero = 0;
+
+	n = bpf_map_lookup_elem(&local_tw, &pk);
+	if (!n) {
+		bpf_map_update_elem(&local_tw, &pk, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&local_tw, &pk);
+		if (!n)
+			return;
+	}
+	__sync_fetch_and_add(n, delta);
+}
+
+/* one TIME_WAIT socket starts or stops counting where its side says */
+static __always_inline void tw_account(const struct tw_key *k, const struct tw_val *v, __u32 side,
+				       int delta)
+{
+	struct tuple_val *val;
+
+	switch (side) {
+	case TW_CLIENT:
+		val = tuple_of((const struct tuple_key *)k, v->tuple_born);
+		if (!val)
+			return;
+		state_add(val, EPH_TCP_TIME_WAIT, delta);
+		if (v->ts)
+			__sync_fetch_and_add(&val->time_wait_ts, delta);
+		break;
+	case TW_SERVER:
+		local_tw_add(k->netns, k->sport, delta);
+		break;
+	case TW_OTHER:
+		local_tw_add(k->netns, 0, delta);
+		break;
+	}
+}
+
+/*
+ * Gives an unclassified TIME_WAIT socket its side. The exchange makes it count
+ * once even when the kernel destroys it on another CPU at the same moment.
+ */
+static __always_inline void tw_classify(const struct tw_key *k, __u32 side, __u64 tuple_born)
+{
+	struct tw_val *v = bpf_map_lookup_elem(&timewait, k);
+
+	if (!v || v->side != TW_UNCLASSIFIED)
+		return;
+	v->tuple_born = tuple_born;
+	if (__sync_val_compare_and_swap(&v->side, TW_UNCLASSIFIED, side) == TW_UNCLASSIFIED)
+		tw_account(k, v, side, 1);
+}
+
+/* the kernel destroyed it; returns the side it was counted on */
+static __always_inline __u32 tw_gone(const struct tw_key *k, struct tw_val *v)
+{
+	__u32 side = __sync_lock_test_and_set(&v->side, TW_GONE);
+
+	tw_account(k, v, side, -1);
+	bpf_map_delete_elem(&timewait, k);
+	return side;
+}
+
+/* takes back what a "sockets" entry counted */
+static __always_inline void sock_uncount(const struct sock_val *sv)
+{
+	struct tuple_val *val;
+
+	if (sv->kind == SOCK_LISTENER) {
+		ports_add(sv->key.netns, sv->lport, -1, 0);
+		return;
+	}
+	if (sv->bound)
+		ports_add(sv->key.netns, sv->lport, 0, -1);
+	val = tuple_of(&sv->key, sv->tuple_born);
+	if (!val)
+		return;
+	state_add(val, sv->state, -1);
+	if (sv->bound)
+		__sync_fetch_and_add(&val->bound, -1);
+}
+
+/* an entry already at this address is a socket whose CLOSE we missed */
+static __always_inline void forget_stale(__u64 skaddr)
+{
+	struct sock_val *stale = bpf_map_lookup_elem(&sockets, &skaddr);
+
+	if (!stale)
+		return;
+	stat_inc(EPH_STAT_STALE_SOCKETS);
+	if (!bpf_map_delete_elem(&sockets, &skaddr))
+		sock_uncount(stale);
+}
+
+/*
+ * Counts a socket in "sockets" once, whoever sees it first: the state event or
+ * the start-up walk (BPF_NOEXIST decides).
+ */
+static __always_inline bool sock_track(__u64 skaddr, const struct sock_val *sv)
+{
+	int err = bpf_map_update_elem(&sockets, &skaddr, sv, BPF_NOEXIST);
+
+	if (err == -E2BIG)
+		stat_inc(EPH_STAT_SOCKETS_FULL);
+	return !err;
+}
+
+static __always_inline void listener_track(const struct sock *sk, __u64 skaddr)
+{
+	struct sock_val sv = {
+		.state = EPH_TCP_LISTEN,
+		.kind = SOCK_LISTENER,
+		.lport = sk->__sk_common.skc_num,
+	};
+
+	sv.key.netns = sk->__sk_common.skc_net.net->ns.inum;
+	if (sock_track(skaddr, &sv))
+		ports_add(sv.key.netns, sv.lport, 1, 0);
+}
+
+/* an active open (or, in a walk, an active socket found), counted in state */
+static __always_inline void active_track(const struct sock *sk, __u64 skaddr, __u32 state,
+					 bool bound)
+{
+	const struct net *net = sk->__sk_common.skc_net.net;
+	struct sock_val sv = { .state = state, .kind = SOCK_ACTIVE, .bound = bound };
+	struct tuple_val *val;
+
+	if (!tuple_key_of(sk, &sv.key))
+		return;
+	val = tuple_get_or_create(&sv.key, net);
+	if (!val)
+		return;
+	sv.tuple_born = val->born_ns;
+	sv.lport = sk->__sk_common.skc_num;
+	if (state == EPH_TCP_SYN_SENT) {
+		__sync_fetch_and_add(&val->connects, 1);
+		/* lets user space forget tuples that went idle; a tuple only wakes up here */
+		val->last_connect_ns = bpf_ktime_get_ns();
+		val->port_range = port_range_of(net);
+		val->tw_reuse = net->ipv4.sysctl_tcp_tw_reuse;
+		if (bound)
+			__sync_fetch_and_add(&val->bound_connects, 1);
+	}
+	if (!sock_track(skaddr, &sv))
+		return;
+	state_add(val, state, 1);
+	if (bound) {
+		ports_add(sv.key.netns, sv.lport, 0, 1);
+		__sync_fetch_and_add(&val->bound, 1);
+	}
 }
 
 /*
@@ -156,38 +432,26 @@ static __always_inline bool connect_got_no_port(const struct sock *sk, int oldst
 	return sock && sock->state == SS_UNCONNECTED;
 }
 
-static __always_inline void active_open(const struct sock *sk, __u64 skaddr)
+/* the states from which tcp_time_wait() closes a socket into a TIME_WAIT socket */
+static __always_inline bool may_leave_timewait(int oldstate, int newstate)
 {
-	struct sock_val sv = { .state = EPH_TCP_SYN_SENT };
-	struct sock_val *stale;
-	struct tuple_val *val;
+	return newstate == EPH_TCP_CLOSE &&
+	       (oldstate == EPH_TCP_FIN_WAIT2 || oldstate == EPH_TCP_CLOSING ||
+		oldstate == EPH_TCP_FIN_WAIT1);
+}
 
-	/* an entry already here is a socket whose CLOSE we missed: take its count back */
-	stale = bpf_map_lookup_elem(&sockets, &skaddr);
-	if (stale) {
-		stat_inc(EPH_STAT_STALE_SOCKETS);
-		val = tuple_of_sock(stale);
-		if (val)
-			state_add(val, stale->state, -1);
-		bpf_map_delete_elem(&sockets, &skaddr);
-	}
-	if (!tuple_key_of(sk, &sv.key))
+/* a socket ephport does not track closed first: an accepted one, most likely */
+static __always_inline void untracked_close(const struct sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	struct tw_key k;
+
+	if (!tp || !tuple_key_of(sk, (struct tuple_key *)&k))
 		return;
-	val = tuple_get_or_create(&sv.key);
-	if (!val)
-		return;
-	__sync_fetch_and_add(&val->connects, 1);
-	/* lets user space forget tuples that went idle; a tuple only wakes up here */
-	val->last_connect_ns = bpf_ktime_get_ns();
-	/* the port is picked after this event unless bind() already took one */
-	if (sk->__sk_common.skc_num)
-		__sync_fetch_and_add(&val->bound_connects, 1);
-	sv.tuple_born = val->born_ns;
-	if (bpf_map_update_elem(&sockets, &skaddr, &sv, BPF_NOEXIST)) {
-		stat_inc(EPH_STAT_SOCKETS_FULL);
-		return;
-	}
-	state_add(val, EPH_TCP_SYN_SENT, 1);
+	/* CLOSE has zeroed skc_num already; inet_sport still holds the port */
+	k.sport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+	k.pad = 0;
+	tw_classify(&k, has_listener(k.netns, k.sport) ? TW_SERVER : TW_OTHER, 0);
 }
 
 /*
@@ -201,27 +465,48 @@ static __always_inline void tracked_change(const struct sock *sk, __u64 skaddr, 
 	bool no_port = connect_got_no_port(sk, oldstate, newstate);
 	struct tuple_val *val;
 	struct sock_val *sv;
+	struct tw_key k;
 
 	sv = bpf_map_lookup_elem(&sockets, &skaddr);
 	if (!sv) {
-		/* not tracked (the socket map was full): still count the failure */
 		struct tuple_key key;
 
-		if (no_port && tuple_key_of(sk, &key) && (val = bpf_map_lookup_elem(&tuples, &key)))
+		if (may_leave_timewait(oldstate, newstate))
+			untracked_close(sk);
+		/* not tracked (the socket map was full): still count the failure */
+		else if (no_port && tuple_key_of(sk, &key) &&
+			 (val = bpf_map_lookup_elem(&tuples, &key)))
 			__sync_fetch_and_add(&val->failed_connects, 1);
 		return;
 	}
-	val = tuple_of_sock(sv);
+	if (newstate == EPH_TCP_CLOSE) {
+		/* whoever deletes the entry takes its counts back: exactly once */
+		if (bpf_map_delete_elem(&sockets, &skaddr))
+			return;
+		sock_uncount(sv);
+		if (sv->kind != SOCK_ACTIVE)
+			return;
+		if (no_port && (val = tuple_of(&sv->key, sv->tuple_born)))
+			__sync_fetch_and_add(&val->failed_connects, 1);
+		if (may_leave_timewait(oldstate, newstate) && sv->lport) {
+			__builtin_memcpy(&k, &sv->key, sizeof(sv->key));
+			k.sport = sv->lport;
+			k.pad = 0;
+			tw_classify(&k, TW_CLIENT, sv->tuple_born);
+		}
+		return;
+	}
+	if (sv->kind != SOCK_ACTIVE)
+		return;
+	val = tuple_of(&sv->key, sv->tuple_born);
 	if (val) {
 		state_add(val, sv->state, -1);
 		state_add(val, newstate, 1);
-		if (no_port)
-			__sync_fetch_and_add(&val->failed_connects, 1);
 	}
-	if (newstate == EPH_TCP_CLOSE)
-		bpf_map_delete_elem(&sockets, &skaddr);
-	else
-		sv->state = newstate;
+	/* the port is chosen after CLOSE -> SYN_SENT */
+	if (!sv->lport)
+		sv->lport = sk->__sk_common.skc_num;
+	sv->state = newstate;
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -229,9 +514,208 @@ int BPF_PROG(tuples_set_state, const struct sock *sk, int oldstate, int newstate
 {
 	__u64 skaddr = (__u64)sk;
 
-	if (oldstate == EPH_TCP_CLOSE && newstate == EPH_TCP_SYN_SENT)
-		active_open(sk, skaddr);
-	else
+	if (oldstate == EPH_TCP_CLOSE && newstate == EPH_TCP_SYN_SENT) {
+		forget_stale(skaddr);
+		/* the port is picked after this event unless bind() already took one */
+		active_track(sk, skaddr, EPH_TCP_SYN_SENT, sk->__sk_common.skc_num != 0);
+	} else if (newstate == EPH_TCP_LISTEN) {
+		forget_stale(skaddr);
+		listener_track(sk, skaddr);
+	} else {
 		tracked_change(sk, skaddr, oldstate, newstate);
+	}
 	return 0;
+}
+
+/* the TIME_WAIT socket around a tw_timer, readable with plain (fault-safe) loads */
+static __always_inline const struct tcp_timewait_sock *tw_of_timer(const struct timer_list *timer)
+{
+	__u64 addr = (__u64)timer - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
+
+	return bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct tcp_timewait_sock));
+}
+
+/* a TIME_WAIT socket was made (or its timer re-armed) */
+SEC("tp_btf/timer_start")
+int BPF_PROG(tw_timer_start, struct timer_list *timer, unsigned long expires)
+{
+	const struct tcp_timewait_sock *tw;
+	struct tw_val v = {};
+	struct rearm *r;
+	struct tw_key k;
+	__u32 zero = 0;
+
+	if ((__u64)timer->function != tw_timer_fn || !tw_timer_fn)
+		return 0;
+	tw = tw_of_timer(timer);
+	if (!tw_key_of(&tw->tw_sk, &k))
+		return 0;
+	r = bpf_map_lookup_elem(&rearms, &zero);
+	if (r && r->timer == (__u64)timer) {
+		r->timer = 0;
+		v = r->val;
+		if (!bpf_map_update_elem(&timewait, &k, &v, BPF_NOEXIST))
+			tw_account(&k, &v, v.side, 1);
+		return 0;
+	}
+	v.born_ns = bpf_ktime_get_ns();
+	v.timer = (__u64)timer;
+	v.ts = tw->tw_ts_recent_stamp != 0;
+	if (bpf_map_update_elem(&timewait, &k, &v, BPF_NOEXIST) == -E2BIG)
+		stat_inc(EPH_STAT_TIMEWAIT_FULL);
+	return 0;
+}
+
+/* a TIME_WAIT socket expired or was destroyed (or its timer is being re-armed) */
+SEC("tp_btf/timer_cancel")
+int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
+{
+	const struct tcp_timewait_sock *tw;
+	struct rearm *r;
+	struct tw_val *v;
+	struct tw_key k;
+	__u32 zero = 0;
+
+	if ((__u64)timer->function != tw_timer_fn || !tw_timer_fn)
+		return 0;
+	tw = tw_of_timer(timer);
+	if (!tw_key_of(&tw->tw_sk, &k))
+		return 0;
+	v = bpf_map_lookup_elem(&timewait, &k);
+	if (!v)
+		return 0;
+	r = bpf_map_lookup_elem(&rearms, &zero);
+	if (r) {
+		r->val = *v;
+		r->timer = (__u64)timer;
+	}
+	zero = tw_gone(&k, v);
+	if (r)
+		r->val.side = zero;
+	return 0;
+}
+
+/* start-up and repair walk: what the events could not show */
+static __always_inline __u32 tw_guess_side(const struct tw_key *k, const struct net *net)
+{
+	if (has_listener(k->netns, k->sport))
+		return TW_SERVER;
+	if (in_range(port_range_of(net), k->sport))
+		return TW_CLIENT;
+	return TW_OTHER;
+}
+
+static __always_inline void walk_timewait(const struct tcp_timewait_sock *tw)
+{
+	const struct net *net = tw->tw_sk.__tw_common.skc_net.net;
+	struct tuple_val *val;
+	struct tw_val v = {};
+	struct tw_val *cur;
+	struct tw_key k;
+
+	if (!tw_key_of(&tw->tw_sk, &k))
+		return;
+	cur = bpf_map_lookup_elem(&timewait, &k);
+	if (cur) {
+		cur->seen = walk_gen;
+		/* its closing socket was never seen: guess, as for one made before us */
+		if (cur->side == TW_UNCLASSIFIED &&
+		    bpf_ktime_get_ns() - cur->born_ns > NSEC_PER_SEC) {
+			__u32 side = tw_guess_side(&k, net);
+			__u64 born = 0;
+
+			if (side == TW_CLIENT) {
+				val = tuple_get_or_create((struct tuple_key *)&k, net);
+				if (!val)
+					return;
+				born = val->born_ns;
+			}
+			tw_classify(&k, side, born);
+		}
+		return;
+	}
+	v.born_ns = bpf_ktime_get_ns();
+	v.timer = (__u64)&tw->tw_sk.tw_timer;
+	v.seen = walk_gen;
+	v.ts = tw->tw_ts_recent_stamp != 0;
+	v.side = tw_guess_side(&k, net);
+	if (v.side == TW_CLIENT) {
+		val = tuple_get_or_create((struct tuple_key *)&k, net);
+		if (!val)
+			return;
+		v.tuple_born = val->born_ns;
+	}
+	/* a timer_start made it meanwhile: its closing event classifies it */
+	if (bpf_map_update_elem(&timewait, &k, &v, BPF_NOEXIST))
+		return;
+	tw_account(&k, &v, v.side, 1);
+	/* its timer fired while we looked: the cancel found nothing to take back */
+	if (!tw->tw_sk.tw_timer.entry.pprev) {
+		cur = bpf_map_lookup_elem(&timewait, &k);
+		if (cur)
+			tw_gone(&k, cur);
+	}
+}
+
+static __always_inline void walk_full(const struct tcp_sock *tp, __u64 skaddr)
+{
+	const struct sock *sk = (const struct sock *)tp;
+	const struct inet_bind_bucket *tb = tp->inet_conn.icsk_bind_hash;
+	const struct sock_common *skc = &sk->__sk_common;
+	__u16 lport = skc->skc_num;
+	/* a bucket made by bind() (fastreuse >= 0) keeps the port from every connect() */
+	bool bound = tb && tb->fastreuse >= 0;
+
+	/* an accepted socket shares its listener's port; it holds no ephemeral port */
+	if (has_listener(skc->skc_net.net->ns.inum, lport))
+		return;
+	if (!bound && !in_range(port_range_of(skc->skc_net.net), lport))
+		return;
+	active_track(sk, skaddr, skc->skc_state, bound);
+}
+
+SEC("iter/tcp")
+int walk(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	const struct tcp_timewait_sock *tw;
+	const struct tcp_sock *tp;
+
+	if (!skc)
+		return 0;
+	/* listeners come first in the walk, so accepted sockets can be told apart */
+	switch (skc->skc_state) {
+	case EPH_TCP_TIME_WAIT:
+		tw = bpf_skc_to_tcp_timewait_sock(skc);
+		if (tw)
+			walk_timewait(tw);
+		break;
+	case TCP_NEW_SYN_RECV:
+		break;
+	case EPH_TCP_LISTEN:
+		tp = bpf_skc_to_tcp_sock(skc);
+		if (tp)
+			listener_track((const struct sock *)tp, (__u64)skc);
+		break;
+	default:
+		tp = bpf_skc_to_tcp_sock(skc);
+		if (tp)
+			walk_full(tp, (__u64)skc);
+	}
+	return 0;
+}
+
+/* the agent's repair: a TIME_WAIT socket a walk no longer found */
+SEC("syscall")
+int tw_forget(struct tw_forget_args *args)
+{
+	struct tw_key k;
+	struct tw_val *v;
+
+	__builtin_memcpy(&k, &args->key, sizeof(k));
+	v = bpf_map_lookup_elem(&timewait, &k);
+	if (!v || v->born_ns != args->born_ns)
+		return 0;
+	tw_gone(&k, v);
+	return 1;
 }

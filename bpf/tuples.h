@@ -3,8 +3,11 @@
 #ifndef EPHPORT_TUPLES_H
 #define EPHPORT_TUPLES_H
 
-#define MAX_TUPLES_DEFAULT  65536
-#define MAX_SOCKETS_DEFAULT 262144
+#define MAX_TUPLES_DEFAULT   65536
+#define MAX_SOCKETS_DEFAULT  262144
+#define MAX_TIMEWAIT_DEFAULT 262144
+#define MAX_PORTS	     65536 /* listening or bind()-ed ports, all namespaces */
+#define MAX_LOCAL_TW	     65536 /* (netns, local port) with TIME_WAIT not owed to a tuple */
 
 /* indexed by the kernel's TCP state numbers (TCP_ESTABLISHED = 1 ... TCP_NEW_SYN_RECV = 12) */
 #define EPH_TCP_STATES 16
@@ -29,6 +32,8 @@ enum eph_stat {
 	EPH_STAT_SOCKETS_FULL,	/* an active open did not fit in "sockets" */
 	EPH_STAT_TUPLE_MISSING, /* a tracked socket's tuple was gone or made anew */
 	EPH_STAT_STALE_SOCKETS, /* a socket's CLOSE was never seen (a missed event) */
+	EPH_STAT_TIMEWAIT_FULL, /* a TIME_WAIT socket did not fit in "timewait" */
+	EPH_STAT_PORTS_FULL,	/* a listening or bound port did not fit in "ports" */
 	EPH_STAT_MAX,
 };
 
@@ -50,15 +55,96 @@ struct tuple_val {
 	__u64 connects;	       /* active opens started (CLOSE -> SYN_SENT) */
 	__u64 failed_connects; /* connect() that got no local port */
 	__u64 bound_connects;  /* active opens whose port was bound before connect() */
-	/* live sockets per TCP state; signed so a lost update shows instead of wrapping */
+	/*
+	 * live sockets per TCP state, TIME_WAIT included (all TIME_WAIT minisockets,
+	 * whatever their sub-state); signed so a lost update shows instead of wrapping
+	 */
 	__s32 states[EPH_TCP_STATES];
+	__s32 time_wait_ts; /* of states[TIME_WAIT]: those with TCP timestamps (tw_reuse-able) */
+	__s32 bound;	    /* live sockets whose port was bind()-ed: that port is theirs alone */
+	__u32 port_range;   /* ip_local_port_range at the last connect: low | high << 16 */
+	__u8 tw_reuse;	    /* net.ipv4.tcp_tw_reuse at the last connect */
+	__u8 pad[3];
 };
 
-/* one tracked active open, in "sockets" under the socket's address */
+/* what a "sockets" entry is */
+enum sock_kind {
+	SOCK_ACTIVE = 1, /* an active open, counted in its tuple */
+	SOCK_LISTENER,	 /* a listener: its port is skipped by every connect() */
+};
+
+/* one tracked socket, in "sockets" under the socket's address */
 struct sock_val {
-	struct tuple_key key; /* the tuple it counts in */
+	struct tuple_key key; /* the tuple it counts in; listeners: netns only */
 	__u64 tuple_born;     /* that tuple's born_ns: a tuple made anew is another one */
 	__u32 state;	      /* the state it is counted in now */
+	__u16 lport;	      /* local port, once chosen */
+	__u8 kind;	      /* enum sock_kind */
+	__u8 bound;	      /* counted in ports[netns, lport].bound and its tuple's bound */
+};
+
+/*
+ * One TIME_WAIT minisocket, as the established hash knows it. The first fields
+ * are a struct tuple_key, so a client-side one finds its tuple without copying.
+ */
+struct tw_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 netns;
+	__u16 dport;
+	__u16 family;
+	__u16 sport; /* local port, host byte order */
+	__u16 pad;
+};
+
+/* where a TIME_WAIT socket is counted */
+enum tw_side {
+	TW_UNCLASSIFIED, /* made, its closing socket not seen yet: not counted */
+	TW_CLIENT,	 /* closed first by an active open: its tuple's states[TIME_WAIT] */
+	TW_SERVER,	 /* closed first by an accepted socket: local_tw[netns, local port] */
+	TW_OTHER,	 /* from a socket ephport did not track: local_tw[netns, 0] */
+	TW_GONE,	 /* the kernel has destroyed it */
+};
+
+struct tw_val {
+	__u64 tuple_born; /* TW_CLIENT: the tuple's born_ns */
+	__u64 born_ns;	  /* when ephport first saw it */
+	__u64 timer;	  /* address of its tw_timer: the minisocket's identity */
+	__u32 side;	  /* enum tw_side, changed only with atomic exchanges */
+	__u32 seen;	  /* the last start-up or repair walk that found it */
+	__u8 ts;	  /* TCP timestamps were on: tcp_tw_reuse may reuse it */
+	__u8 pad[7];
+};
+
+/* input of the tw_forget program, which the agent runs after a repair walk */
+struct tw_forget_args {
+	struct tw_key key;
+	__u64 born_ns; /* only the entry the agent saw, not one made since */
+};
+
+/* a port of one namespace: "ports" (held by listeners and bind()) and "local_tw" */
+struct port_key {
+	__u32 netns;
+	__u16 port;
+	__u16 pad;
+};
+
+struct port_val {
+	__s32 listeners;
+	__s32 bound;
+};
+
+/* what the agent read inside a namespace, for "ephport query": the "netns_info" map */
+#define MAX_NETNS 4096
+struct netns_info {
+	__s64 tw_kernel;  /* TIME_WAIT sockets per /proc/net/sockstat; -1 unknown */
+	__u64 checked_ns; /* CLOCK_MONOTONIC of the reading */
+	__u32 port_range; /* net.ipv4.ip_local_port_range: low | high << 16 */
+	__u32 reserved;	  /* ports of net.ipv4.ip_local_reserved_ports inside it */
+	__u32 max_tw;	  /* net.ipv4.tcp_max_tw_buckets */
+	__u8 tw_reuse;	  /* net.ipv4.tcp_tw_reuse */
+	__u8 pad[3];
+	char path[64]; /* where the agent found it */
 };
 
 #endif /* EPHPORT_TUPLES_H */

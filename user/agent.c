@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* ephport agent: load the BPF side, publish its maps, print JSON lines. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <bpf/libbpf.h>
 
 #include "ephport.h"
+#include "netns.h"
 #include "tuples.skel.h"
 
 #define BPF_FS_MAGIC	0xcafe4a11
@@ -25,7 +28,8 @@
 #define MAX_MAP_ENTRIES (1u << 24)
 
 static const char agent_usage[] = "usage: ephport agent [--interval SEC] [--max-tuples N] "
-				  "[--max-sockets N] [--tuple-idle SEC] "
+				  "[--max-sockets N] [--max-timewait N] "
+				  "[--tuple-idle SEC] "
 				  "[--host NAME] [--verbose]\n";
 
 static const char agent_help[] =
@@ -33,7 +37,10 @@ static const char agent_help[] =
 	"\n"
 	"  -i, --interval SEC     seconds between tuple snapshots (1-86400, default 10)\n"
 	"      --max-tuples N     destination tuples tracked at most (default 65536)\n"
-	"      --max-sockets N    live active-open sockets tracked at most (default 262144)\n"
+	"      --max-sockets N    live active-open sockets and listeners tracked at most\n"
+	"                         (default 262144)\n"
+	"      --max-timewait N   TIME_WAIT sockets tracked at most, all namespaces\n"
+	"                         (default 262144)\n"
 	"      --tuple-idle SEC   forget tuples with nothing in use and no connect for SEC\n"
 	"                         seconds (default 600; 0 keeps them for ever)\n"
 	"      --host NAME        value of every line's \"host\" (default: the hostname)\n"
@@ -47,6 +54,7 @@ struct agent_opts {
 	uint64_t interval;
 	uint64_t max_tuples;
 	uint64_t max_sockets;
+	uint64_t max_timewait;
 	uint64_t tuple_idle;
 	const char *host;
 	bool verbose;
@@ -60,6 +68,13 @@ struct agent {
 	__u64 lines_dropped;
 	__u64 tuples_expired;
 	struct timespec started;
+	struct netns_set netns;
+	int home_fd;	   /* our own network namespace, to come back to */
+	__u32 walk_gen;	   /* of the latest iter/tcp walk */
+	__u64 walks;	   /* start-up walks of new namespaces and repair walks */
+	__u64 tw_repaired; /* TIME_WAIT entries a repair walk no longer found */
+	__u64 netns_unreachable;
+	double bootstrap_ms;
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -123,7 +138,8 @@ static int ensure_bpffs(void)
 	return 0;
 }
 
-static const char *const pinned_maps[] = { "tuples", "stats", "sockets" };
+static const char *const pinned_maps[] = { "tuples", "stats",	 "sockets",   "timewait",
+					   "ports",  "local_tw", "netns_info" };
 
 static void unpin_all(void)
 {
@@ -138,8 +154,10 @@ static void unpin_all(void)
 
 static int pin_maps(struct agent *a)
 {
-	struct bpf_map *maps[] = { a->skel->maps.tuples, a->skel->maps.stats,
-				   a->skel->maps.sockets };
+	struct bpf_map *maps[] = { a->skel->maps.tuples,    a->skel->maps.stats,
+				   a->skel->maps.sockets,   a->skel->maps.timewait,
+				   a->skel->maps.ports,	    a->skel->maps.local_tw,
+				   a->skel->maps.netns_info };
 	char path[256];
 	int err;
 
@@ -161,6 +179,39 @@ static int pin_maps(struct agent *a)
 	return 0;
 }
 
+/*
+ * TIME_WAIT sockets are followed through their timers; the handler's address
+ * tells their timers from all others.
+ */
+static int tw_timer_handler_addr(__u64 *addr)
+{
+	char line[256], name[128], type;
+	unsigned long long a;
+	FILE *f = fopen("/proc/kallsyms", "re");
+	int ret = -1;
+
+	if (!f) {
+		eph_err("cannot read /proc/kallsyms: %s", strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx %c %127s", &a, &type, name) == 3 &&
+		    !strcmp(name, "tw_timer_handler")) {
+			*addr = a;
+			ret = 0;
+			break;
+		}
+	}
+	fclose(f);
+	if (ret)
+		eph_err("tw_timer_handler is not in /proc/kallsyms: ephport needs it to follow "
+			"TIME_WAIT sockets (kernel built without CONFIG_KALLSYMS?)");
+	else if (!*addr)
+		eph_err("/proc/kallsyms hides kernel addresses: the agent needs CAP_SYSLOG, "
+			"and kernel.kptr_restrict below 2");
+	return ret || !*addr ? -1 : 0;
+}
+
 static int load_bpf(struct agent *a)
 {
 	int err;
@@ -172,9 +223,13 @@ static int load_bpf(struct agent *a)
 	}
 	bpf_map__set_max_entries(a->skel->maps.tuples, a->opts.max_tuples);
 	bpf_map__set_max_entries(a->skel->maps.sockets, a->opts.max_sockets);
+	bpf_map__set_max_entries(a->skel->maps.timewait, a->opts.max_timewait);
+	if (tw_timer_handler_addr((__u64 *)&a->skel->rodata->tw_timer_fn))
+		return -1;
 	err = tuples_bpf__load(a->skel);
 	if (err == -ENOMEM || err == -E2BIG)
-		eph_err("cannot create the BPF maps: %s -- lower --max-tuples or --max-sockets",
+		eph_err("cannot create the BPF maps: %s -- lower --max-tuples, --max-sockets or "
+			"--max-timewait",
 			strerror(-err));
 	else if (err == -EPERM)
 		eph_err("the kernel refused to load BPF programs: %s -- is the kernel locked "
@@ -188,8 +243,157 @@ static int load_bpf(struct agent *a)
 		return -1;
 	err = tuples_bpf__attach(a->skel);
 	if (err) {
-		eph_err("cannot attach to tracepoint sock/inet_sock_set_state: %s", strerror(-err));
+		eph_err("cannot attach to the tracepoints sock/inet_sock_set_state and "
+			"timer/timer_start, timer_cancel: %s",
+			strerror(-err));
 		return -1;
+	}
+	if (!a->skel->links.walk) {
+		eph_err("cannot attach the iter/tcp program: ephport needs BPF iterators "
+			"(Linux 5.9+)");
+		return -1;
+	}
+	return 0;
+}
+
+/* one iter/tcp walk of the namespace this thread is in */
+static int walk_here(struct agent *a)
+{
+	char buf[256];
+	ssize_t n;
+	int fd;
+
+	a->skel->bss->walk_gen = ++a->walk_gen;
+	fd = bpf_iter_create(bpf_link__fd(a->skel->links.walk));
+	if (fd < 0)
+		return -errno;
+	/* the program prints nothing: reading runs it over every socket */
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		;
+	close(fd);
+	a->walks++;
+	return n < 0 ? -errno : 0;
+}
+
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* the clock of bpf_ktime_get_ns() */
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/*
+ * Steps into each namespace: walks the ones not seen before (counting the
+ * sockets they had before we knew them; BPF_NOEXIST keeps the walk and live
+ * events from counting one twice) and reads their settings for "netns_info".
+ * Coming back home must work: anything else would leave the agent elsewhere.
+ */
+static int netns_round(struct agent *a)
+{
+	int info_fd = bpf_map__fd(a->skel->maps.netns_info);
+	size_t kept = 0;
+	int err;
+
+	err = netns_discover(&a->netns, "/proc/self/ns/net");
+	if (err) {
+		eph_err("cannot list network namespaces: %s", strerror(-err));
+		return -1;
+	}
+	for (size_t i = 0; i < a->netns.len; i++) {
+		struct netns *ns = &a->netns.items[i];
+
+		if (!ns->alive) {
+			bpf_map_delete_elem(info_fd, &ns->inum);
+			continue;
+		}
+		a->netns.items[kept++] = *ns;
+		ns = &a->netns.items[kept - 1];
+		if (netns_enter(ns, a->home_fd)) {
+			a->netns_unreachable++;
+			continue;
+		}
+		if (ns->is_new && !walk_here(a))
+			ns->is_new = false;
+		err = netns_read_info(&ns->info);
+		if (netns_leave(a->home_fd)) {
+			eph_err("cannot return to the agent's network namespace: %s",
+				strerror(errno));
+			return -1;
+		}
+		if (err)
+			continue;
+		ns->info.checked_ns = now_ns();
+		snprintf(ns->info.path, sizeof(ns->info.path), "%s",
+			 ns->home ? "/proc/self/ns/net" : ns->path);
+		bpf_map_update_elem(info_fd, &ns->inum, &ns->info, BPF_ANY);
+	}
+	a->netns.len = kept;
+	return 0;
+}
+
+/*
+ * A walk finds every TIME_WAIT socket of the namespace: ones we missed are
+ * counted by the walk itself, and entries it did not find (older than the walk)
+ * were destroyed without our seeing it; tw_forget takes them back.
+ */
+static int tw_repair(struct agent *a, struct netns *ns)
+{
+	int tw_fd = bpf_map__fd(a->skel->maps.timewait);
+	int prog_fd = bpf_program__fd(a->skel->progs.tw_forget);
+	struct tw_key *keys = NULL;
+	struct tw_val *vals = NULL;
+	__u64 started = now_ns();
+	size_t n = 0;
+	int err;
+
+	if (netns_enter(ns, a->home_fd))
+		return 0; /* gone meanwhile */
+	err = walk_here(a);
+	if (netns_leave(a->home_fd)) {
+		eph_err("cannot return to the agent's network namespace: %s", strerror(errno));
+		return -1;
+	}
+	if (err)
+		return 0;
+	err = map_read_all(tw_fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
+	for (size_t i = 0; i < n && !err; i++) {
+		struct tw_forget_args args = { .key = keys[i], .born_ns = vals[i].born_ns };
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
+
+		if (keys[i].netns != ns->inum || vals[i].seen == a->walk_gen ||
+		    vals[i].born_ns >= started)
+			continue;
+		if (!bpf_prog_test_run_opts(prog_fd, &opts) && opts.retval == 1)
+			a->tw_repaired++;
+	}
+	free(keys);
+	free(vals);
+	return 0;
+}
+
+/*
+ * The self-check: the kernel's TIME_WAIT count of each namespace (sockstat) and
+ * ours. Both move under load and are read a moment apart, so only the same gap
+ * twice running counts as drift.
+ */
+static int tw_check(struct agent *a, struct ns_list *nl)
+{
+	for (size_t i = 0; i < a->netns.len; i++) {
+		struct netns *ns = &a->netns.items[i];
+		const struct ns_summary *sum = ns_find(nl, ns->inum, false);
+		__s64 ours = sum ? sum->tw_tuples + sum->tw_server + sum->tw_other : 0;
+		__s64 diff;
+
+		if (ns->info.tw_kernel < 0 || ns->is_new)
+			continue;
+		diff = ns->info.tw_kernel - ours;
+		if (diff && diff == ns->last_diff) {
+			if (tw_repair(a, ns))
+				return -1;
+			diff = 0;
+		}
+		ns->last_diff = diff;
 	}
 	return 0;
 }
@@ -221,7 +425,7 @@ static void event_emit(struct agent *a, cJSON *ev)
 static void emit_start(struct agent *a)
 {
 	cJSON *ev = event_new(a, "agent_start");
-	cJSON *settings;
+	cJSON *settings, *boot;
 	struct utsname u;
 
 	if (!ev)
@@ -235,7 +439,11 @@ static void emit_start(struct agent *a)
 	    !cJSON_AddNumberToObject(settings, "interval", a->opts.interval) ||
 	    !cJSON_AddNumberToObject(settings, "max_tuples", a->opts.max_tuples) ||
 	    !cJSON_AddNumberToObject(settings, "max_sockets", a->opts.max_sockets) ||
-	    !cJSON_AddNumberToObject(settings, "tuple_idle", a->opts.tuple_idle)) {
+	    !cJSON_AddNumberToObject(settings, "max_timewait", a->opts.max_timewait) ||
+	    !cJSON_AddNumberToObject(settings, "tuple_idle", a->opts.tuple_idle) ||
+	    !(boot = cJSON_AddObjectToObject(ev, "bootstrap")) ||
+	    !cJSON_AddNumberToObject(boot, "netns", a->netns.len) ||
+	    !cJSON_AddNumberToObject(boot, "ms", round(a->bootstrap_ms * 10) / 10)) {
 		cJSON_Delete(ev);
 		ev = NULL;
 	}
@@ -300,25 +508,59 @@ static int prog_stats_to_json(struct agent *a, cJSON *ev)
 	       !cJSON_AddNumberToObject(ev, "bpf_run_time_ns", info.run_time_ns);
 }
 
+static int read_counts(struct agent *a, struct tuple_list *list, struct ns_list *nl)
+{
+	int err = tuple_list_read(bpf_map__fd(a->skel->maps.tuples), NULL, list);
+
+	if (!err)
+		err = ns_list_build(nl, list, bpf_map__fd(a->skel->maps.netns_info),
+				    bpf_map__fd(a->skel->maps.ports),
+				    bpf_map__fd(a->skel->maps.local_tw));
+	if (err) {
+		eph_err("cannot read the BPF maps: %s", strerror(-err));
+		return err;
+	}
+	tuple_list_capacity(list, nl);
+	tuple_list_sort(list);
+	return 0;
+}
+
+static void emit_netns(struct agent *a, const struct ns_list *nl)
+{
+	for (size_t i = 0; i < nl->len; i++) {
+		cJSON *ev = event_new(a, "netns");
+
+		if (ev && ns_to_json(&nl->items[i], ev)) {
+			cJSON_Delete(ev);
+			ev = NULL;
+		}
+		event_emit(a, ev);
+	}
+}
+
 static int snapshot(struct agent *a)
 {
 	struct tuple_list list = { 0 };
+	struct ns_list nl = { 0 };
 	struct agent_stats st = { .max_tuples = a->opts.max_tuples,
 				  .max_sockets = a->opts.max_sockets };
 	size_t expired;
 	cJSON *ev;
 	int err;
 
-	err = tuple_list_read(bpf_map__fd(a->skel->maps.tuples), NULL, &list);
+	err = netns_round(a);
+	if (err)
+		return err;
+	err = read_counts(a, &list, &nl);
+	/* a repair shows in the next snapshot */
+	if (!err)
+		err = tw_check(a, &nl);
 	if (!err)
 		err = stats_read(bpf_map__fd(a->skel->maps.stats), &st);
-	if (err) {
-		eph_err("cannot read the BPF maps: %s", strerror(-err));
+	if (err)
 		goto cleanup;
-	}
-	tuple_list_sort(&list);
 	for (size_t i = 0; i < list.len; i++) {
-		if (list.items[i].in_use <= 0)
+		if (list.items[i].in_use <= 0 && list.items[i].time_wait <= 0)
 			continue;
 		ev = event_new(a, "tuple");
 		if (ev && tuple_to_json(&list.items[i], ev)) {
@@ -327,17 +569,23 @@ static int snapshot(struct agent *a)
 		}
 		event_emit(a, ev);
 	}
+	emit_netns(a, &nl);
 	expired = expire_idle(a, &list);
 	ev = event_new(a, "stats");
 	if (ev && (stats_to_json(&st, list.seen - expired, ev) ||
 		   !cJSON_AddNumberToObject(ev, "tuples_expired", a->tuples_expired) ||
 		   !cJSON_AddNumberToObject(ev, "lines_dropped", a->lines_dropped) ||
+		   !cJSON_AddNumberToObject(ev, "netns", a->netns.len) ||
+		   !cJSON_AddNumberToObject(ev, "netns_unreachable", a->netns_unreachable) ||
+		   !cJSON_AddNumberToObject(ev, "walks", a->walks) ||
+		   !cJSON_AddNumberToObject(ev, "time_wait_repaired", a->tw_repaired) ||
 		   prog_stats_to_json(a, ev))) {
 		cJSON_Delete(ev);
 		ev = NULL;
 	}
 	event_emit(a, ev);
 cleanup:
+	ns_list_free(&nl);
 	tuple_list_free(&list);
 	return err;
 }
@@ -384,6 +632,7 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 		{ "interval", required_argument, NULL, 'i' },
 		{ "max-tuples", required_argument, NULL, 'T' },
 		{ "max-sockets", required_argument, NULL, 'S' },
+		{ "max-timewait", required_argument, NULL, 'W' },
 		{ "tuple-idle", required_argument, NULL, 'I' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -406,6 +655,10 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'S':
 			if (parse_u64(optarg, 1, MAX_MAP_ENTRIES, &o->max_sockets))
+				goto bad_value;
+			break;
+		case 'W':
+			if (parse_u64(optarg, 1, MAX_MAP_ENTRIES, &o->max_timewait))
 				goto bad_value;
 			break;
 		case 'I':
@@ -451,10 +704,13 @@ int cmd_agent(int argc, char **argv)
 	struct agent a = { .opts = { .interval = 10,
 				     .max_tuples = MAX_TUPLES_DEFAULT,
 				     .max_sockets = MAX_SOCKETS_DEFAULT,
+				     .max_timewait = MAX_TIMEWAIT_DEFAULT,
 				     .tuple_idle = 600 } };
 	struct sigaction sa = { .sa_handler = on_signal };
 	int lock_fd = -1, ret = 1, err;
 	long holder = 0;
+
+	a.home_fd = -1;
 
 	err = parse_opts(argc, argv, &a.opts);
 	if (err)
@@ -482,9 +738,18 @@ int cmd_agent(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	a.home_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (a.home_fd < 0) {
+		eph_err("cannot open /proc/self/ns/net: %s", strerror(errno));
+		goto cleanup;
+	}
 	if (ensure_bpffs() || load_bpf(&a) || pin_maps(&a))
 		goto cleanup;
 	clock_gettime(CLOCK_MONOTONIC, &a.started);
+	/* after attaching: what the walk misses, the events catch */
+	if (netns_round(&a))
+		goto cleanup;
+	a.bootstrap_ms = (now_ns() - (a.started.tv_sec * 1000000000ull + a.started.tv_nsec)) / 1e6;
 	emit_start(&a);
 	err = run_loop(&a);
 	emit_stop(&a, err ? "error" : "signal");
@@ -493,6 +758,9 @@ cleanup:
 	if (a.pinned)
 		unpin_all();
 	tuples_bpf__destroy(a.skel);
+	netns_set_free(&a.netns);
+	if (a.home_fd >= 0)
+		close(a.home_fd);
 	agent_lock_release(lock_fd);
 	return ret;
 }

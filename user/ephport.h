@@ -32,6 +32,7 @@ const char *bad_option(char **argv, char buf[3]);
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int format_rfc3339_ms(const struct timespec *ts, char *buf, size_t len);
 int json_print_line(cJSON *obj);
+int map_read_all(int fd, size_t ksz, size_t vsz, void **keys, void **vals, size_t *n);
 
 /* addr.c: addresses in tuple_key form (IPv4 in the first 4 bytes) */
 #define EPH_ADDRSTRLEN 46
@@ -53,7 +54,12 @@ int filter_parse_netns(struct tuple_filter *f, const char *s);
 struct tuple {
 	struct tuple_key key;
 	struct tuple_val val;
-	__s64 in_use;
+	__s64 in_use;	    /* sockets in every state but TIME_WAIT */
+	__s64 time_wait;    /* TIME_WAIT sockets */
+	__s64 reusable;	    /* of those, what tcp_tw_reuse lets connect() take over */
+	__s64 usage;	    /* in_use + time_wait - reusable */
+	__s64 capacity;	    /* ports connect() can use for this tuple */
+	double utilization; /* usage / capacity */
 };
 
 struct tuple_list {
@@ -64,10 +70,50 @@ struct tuple_list {
 
 bool filter_match(const struct tuple_filter *f, const struct tuple *t);
 void tuple_finish(struct tuple *t);
+int tuple_list_push(struct tuple_list *l, const struct tuple *t);
 int tuple_list_read(int map_fd, const struct tuple_filter *f, struct tuple_list *out);
 void tuple_list_sort(struct tuple_list *l);
 void tuple_list_free(struct tuple_list *l);
 int tuple_to_json(const struct tuple *t, cJSON *obj);
+
+/* capacity.c: namespaces as the maps show them, and each tuple's capacity */
+struct ns_port {
+	__u16 port;
+	__s64 count;
+};
+
+struct ns_summary {
+	__u32 inum;
+	bool has_info; /* the agent read it from inside the namespace */
+	struct netns_info info;
+	__u32 port_range;     /* the agent's reading, else the newest connect's */
+	__u8 tw_reuse;	      /* likewise */
+	__u32 bound_in_range; /* distinct ports in the range held by listeners or bind() */
+	__s64 tw_tuples;      /* TIME_WAIT sockets counted in its tuples */
+	__s64 tw_server;      /* TIME_WAIT sockets on local ports with a listener */
+	__s64 tw_other;	      /* TIME_WAIT sockets of sockets ephport did not track */
+	struct ns_port *server;
+	size_t nserver, capserver;
+	__u64 newest_connect;
+};
+
+struct ns_list {
+	struct ns_summary *items;
+	size_t len, cap;
+};
+
+#define PORT_LOW(r)  ((r)&0xffff)
+#define PORT_HIGH(r) ((r) >> 16)
+
+struct ns_summary *ns_find(struct ns_list *l, __u32 inum, bool create);
+int ns_list_build(struct ns_list *l, const struct tuple_list *tuples, int info_fd, int ports_fd,
+		  int local_tw_fd);
+void ns_list_free(struct ns_list *l);
+int ns_to_json(const struct ns_summary *ns, cJSON *obj);
+bool tuple_is_loopback(const struct tuple_key *k);
+void tuple_capacity(struct tuple *t, const struct ns_summary *ns);
+void tuple_list_capacity(struct tuple_list *l, struct ns_list *nl);
+int reserved_ports_count(const char *list, __u32 range, __u32 *count);
 
 /* counters the BPF side keeps about itself, plus map sizes */
 struct agent_stats {

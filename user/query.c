@@ -105,16 +105,35 @@ static __u32 map_max_entries(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.max_entries;
 }
 
-static int print_json(pid_t agent, const struct tuple_list *l, const struct agent_stats *st)
+static bool ns_wanted(const struct tuple_filter *f, const struct ns_summary *ns)
+{
+	return !f->netns_set || ns->inum == f->netns;
+}
+
+static int print_json(pid_t agent, const struct tuple_list *l, const struct ns_list *nl,
+		      const struct tuple_filter *f, const struct agent_stats *st)
 {
 	cJSON *doc = cJSON_CreateObject();
 	cJSON *arr = cJSON_AddArrayToObject(doc, "tuples");
+	cJSON *nsarr = cJSON_AddArrayToObject(doc, "netns");
 	cJSON *stats = cJSON_AddObjectToObject(doc, "stats");
 	int err = -ENOMEM;
 
-	if (!doc || !arr || !stats || !cJSON_AddNumberToObject(doc, "agent_pid", agent) ||
+	if (!doc || !arr || !nsarr || !stats || !cJSON_AddNumberToObject(doc, "agent_pid", agent) ||
 	    stats_to_json(st, l->seen, stats))
 		goto cleanup;
+	for (size_t i = 0; i < nl->len; i++) {
+		cJSON *n;
+
+		if (!ns_wanted(f, &nl->items[i]))
+			continue;
+		n = cJSON_CreateObject();
+		if (!n)
+			goto cleanup;
+		cJSON_AddItemToArray(nsarr, n);
+		if (ns_to_json(&nl->items[i], n))
+			goto cleanup;
+	}
 	for (size_t i = 0; i < l->len; i++) {
 		cJSON *t = cJSON_CreateObject();
 
@@ -130,17 +149,18 @@ cleanup:
 	return err;
 }
 
-static void print_table(const struct tuple_list *l, const struct agent_stats *st)
+static void print_tuples(const struct tuple_list *l)
 {
 	char src[EPH_ADDRSTRLEN], dst[EPH_ADDRSTRLEN + 8], addr[EPH_ADDRSTRLEN];
 	int wsrc = 3, wdst = 3;
 
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1)
-			printf("%-10s %-*s %-*s %7s %8s %7s %6s %6s %7s %8s %7s %7s %9s %7s\n",
-			       "NETNS", wsrc, "SRC", wdst, "DST", "IN_USE", "SYN_SENT", "ESTAB",
-			       "FIN_W1", "FIN_W2", "CLOSE_W", "LAST_ACK", "CLOSING", "TIME_W",
-			       "CONNECTS", "FAILED");
+			printf("%-10s %-*s %-*s %6s %7s %8s %7s %8s %7s %6s %6s %7s %8s %7s "
+			       "%7s %8s %9s %7s\n",
+			       "NETNS", wsrc, "SRC", wdst, "DST", "UTIL%", "USAGE", "CAPACITY",
+			       "IN_USE", "SYN_SENT", "ESTAB", "FIN_W1", "FIN_W2", "CLOSE_W",
+			       "LAST_ACK", "CLOSING", "TIME_W", "TW_REUSE", "CONNECTS", "FAILED");
 		for (size_t i = 0; i < l->len; i++) {
 			const struct tuple *t = &l->items[i];
 			const __s32 *s = t->val.states;
@@ -156,31 +176,72 @@ static void print_table(const struct tuple_list *l, const struct agent_stats *st
 				wdst = n > wdst ? n : wdst;
 				continue;
 			}
-			printf("%-10u %-*s %-*s %7lld %8d %7d %6d %6d %7d %8d %7d %7d %9llu "
-			       "%7llu\n",
-			       t->key.netns, wsrc, src, wdst, dst, (long long)t->in_use,
+			printf("%-10u %-*s %-*s %6.1f %7lld %8lld %7lld %8d %7d %6d %6d %7d %8d "
+			       "%7d %7lld %8lld %9llu %7llu\n",
+			       t->key.netns, wsrc, src, wdst, dst, t->utilization * 100,
+			       (long long)t->usage, (long long)t->capacity, (long long)t->in_use,
 			       s[EPH_TCP_SYN_SENT], s[EPH_TCP_ESTABLISHED], s[EPH_TCP_FIN_WAIT1],
 			       s[EPH_TCP_FIN_WAIT2], s[EPH_TCP_CLOSE_WAIT], s[EPH_TCP_LAST_ACK],
-			       s[EPH_TCP_CLOSING], s[EPH_TCP_TIME_WAIT],
+			       s[EPH_TCP_CLOSING], (long long)t->time_wait, (long long)t->reusable,
 			       (unsigned long long)t->val.connects,
 			       (unsigned long long)t->val.failed_connects);
 		}
 	}
-	if (st->counters[EPH_STAT_TUPLES_FULL] || st->counters[EPH_STAT_SOCKETS_FULL])
+}
+
+static void print_netns(const struct ns_list *nl, const struct tuple_filter *f)
+{
+	char range[16], reserved[12], reuse[4];
+
+	printf("\n%-10s %-12s %8s %6s %8s %9s %9s %8s  %s\n", "NETNS", "PORT_RANGE", "RESERVED",
+	       "BOUND", "TW_REUSE", "TW_CLIENT", "TW_SERVER", "TW_OTHER", "PATH");
+	for (size_t i = 0; i < nl->len; i++) {
+		const struct ns_summary *ns = &nl->items[i];
+
+		if (!ns_wanted(f, ns))
+			continue;
+		snprintf(range, sizeof(range), "-");
+		snprintf(reuse, sizeof(reuse), "-");
+		snprintf(reserved, sizeof(reserved), "-");
+		if (ns->port_range) {
+			snprintf(range, sizeof(range), "%u-%u", PORT_LOW(ns->port_range),
+				 PORT_HIGH(ns->port_range));
+			snprintf(reuse, sizeof(reuse), "%u", ns->tw_reuse);
+		}
+		if (ns->has_info)
+			snprintf(reserved, sizeof(reserved), "%u", ns->info.reserved);
+		printf("%-10u %-12s %8s %6u %8s %9lld %9lld %8lld  %s\n", ns->inum, range, reserved,
+		       ns->bound_in_range, reuse, (long long)ns->tw_tuples,
+		       (long long)ns->tw_server, (long long)ns->tw_other,
+		       ns->has_info && ns->info.path[0] ? ns->info.path : "-");
+	}
+}
+
+static void print_table(const struct tuple_list *l, const struct ns_list *nl,
+			const struct tuple_filter *f, const struct agent_stats *st)
+{
+	print_tuples(l);
+	print_netns(nl, f);
+	if (st->counters[EPH_STAT_TUPLES_FULL] || st->counters[EPH_STAT_SOCKETS_FULL] ||
+	    st->counters[EPH_STAT_TIMEWAIT_FULL])
 		fprintf(stderr,
-			"ephport: maps were full: %llu new tuples and %llu sockets not counted "
-			"(raise --max-tuples %u / --max-sockets %u)\n",
+			"ephport: maps were full: %llu new tuples, %llu sockets and %llu TIME_WAIT "
+			"sockets not counted (raise --max-tuples %u / --max-sockets %u / "
+			"--max-timewait)\n",
 			(unsigned long long)st->counters[EPH_STAT_TUPLES_FULL],
-			(unsigned long long)st->counters[EPH_STAT_SOCKETS_FULL], st->max_tuples,
+			(unsigned long long)st->counters[EPH_STAT_SOCKETS_FULL],
+			(unsigned long long)st->counters[EPH_STAT_TIMEWAIT_FULL], st->max_tuples,
 			st->max_sockets);
 }
 
 int cmd_query(int argc, char **argv)
 {
 	struct tuple_filter filter = { 0 };
-	struct tuple_list list = { 0 };
+	struct tuple_list list = { 0 }, all = { 0 };
+	struct ns_list nl = { 0 };
 	struct agent_stats st = { 0 };
-	int tuples_fd = -1, stats_fd = -1, sockets_fd = -1, ret = 1, err;
+	int tuples_fd = -1, stats_fd = -1, sockets_fd = -1, ports_fd = -1, local_tw_fd = -1;
+	int info_fd = -1, ret = 1, err;
 	pid_t agent;
 
 	err = parse_opts(argc, argv, &filter);
@@ -197,31 +258,50 @@ int cmd_query(int argc, char **argv)
 		return 1;
 	}
 	if (open_pinned("tuples", &tuples_fd) || open_pinned("stats", &stats_fd) ||
-	    open_pinned("sockets", &sockets_fd))
+	    open_pinned("sockets", &sockets_fd) || open_pinned("ports", &ports_fd) ||
+	    open_pinned("local_tw", &local_tw_fd) || open_pinned("netns_info", &info_fd))
 		goto cleanup;
 
 	st.max_tuples = map_max_entries(tuples_fd);
 	st.max_sockets = map_max_entries(sockets_fd);
-	err = tuple_list_read(tuples_fd, &filter, &list);
+	/* namespace totals need every tuple; the filter applies to what is shown */
+	err = tuple_list_read(tuples_fd, NULL, &all);
 	if (!err)
+		err = ns_list_build(&nl, &all, info_fd, ports_fd, local_tw_fd);
+	for (size_t i = 0; !err && i < all.len; i++) {
+		list.seen++;
+		if (filter_match(&filter, &all.items[i]))
+			err = tuple_list_push(&list, &all.items[i]);
+	}
+	if (!err) {
+		tuple_list_capacity(&list, &nl);
 		err = stats_read(stats_fd, &st);
+	}
 	if (err) {
 		eph_err("cannot read the agent's maps: %s", strerror(-err));
 		goto cleanup;
 	}
 	tuple_list_sort(&list);
 	if (eph_json_mode) {
-		err = print_json(agent, &list, &st);
+		err = print_json(agent, &list, &nl, &filter, &st);
 		if (err) {
 			eph_err("cannot print JSON: %s", strerror(-err));
 			goto cleanup;
 		}
 	} else {
-		print_table(&list, &st);
+		print_table(&list, &nl, &filter, &st);
 	}
 	ret = 0;
 cleanup:
+	ns_list_free(&nl);
+	tuple_list_free(&all);
 	tuple_list_free(&list);
+	if (info_fd >= 0)
+		close(info_fd);
+	if (local_tw_fd >= 0)
+		close(local_tw_fd);
+	if (ports_fd >= 0)
+		close(ports_fd);
 	if (sockets_fd >= 0)
 		close(sockets_fd);
 	if (stats_fd >= 0)

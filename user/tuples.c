@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Reading, filtering, sorting and rendering the kernel's per-tuple counts. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,10 +28,9 @@ static const struct {
 };
 
 static const char *const stat_names[EPH_STAT_MAX] = {
-	[EPH_STAT_TUPLES_FULL] = "tuples_dropped",
-	[EPH_STAT_SOCKETS_FULL] = "sockets_dropped",
-	[EPH_STAT_TUPLE_MISSING] = "tuple_missing",
-	[EPH_STAT_STALE_SOCKETS] = "stale_sockets",
+	[EPH_STAT_TUPLES_FULL] = "tuples_dropped",	[EPH_STAT_SOCKETS_FULL] = "sockets_dropped",
+	[EPH_STAT_TUPLE_MISSING] = "tuple_missing",	[EPH_STAT_STALE_SOCKETS] = "stale_sockets",
+	[EPH_STAT_TIMEWAIT_FULL] = "time_wait_dropped", [EPH_STAT_PORTS_FULL] = "ports_dropped",
 };
 
 bool filter_match(const struct tuple_filter *f, const struct tuple *t)
@@ -48,14 +48,17 @@ bool filter_match(const struct tuple_filter *f, const struct tuple *t)
 	return true;
 }
 
+/* derived values; the capacity as far as the tuple alone tells (see capacity.c) */
 void tuple_finish(struct tuple *t)
 {
 	t->in_use = 0;
 	for (size_t i = 0; i < sizeof(live_states) / sizeof(live_states[0]); i++)
 		t->in_use += t->val.states[live_states[i].state];
+	t->time_wait = t->val.states[EPH_TCP_TIME_WAIT];
+	tuple_capacity(t, NULL);
 }
 
-static int tuple_list_push(struct tuple_list *l, const struct tuple *t)
+int tuple_list_push(struct tuple_list *l, const struct tuple *t)
 {
 	if (l->len == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
@@ -70,55 +73,24 @@ static int tuple_list_push(struct tuple_list *l, const struct tuple *t)
 	return 0;
 }
 
-/*
- * Batched reads walk the hash table bucket by bucket, so entries that the agent
- * deletes meanwhile cannot make the walk start over and list a tuple twice, as
- * get_next_key() does. out->seen counts every entry read, filtered or not.
- */
 int tuple_list_read(int map_fd, const struct tuple_filter *f, struct tuple_list *out)
 {
-	__u32 batch_in = 0, batch_out = 0, count, chunk = 1024;
-	struct tuple_key *keys = NULL;
-	struct tuple_val *vals = NULL;
-	bool first = true, done = false;
-	int err = 0;
+	struct tuple_key *keys;
+	struct tuple_val *vals;
+	size_t n;
+	int err;
 
-	while (!done) {
-		if (!keys) {
-			keys = calloc(chunk, sizeof(*keys));
-			vals = calloc(chunk, sizeof(*vals));
-			if (!keys || !vals) {
-				err = -ENOMEM;
-				break;
-			}
-		}
-		count = chunk;
-		err = bpf_map_lookup_batch(map_fd, first ? NULL : &batch_in, &batch_out, keys, vals,
-					   &count, NULL);
-		if (err == -ENOENT) {
-			done = true; /* the last batch may still carry entries */
-			err = 0;
-		} else if (err == -ENOSPC && count == 0) {
-			/* one bucket holds more than a chunk: read it again with room */
-			free(keys);
-			free(vals);
-			keys = NULL;
-			vals = NULL;
-			chunk *= 2;
-			continue;
-		} else if (err) {
-			break;
-		}
-		for (__u32 i = 0; i < count && !err; i++) {
-			struct tuple t = { .key = keys[i], .val = vals[i] };
+	err = map_read_all(map_fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals,
+			   &n);
+	if (err)
+		return err;
+	for (size_t i = 0; i < n && !err; i++) {
+		struct tuple t = { .key = keys[i], .val = vals[i] };
 
-			out->seen++;
-			tuple_finish(&t);
-			if (!f || filter_match(f, &t))
-				err = tuple_list_push(out, &t);
-		}
-		batch_in = batch_out;
-		first = false;
+		out->seen++;
+		tuple_finish(&t);
+		if (!f || filter_match(f, &t))
+			err = tuple_list_push(out, &t);
 	}
 	free(keys);
 	free(vals);
@@ -129,6 +101,10 @@ static int tuple_cmp(const void *a, const void *b)
 {
 	const struct tuple *x = a, *y = b;
 
+	if (x->utilization != y->utilization)
+		return x->utilization > y->utilization ? -1 : 1;
+	if (x->usage != y->usage)
+		return x->usage > y->usage ? -1 : 1;
 	if (x->in_use != y->in_use)
 		return x->in_use > y->in_use ? -1 : 1;
 	if (x->val.failed_connects != y->val.failed_connects)
@@ -138,7 +114,7 @@ static int tuple_cmp(const void *a, const void *b)
 	return memcmp(&x->key, &y->key, sizeof(x->key));
 }
 
-/* most used first; ties broken so that the order is stable between runs */
+/* nearest to exhaustion first; ties broken so that the order is stable between runs */
 void tuple_list_sort(struct tuple_list *l)
 {
 	if (l->len)
@@ -171,8 +147,12 @@ int tuple_to_json(const struct tuple *t, cJSON *obj)
 	err |= ADD_NUM(obj, "dport", k->dport);
 	for (size_t i = 0; i < sizeof(live_states) / sizeof(live_states[0]); i++)
 		err |= ADD_NUM(obj, live_states[i].name, t->val.states[live_states[i].state]);
-	err |= ADD_NUM(obj, "time_wait", t->val.states[EPH_TCP_TIME_WAIT]);
+	err |= ADD_NUM(obj, "time_wait", t->time_wait);
+	err |= ADD_NUM(obj, "time_wait_reusable", t->reusable);
 	err |= ADD_NUM(obj, "in_use", t->in_use);
+	err |= ADD_NUM(obj, "usage", t->usage);
+	err |= ADD_NUM(obj, "capacity", t->capacity);
+	err |= ADD_NUM(obj, "utilization", round(t->utilization * 10000) / 10000);
 	err |= ADD_NUM(obj, "connects", t->val.connects);
 	err |= ADD_NUM(obj, "failed_connects", t->val.failed_connects);
 	err |= ADD_NUM(obj, "bound_connects", t->val.bound_connects);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <bpf/bpf.h>
 
 #include "ephport.h"
 
@@ -82,4 +83,66 @@ int json_print_line(cJSON *obj)
 		err = errno ? -errno : -EIO;
 	cJSON_free(s);
 	return err;
+}
+
+/*
+ * Every entry of a hash map, read in batches: the walk goes bucket by bucket, so
+ * entries deleted meanwhile cannot make it start over and list one twice, as
+ * get_next_key() does. *keys and *vals are malloc'ed arrays of *n entries.
+ */
+int map_read_all(int fd, size_t ksz, size_t vsz, void **keys_out, void **vals_out, size_t *n)
+{
+	__u32 batch_in = 0, batch_out = 0, count, chunk = 1024;
+	char *keys = NULL, *vals = NULL;
+	size_t len = 0, cap = 0;
+	bool first = true;
+	int err = 0;
+
+	for (;;) {
+		if (cap - len < chunk) {
+			size_t ncap = (cap ? cap : chunk) * 2;
+			char *k, *v;
+
+			while (ncap - len < chunk)
+				ncap *= 2;
+			k = realloc(keys, ncap * ksz);
+			if (k)
+				keys = k;
+			v = k ? realloc(vals, ncap * vsz) : NULL;
+			if (v)
+				vals = v;
+			if (!k || !v) {
+				err = -ENOMEM;
+				break;
+			}
+			cap = ncap;
+		}
+		count = chunk;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &batch_in, &batch_out,
+					   keys + len * ksz, vals + len * vsz, &count, NULL);
+		if (err == -ENOSPC && count == 0) {
+			/* one bucket holds more than a chunk: read it again with room */
+			chunk *= 2;
+			err = 0;
+			continue;
+		}
+		if (err && err != -ENOENT)
+			break;
+		len += count;
+		if (err == -ENOENT) { /* the last batch may still carry entries */
+			err = 0;
+			break;
+		}
+		batch_in = batch_out;
+		first = false;
+	}
+	if (err) {
+		free(keys);
+		free(vals);
+		return err;
+	}
+	*keys_out = keys;
+	*vals_out = vals;
+	*n = len;
+	return 0;
 }

@@ -34,6 +34,7 @@ SS_STATES = {
 }
 LIVE_STATES = ["syn_sent", "syn_recv", "established", "fin_wait1", "fin_wait2", "close_wait",
                "last_ack", "closing"]
+ALL_STATES = LIVE_STATES + ["time_wait"]
 
 
 def run(*args, check=True, **kw):
@@ -65,20 +66,32 @@ class Netns:
     def delete(self):
         run("ip", "netns", "del", self.name, check=False)
 
-    def ss_tuples(self, server_ports):
-        """Client sockets per (saddr, daddr, dport) and state, as ss sees them."""
+    def sysctl(self, name, value):
+        self.exec("sysctl", "-q", "-w", f"{name}={value}")
+
+    def ss_sockets(self):
+        """(state, (laddr, lport), (paddr, pport)) of every TCP socket, as ss sees it."""
         out = self.exec("ss", "-Htan").stdout
-        counts = collections.defaultdict(collections.Counter)
         for line in out.splitlines():
             f = line.split()
-            state, local, peer = f[0], f[3], f[4]
-            if state not in SS_STATES:
-                continue
-            saddr, _sport = split_hostport(local)
-            daddr, dport = split_hostport(peer)
-            if dport not in server_ports:
+            if f[0] != "LISTEN":
+                yield f[0], split_hostport(f[3]), split_hostport(f[4])
+
+    def ss_tuples(self, server_ports):
+        """Client sockets per (saddr, daddr, dport) and state, as ss sees them."""
+        counts = collections.defaultdict(collections.Counter)
+        for state, (saddr, _sport), (daddr, dport) in self.ss_sockets():
+            if state not in SS_STATES or dport not in server_ports:
                 continue  # the server's side of a connection
             counts[(saddr, daddr, dport)][SS_STATES[state]] += 1
+        return counts
+
+    def ss_server_time_wait(self, server_ports):
+        """TIME_WAIT sockets per local server port: the side that closed first was the server."""
+        counts = collections.Counter()
+        for state, (_laddr, lport), _peer in self.ss_sockets():
+            if state == "TIME-WAIT" and lport in server_ports:
+                counts[lport] += 1
         return counts
 
 
@@ -178,6 +191,13 @@ def query_tuples(netns):
     """{(saddr, daddr, dport): tuple} for one namespace."""
     return {(t["saddr"], t["daddr"], t["dport"]): t
             for t in query("--netns", str(netns.inode))["tuples"]}
+
+
+def query_netns(netns):
+    """The "netns" section of one namespace."""
+    found = [n for n in query("--netns", str(netns.inode))["netns"] if n["netns"] == netns.inode]
+    assert len(found) == 1, f"netns {netns.inode} in query: {found}"
+    return found[0]
 
 
 def eventually(check, timeout=5.0):

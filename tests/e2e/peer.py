@@ -11,13 +11,17 @@ place before it looks at them.
   connect-again ADDR PORT ADDR2 PORT2
                                    one socket: connect to ADDR:PORT, then (after it
                                    failed) to ADDR2:PORT2; answers "ok ERRNO1 ERRNO2"
+  connect-bound ADDR PORT N        N connects, each after bind(port 0): the port is
+                                   the socket's alone (no IP_BIND_ADDRESS_NO_PORT)
   accepted N                       wait until N connections were accepted in all
   shutdown-clients                 shutdown(SHUT_WR) on every client socket
   close-clients | close-servers    close every client / accepted socket
+  reset-clients | reset-servers    close them with a RST (SO_LINGER 0): no TIME_WAIT
   quit
 """
 import errno
 import socket
+import struct
 import sys
 import threading
 import time
@@ -50,12 +54,14 @@ def cmd_listen(addr, port):
     return "ok"
 
 
-def cmd_connect(addr, port, n, src=None):
+def cmd_connect(addr, port, n, src=None, bind_port=False):
     ok = noport = other = 0
     for _ in range(int(n)):
         s = socket.socket(family_of(addr), socket.SOCK_STREAM)
         try:
-            if src:
+            if bind_port:
+                s.bind(("::" if ":" in addr else "0.0.0.0", 0))
+            elif src:
                 # the kernel still picks the port at connect() time
                 s.setsockopt(socket.SOL_IP, 24, 1)  # IP_BIND_ADDRESS_NO_PORT
                 s.bind((src, 0))
@@ -91,8 +97,10 @@ def cmd_accepted(n):
     return f"err accepted {len(accepted)} of {n}"
 
 
-def close_all(socks):
+def close_all(socks, reset=False):
     for s in socks:
+        if reset:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
     socks.clear()
     return "ok"
@@ -109,6 +117,8 @@ def main():
                 out = cmd_listen(*args)
             elif cmd == "connect":
                 out = cmd_connect(*args)
+            elif cmd == "connect-bound":
+                out = cmd_connect(*args, bind_port=True)
             elif cmd == "connect-again":
                 out = cmd_connect_again(*args)
             elif cmd == "accepted":
@@ -122,6 +132,11 @@ def main():
             elif cmd == "close-servers":
                 with lock:
                     out = close_all(accepted)
+            elif cmd == "reset-clients":
+                out = close_all(clients, reset=True)
+            elif cmd == "reset-servers":
+                with lock:
+                    out = close_all(accepted, reset=True)
             elif cmd == "quit":
                 print("ok", flush=True)
                 return

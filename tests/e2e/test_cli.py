@@ -108,6 +108,7 @@ def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
         assert start["version"] == ephport("--version").stdout.split()[1]
         assert start["kernel"] == os.uname().release
         assert start["settings"] == {"interval": 1, "max_tuples": 65536, "max_sockets": 262144,
+                                     "max_timewait": 262144,
                                      "tuple_idle": 600}
         assert len(ephport_progs()) == 1
 
@@ -176,13 +177,19 @@ def test_table_output(agent, make_netns, make_peer):
     def check():
         r = ephport("query", "--netns", str(ns.inode))
         assert r.returncode == 0 and r.stderr == ""
-        lines = r.stdout.splitlines()
-        assert lines[0].split()[:4] == ["NETNS", "SRC", "DST", "IN_USE"]
+        tuples, namespaces = r.stdout.split("\n\n")
+        lines = tuples.splitlines()
+        assert lines[0].split()[:7] == ["NETNS", "SRC", "DST", "UTIL%", "USAGE", "CAPACITY",
+                                        "IN_USE"]
         rows = [l.split() for l in lines[1:]]
-        assert [(r[0], r[1], r[2], r[3], r[5]) for r in rows] == [
-            (str(ns.inode), "::1", "[::1]:7001", "5", "5"),
-            (str(ns.inode), "127.0.0.1", "127.0.0.1:7000", "2", "2"),
+        # range 40000-40099: 100 ports; most used first
+        assert [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[8]) for r in rows] == [
+            (str(ns.inode), "::1", "[::1]:7001", "5.0", "5", "100", "5", "5"),
+            (str(ns.inode), "127.0.0.1", "127.0.0.1:7000", "2.0", "2", "100", "2", "2"),
         ]
+        lines = namespaces.splitlines()
+        assert lines[0].split()[:4] == ["NETNS", "PORT_RANGE", "RESERVED", "BOUND"]
+        assert lines[1].split()[:4] == [str(ns.inode), "40000-40099", "0", "0"]
     eventually(check)
 
 
@@ -210,7 +217,8 @@ def test_full_maps_are_counted_not_fatal(make_agent, make_netns, make_peer):
         assert 0 <= t["established"] <= t["connects"]
     r = ephport("query")
     assert r.returncode == 0
-    assert re.search(r"maps were full: [1-9]\d* new tuples and [1-9]\d* sockets not counted",
+    assert re.search(r"maps were full: [1-9]\d* new tuples, [1-9]\d* sockets and 0 TIME_WAIT "
+                     r"sockets not counted",
                      r.stderr)
     ev = a.wait_event("stats", pred=lambda e: e["tuples_dropped"] >= 1)
     assert ev["sockets_dropped"] >= 1 and ev["tuples"] <= 2
@@ -226,8 +234,9 @@ def test_idle_tuples_expire_busy_ones_stay(make_agent, make_netns, make_peer):
     assert peer.connect("127.0.0.1", 7001, 1) == (1, 0, 0)
     peer.cmd("accepted 3")
     eventually(lambda: assert_keys(ns, {7000, 7001}))
-    # close every client, then open one to 7001 again: only 7000 goes idle
-    peer.cmd("close-clients")
+    # close every client (RST: no TIME_WAIT, which would keep the tuple busy), then
+    # open one to 7001 again: only 7000 goes idle
+    peer.cmd("reset-clients")
     assert peer.connect("127.0.0.1", 7001, 1) == (1, 0, 0)
     eventually(lambda: assert_keys(ns, {7001}), timeout=10)
     a.wait_event("stats", pred=lambda e: e["tuples_expired"] >= 1)

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """Per-tuple, per-state counts of the real agent against ss in the same namespace."""
-from conftest import LIVE_STATES, eventually, query, query_tuples
+from conftest import ALL_STATES, LIVE_STATES, eventually, query, query_tuples
 
 SERVER_PORTS = {7000, 7001}
 
@@ -25,7 +25,7 @@ def assert_matches_ss(ns, expect_tuples=EXPECTED):
     got = query_tuples(ns)
     assert set(got) == set(expect_tuples), "tuples in the namespace"
     for key, t in got.items():
-        for state in LIVE_STATES:
+        for state in ALL_STATES:
             assert t[state] == truth[key][state], f"{key} {state}: ephport {t[state]}, ss {truth[key][state]}"
         assert t["in_use"] == sum(truth[key][s] for s in LIVE_STATES), f"{key} in_use"
     return got
@@ -64,12 +64,13 @@ def test_client_closes_first_matches_ss_at_each_step(agent, make_netns, make_pee
     for key, n in EXPECTED.items():
         assert got[key]["fin_wait2"] == n and got[key]["established"] == 0
 
-    # servers close: clients go to TIME_WAIT, which leaves no live socket
+    # servers close: clients go to TIME_WAIT, which holds the port but no live socket
     peer.cmd("close-servers")
     peer.cmd("close-clients")
     got = eventually(lambda: assert_matches_ss(ns))
     for key, n in EXPECTED.items():
         assert got[key]["in_use"] == 0
+        assert got[key]["time_wait"] == n
         assert got[key]["connects"] == n
 
 

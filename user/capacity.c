@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The capacity model: how many ports connect() can still use for a tuple.
+ *
+ *   capacity = ports in ip_local_port_range
+ *            - ip_local_reserved_ports inside it
+ *            - ports inside it held by listeners or bind() in the namespace
+ *              (connect() skips them for every destination), except the
+ *              tuple's own bind()-ed sockets, which its usage already counts
+ *   usage    = in_use + time_wait - time_wait_reusable
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ephport.h"
+
+struct ns_summary *ns_find(struct ns_list *l, __u32 inum, bool create)
+{
+	for (size_t i = 0; i < l->len; i++)
+		if (l->items[i].inum == inum)
+			return &l->items[i];
+	if (!create)
+		return NULL;
+	if (l->len == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct ns_summary *items = realloc(l->items, cap * sizeof(*items));
+
+		if (!items)
+			return NULL;
+		l->items = items;
+		l->cap = cap;
+	}
+	memset(&l->items[l->len], 0, sizeof(l->items[0]));
+	l->items[l->len].inum = inum;
+	return &l->items[l->len++];
+}
+
+static int ns_add_server(struct ns_summary *ns, __u16 port, __s64 count)
+{
+	if (ns->nserver == ns->capserver) {
+		size_t cap = ns->capserver ? ns->capserver * 2 : 8;
+		struct ns_port *p = realloc(ns->server, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		ns->server = p;
+		ns->capserver = cap;
+	}
+	ns->server[ns->nserver].port = port;
+	ns->server[ns->nserver++].count = count;
+	return 0;
+}
+
+static int port_cmp(const void *a, const void *b)
+{
+	const struct ns_port *x = a, *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return (int)x->port - (int)y->port;
+}
+
+static int ns_cmp(const void *a, const void *b)
+{
+	const struct ns_summary *x = a, *y = b;
+
+	return x->inum < y->inum ? -1 : x->inum > y->inum;
+}
+
+/*
+ * Every namespace any map mentions. Any fd may be -1 (that map is left out).
+ * Pointers into l->items stay valid until the next ns_find(..., true).
+ */
+int ns_list_build(struct ns_list *l, const struct tuple_list *tuples, int info_fd, int ports_fd,
+		  int local_tw_fd)
+{
+	void *keys = NULL, *vals = NULL;
+	struct ns_summary *ns;
+	size_t n = 0;
+	int err = 0;
+
+	if (info_fd >= 0) {
+		err = map_read_all(info_fd, sizeof(__u32), sizeof(struct netns_info), &keys, &vals,
+				   &n);
+		for (size_t i = 0; i < n && !err; i++) {
+			if (!(ns = ns_find(l, ((__u32 *)keys)[i], true))) {
+				err = -ENOMEM;
+				break;
+			}
+			ns->has_info = true;
+			ns->info = ((struct netns_info *)vals)[i];
+			ns->port_range = ns->info.port_range;
+			ns->tw_reuse = ns->info.tw_reuse;
+		}
+		free(keys);
+		free(vals);
+		keys = vals = NULL;
+		if (err)
+			return err;
+	}
+	for (size_t i = 0; tuples && i < tuples->len; i++) {
+		const struct tuple *t = &tuples->items[i];
+
+		if (!(ns = ns_find(l, t->key.netns, true)))
+			return -ENOMEM;
+		ns->tw_tuples += t->time_wait;
+		if (!ns->has_info && t->val.port_range &&
+		    (!ns->port_range || t->val.last_connect_ns > ns->newest_connect)) {
+			ns->port_range = t->val.port_range;
+			ns->tw_reuse = t->val.tw_reuse;
+			ns->newest_connect = t->val.last_connect_ns;
+		}
+	}
+	if (ports_fd >= 0) {
+		err = map_read_all(ports_fd, sizeof(struct port_key), sizeof(struct port_val),
+				   &keys, &vals, &n);
+		for (size_t i = 0; i < n && !err; i++) {
+			const struct port_key *k = &((struct port_key *)keys)[i];
+			const struct port_val *v = &((struct port_val *)vals)[i];
+
+			/* one entry per port, so counting entries counts distinct ports */
+			if (v->listeners <= 0 && v->bound <= 0)
+				continue;
+			if (!(ns = ns_find(l, k->netns, true))) {
+				err = -ENOMEM;
+				break;
+			}
+			if (ns->port_range && k->port >= PORT_LOW(ns->port_range) &&
+			    k->port <= PORT_HIGH(ns->port_range))
+				ns->bound_in_range++;
+		}
+		free(keys);
+		free(vals);
+		keys = vals = NULL;
+		if (err)
+			return err;
+	}
+	if (local_tw_fd >= 0) {
+		err = map_read_all(local_tw_fd, sizeof(struct port_key), sizeof(__s64), &keys,
+				   &vals, &n);
+		for (size_t i = 0; i < n && !err; i++) {
+			const struct port_key *k = &((struct port_key *)keys)[i];
+			__s64 count = ((__s64 *)vals)[i];
+
+			if (!count)
+				continue;
+			if (!(ns = ns_find(l, k->netns, true))) {
+				err = -ENOMEM;
+				break;
+			}
+			if (k->port == 0) {
+				ns->tw_other += count;
+			} else {
+				ns->tw_server += count;
+				err = ns_add_server(ns, k->port, count);
+			}
+		}
+		free(keys);
+		free(vals);
+		if (err)
+			return err;
+	}
+	for (size_t i = 0; i < l->len; i++)
+		if (l->items[i].nserver)
+			qsort(l->items[i].server, l->items[i].nserver, sizeof(struct ns_port),
+			      port_cmp);
+	if (l->len)
+		qsort(l->items, l->len, sizeof(*l->items), ns_cmp);
+	return 0;
+}
+
+void ns_list_free(struct ns_list *l)
+{
+	for (size_t i = 0; i < l->len; i++)
+		free(l->items[i].server);
+	free(l->items);
+	l->items = NULL;
+	l->len = l->cap = 0;
+}
+
+#define ADD_NUM(obj, name, v) (cJSON_AddNumberToObject((obj), (name), (double)(v)) ? 0 : -ENOMEM)
+
+int ns_to_json(const struct ns_summary *ns, cJSON *obj)
+{
+	cJSON *range, *server;
+	int err = 0;
+
+	err |= ADD_NUM(obj, "netns", ns->inum);
+	if (ns->has_info && ns->info.path[0])
+		err |= cJSON_AddStringToObject(obj, "path", ns->info.path) ? 0 : -ENOMEM;
+	else
+		err |= cJSON_AddNullToObject(obj, "path") ? 0 : -ENOMEM;
+	if (ns->port_range) {
+		range = cJSON_AddArrayToObject(obj, "port_range");
+		if (!range)
+			return -ENOMEM;
+		cJSON_AddItemToArray(range, cJSON_CreateNumber(PORT_LOW(ns->port_range)));
+		cJSON_AddItemToArray(range, cJSON_CreateNumber(PORT_HIGH(ns->port_range)));
+		err |= cJSON_GetArraySize(range) == 2 ? 0 : -ENOMEM;
+		err |= ADD_NUM(obj, "tw_reuse", ns->tw_reuse);
+	} else {
+		err |= cJSON_AddNullToObject(obj, "port_range") ? 0 : -ENOMEM;
+		err |= cJSON_AddNullToObject(obj, "tw_reuse") ? 0 : -ENOMEM;
+	}
+	if (ns->has_info) {
+		err |= ADD_NUM(obj, "reserved_ports", ns->info.reserved);
+		err |= ADD_NUM(obj, "tcp_max_tw_buckets", ns->info.max_tw);
+	} else {
+		err |= cJSON_AddNullToObject(obj, "reserved_ports") ? 0 : -ENOMEM;
+		err |= cJSON_AddNullToObject(obj, "tcp_max_tw_buckets") ? 0 : -ENOMEM;
+	}
+	err |= ADD_NUM(obj, "bound_ports_in_range", ns->bound_in_range);
+	err |= ADD_NUM(obj, "time_wait_client", ns->tw_tuples);
+	err |= ADD_NUM(obj, "time_wait_server", ns->tw_server);
+	err |= ADD_NUM(obj, "time_wait_other", ns->tw_other);
+	server = cJSON_AddArrayToObject(obj, "server_time_wait");
+	if (!server)
+		return -ENOMEM;
+	for (size_t i = 0; i < ns->nserver; i++) {
+		cJSON *p = cJSON_CreateObject();
+
+		if (!p)
+			return -ENOMEM;
+		cJSON_AddItemToArray(server, p);
+		err |= ADD_NUM(p, "port", ns->server[i].port);
+		err |= ADD_NUM(p, "time_wait", ns->server[i].count);
+	}
+	return err ? -ENOMEM : 0;
+}
+
+/* tcp_tw_reuse=2 applies when either end is a loopback address */
+bool tuple_is_loopback(const struct tuple_key *k)
+{
+	static const __u8 v6_lo[16] = { [15] = 1 };
+
+	if (k->family == AF_INET)
+		return k->saddr[0] == 127 || k->daddr[0] == 127;
+	return !memcmp(k->saddr, v6_lo, 16) || !memcmp(k->daddr, v6_lo, 16);
+}
+
+void tuple_capacity(struct tuple *t, const struct ns_summary *ns)
+{
+	__u32 range = t->val.port_range ? t->val.port_range : (ns ? ns->port_range : 0);
+	__u8 tw_reuse = ns && ns->has_info ? ns->tw_reuse : t->val.tw_reuse;
+	__s64 span = 0, held = 0, own = t->val.bound > 0 ? t->val.bound : 0;
+
+	if (range && PORT_HIGH(range) >= PORT_LOW(range))
+		span = (__s64)PORT_HIGH(range) - PORT_LOW(range) + 1;
+	if (ns) {
+		held = ns->bound_in_range;
+		if (ns->has_info)
+			span -= ns->info.reserved;
+	}
+	/* the tuple's own bind()-ed ports are in its usage already */
+	held -= own < held ? own : held;
+	t->capacity = span - held > 0 ? span - held : 0;
+
+	t->reusable = 0;
+	if (tw_reuse == 1 || (tw_reuse == 2 && tuple_is_loopback(&t->key)))
+		t->reusable = t->val.time_wait_ts > 0 ? t->val.time_wait_ts : 0;
+	if (t->reusable > t->time_wait)
+		t->reusable = t->time_wait > 0 ? t->time_wait : 0;
+	t->usage = t->in_use + t->time_wait - t->reusable;
+	if (t->capacity > 0)
+		t->utilization = (double)t->usage / (double)t->capacity;
+	else
+		t->utilization = t->usage > 0 ? 1.0 : 0.0;
+}
+
+void tuple_list_capacity(struct tuple_list *l, struct ns_list *nl)
+{
+	for (size_t i = 0; i < l->len; i++)
+		tuple_capacity(&l->items[i], ns_find(nl, l->items[i].key.netns, false));
+}
+
+/*
+ * Ports of a net.ipv4.ip_local_reserved_ports list ("8080,9000-9100", or empty)
+ * that fall inside range.
+ */
+int reserved_ports_count(const char *list, __u32 range, __u32 *count)
+{
+	unsigned long lo = PORT_LOW(range), hi = PORT_HIGH(range);
+	const char *p = list;
+	__u32 n = 0;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	while (*p && *p != '\n') {
+		unsigned long a, b;
+		char *end;
+
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		a = strtoul(p, &end, 10);
+		b = a;
+		if (*end == '-') {
+			p = end + 1;
+			if (*p < '0' || *p > '9')
+				return -EINVAL;
+			b = strtoul(p, &end, 10);
+		}
+		if (a > 65535 || b > 65535 || b < a)
+			return -EINVAL;
+		if (b >= lo && a <= hi)
+			n += (b < hi ? b : hi) - (a > lo ? a : lo) + 1;
+		p = end;
+		if (*p == ',')
+			p++;
+		else if (*p && *p != '\n')
+			return -EINVAL;
+	}
+	*count = n;
+	return 0;
+}

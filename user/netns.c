@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Network namespaces: finding them, stepping into one, and reading its settings.
+ * The BPF side sees every namespace through its events; the agent needs to step
+ * inside for what only the namespace's own /proc shows and for iter/tcp walks,
+ * which cover the namespace of the reader only.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ephport.h"
+#include "netns.h"
+
+static struct netns *netns_add(struct netns_set *s, __u32 inum)
+{
+	struct netns *ns;
+
+	for (size_t i = 0; i < s->len; i++)
+		if (s->items[i].inum == inum)
+			return &s->items[i];
+	if (s->len == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		struct netns *items = realloc(s->items, cap * sizeof(*items));
+
+		if (!items)
+			return NULL;
+		s->items = items;
+		s->cap = cap;
+	}
+	ns = &s->items[s->len++];
+	memset(ns, 0, sizeof(*ns));
+	ns->inum = inum;
+	ns->is_new = true;
+	return ns;
+}
+
+/* the first path found in this round is the one used to enter it */
+static int found(struct netns_set *s, const char *path, bool home)
+{
+	struct netns *ns;
+	struct stat st;
+
+	if (stat(path, &st))
+		return 0; /* the process exited, or the name went away */
+	ns = netns_add(s, (__u32)st.st_ino);
+	if (!ns)
+		return -ENOMEM;
+	if (!ns->alive) {
+		ns->alive = true;
+		ns->home = home;
+		snprintf(ns->path, sizeof(ns->path), "%s", path);
+	}
+	return 0;
+}
+
+/*
+ * Our own namespace, the named ones (/run/netns, as ip netns makes them) and
+ * those of running processes. One round costs a stat() per process.
+ */
+int netns_discover(struct netns_set *s, const char *home_path)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int err;
+
+	for (size_t i = 0; i < s->len; i++)
+		s->items[i].alive = false;
+	err = found(s, home_path, true);
+	if (err)
+		return err;
+	d = opendir("/run/netns");
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || strlen(de->d_name) > sizeof(path) - 12)
+			continue;
+		snprintf(path, sizeof(path), "/run/netns/%s", de->d_name);
+		if ((err = found(s, path, false)))
+			break;
+	}
+	if (d)
+		closedir(d);
+	if (err)
+		return err;
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%.20s/ns/net", de->d_name);
+		if ((err = found(s, path, false)))
+			break;
+	}
+	closedir(d);
+	return err;
+}
+
+/* into the namespace, checking that the path still names the same one */
+int netns_enter(const struct netns *ns, int home_fd)
+{
+	struct stat st;
+	int fd, err = 0;
+
+	if (ns->home)
+		return setns(home_fd, CLONE_NEWNET) ? -errno : 0;
+	fd = open(ns->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st))
+		err = -errno;
+	else if ((__u32)st.st_ino != ns->inum)
+		err = -ESTALE; /* the pid was reused by a process elsewhere */
+	else if (setns(fd, CLONE_NEWNET))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+int netns_leave(int home_fd)
+{
+	return setns(home_fd, CLONE_NEWNET) ? -errno : 0;
+}
+
+static int read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	int err = 0;
+
+	if (!f)
+		return -errno;
+	if (!fgets(buf, len, f))
+		err = ferror(f) ? -EIO : -ENODATA;
+	fclose(f);
+	return err;
+}
+
+/* "TCP: inuse 5 orphan 0 tw 20 alloc 7 mem 1" */
+int sockstat_time_wait(const char *text, __s64 *tw)
+{
+	const char *p = strstr(text, "TCP: ");
+	long long v;
+
+	if (!p)
+		return -EINVAL;
+	p = strstr(p, " tw ");
+	if (!p || sscanf(p, " tw %lld", &v) != 1)
+		return -EINVAL;
+	*tw = v;
+	return 0;
+}
+
+/* settings and the kernel's own TIME_WAIT count, read from inside the namespace */
+int netns_read_info(struct netns_info *info)
+{
+	char buf[4096];
+	unsigned int lo, hi, v;
+	FILE *f;
+	size_t n;
+	int err;
+
+	info->tw_kernel = -1;
+	err = read_line("/proc/sys/net/ipv4/ip_local_port_range", buf, sizeof(buf));
+	if (err)
+		return err;
+	if (sscanf(buf, "%u %u", &lo, &hi) != 2 || lo > 65535 || hi > 65535)
+		return -EINVAL;
+	info->port_range = lo | hi << 16;
+	if (!read_line("/proc/sys/net/ipv4/tcp_tw_reuse", buf, sizeof(buf)) &&
+	    sscanf(buf, "%u", &v) == 1)
+		info->tw_reuse = v;
+	if (!read_line("/proc/sys/net/ipv4/tcp_max_tw_buckets", buf, sizeof(buf)) &&
+	    sscanf(buf, "%u", &v) == 1)
+		info->max_tw = v;
+	info->reserved = 0;
+	if (!read_line("/proc/sys/net/ipv4/ip_local_reserved_ports", buf, sizeof(buf)))
+		reserved_ports_count(buf, info->port_range, &info->reserved);
+	/* the thread's namespace, which setns() changed; /proc/self/net follows the leader */
+	f = fopen("/proc/thread-self/net/sockstat", "re");
+	if (f) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		sockstat_time_wait(buf, &info->tw_kernel);
+		fclose(f);
+	}
+	return 0;
+}
+
+void netns_set_free(struct netns_set *s)
+{
+	free(s->items);
+	s->items = NULL;
+	s->len = s->cap = 0;
+}
