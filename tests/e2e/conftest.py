@@ -70,12 +70,17 @@ class Netns:
         self.exec("sysctl", "-q", "-w", f"{name}={value}")
 
     def ss_sockets(self):
-        """(state, (laddr, lport), (paddr, pport)) of every TCP socket, as ss sees it."""
-        out = self.exec("ss", "-Htan").stdout
+        """(state, (laddr, lport), (paddr, pport)) of every TCP socket, as ss sees it.
+        A TIME_WAIT minisocket whose peer has not sent its FIN yet is listed as FIN-WAIT-2
+        with a timewait timer; it holds its port like any TIME_WAIT socket, and ephport
+        counts it as one: so does this."""
+        out = self.exec("ss", "-Htano").stdout
         for line in out.splitlines():
             f = line.split()
-            if f[0] != "LISTEN":
-                yield f[0], split_hostport(f[3]), split_hostport(f[4])
+            if f[0] == "LISTEN":
+                continue
+            state = "TIME-WAIT" if "timer:(timewait," in line else f[0]
+            yield state, split_hostport(f[3]), split_hostport(f[4])
 
     def ss_tuples(self, server_ports):
         """Client sockets per (saddr, daddr, dport) and state, as ss sees them."""

@@ -17,6 +17,9 @@ place before it looks at them.
   shutdown-clients                 shutdown(SHUT_WR) on every client socket
   close-clients | close-servers    close every client / accepted socket
   reset-clients | reset-servers    close them with a RST (SO_LINGER 0): no TIME_WAIT
+  churn-start ADDR PORT            a thread connects and closes (client first) in a loop,
+                                   at most 20000 times
+  churn-stop                       stop it; answers "ok CONNECTED FAILED"
   quit
 """
 import errno
@@ -97,6 +100,36 @@ def cmd_accepted(n):
     return f"err accepted {len(accepted)} of {n}"
 
 
+churn = {"stop": threading.Event(), "ok": 0, "failed": 0, "thread": None}
+
+
+def churn_loop(addr, port):
+    for _ in range(20000):
+        if churn["stop"].is_set():
+            return
+        s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+        try:
+            s.connect((addr, port))
+            churn["ok"] += 1
+        except OSError:
+            churn["failed"] += 1
+        s.close()
+        time.sleep(0.001)
+
+
+def cmd_churn_start(addr, port):
+    churn["stop"].clear()
+    churn["thread"] = threading.Thread(target=churn_loop, args=(addr, int(port)), daemon=True)
+    churn["thread"].start()
+    return "ok"
+
+
+def cmd_churn_stop():
+    churn["stop"].set()
+    churn["thread"].join()
+    return f"ok {churn['ok']} {churn['failed']}"
+
+
 def close_all(socks, reset=False):
     for s in socks:
         if reset:
@@ -137,6 +170,10 @@ def main():
             elif cmd == "reset-servers":
                 with lock:
                     out = close_all(accepted, reset=True)
+            elif cmd == "churn-start":
+                out = cmd_churn_start(*args)
+            elif cmd == "churn-stop":
+                out = cmd_churn_stop()
             elif cmd == "quit":
                 print("ok", flush=True)
                 return
