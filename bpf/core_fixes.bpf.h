@@ -30,7 +30,30 @@ static __always_inline __u32 port_range_of(const struct net *net)
 
 		return (__u32)(lo & 0xffff) | (__u32)(hi & 0xffff) << 16;
 	}
-	return BPF_CORE_READ(net, ipv4.ip_local_ports.range);
+	/* a plain load: every caller holds a BTF pointer (tp_btf, iter, rdonly cast) */
+	return net->ipv4.ip_local_ports.range;
+}
+
+/*
+ * Since SOCK_CONNECT_BIND (Linux 6.17, "tcp: Restore fastreuse for connect()
+ * bound sockets"), a socket whose port connect() chose carries that flag and its
+ * TIME_WAIT socket carries tw_connect_bind: proof of an active open with an
+ * ephemeral port. 1 yes, 0 no, -1 this kernel cannot tell.
+ */
+#define SOCK_CONNECT_BIND 16
+
+static __always_inline int tw_connect_bound(const struct inet_timewait_sock *tw)
+{
+	if (!bpf_core_field_exists(struct inet_timewait_sock, tw_connect_bind))
+		return -1;
+	return BPF_CORE_READ_BITFIELD(tw, tw_connect_bind);
+}
+
+static __always_inline int sk_connect_bound(const struct sock *sk)
+{
+	if (!bpf_core_field_exists(struct inet_timewait_sock, tw_connect_bind))
+		return -1;
+	return (sk->sk_userlocks & SOCK_CONNECT_BIND) != 0;
 }
 
 #endif /* EPHPORT_CORE_FIXES_BPF_H */

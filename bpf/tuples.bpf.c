@@ -108,8 +108,12 @@ struct {
  */
 struct rearm {
 	__u64 timer;
+	__u64 at_ns; /* when the cancel ran: a re-arm's start follows within microseconds */
+	struct tw_key key;
 	struct tw_val val;
 };
+
+#define REARM_WINDOW_NS 100000
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -268,6 +272,8 @@ static __always_inline void local_tw_add(__u32 netns, __u16 port, int delta)
 
 	n = bpf_map_lookup_elem(&local_tw, &pk);
 	if (!n) {
+		if (delta < 0)
+			return; /* it never fitted */
 		bpf_map_update_elem(&local_tw, &pk, &zero, BPF_NOEXIST);
 		n = bpf_map_lookup_elem(&local_tw, &pk);
 		if (!n)
@@ -440,18 +446,54 @@ static __always_inline bool may_leave_timewait(int oldstate, int newstate)
 		oldstate == EPH_TCP_FIN_WAIT1);
 }
 
+/*
+ * Whose a TIME_WAIT socket is when its closing socket was not tracked: the
+ * kernel's connect-bind flag where it has one, else a listener on the local port
+ * (a server's), else a port inside the range (a client's).
+ */
+static __always_inline __u32 tw_guess_side(const struct tw_key *k, const struct net *net, int cbind)
+{
+	if (cbind == 1)
+		return TW_CLIENT;
+	if (has_listener(k->netns, k->sport))
+		return TW_SERVER;
+	if (cbind == 0)
+		return TW_OTHER; /* a bind()-ed port or an orphaned accepted socket */
+	if (in_range(port_range_of(net), k->sport))
+		return TW_CLIENT;
+	return TW_OTHER;
+}
+
+/* a tuple's generation, made if need be; 0 if the map is full */
+static __always_inline __u64 tuple_born_of(const struct tw_key *k, const struct net *net)
+{
+	struct tuple_val *val = tuple_get_or_create((const struct tuple_key *)k, net);
+
+	return val ? val->born_ns : 0;
+}
+
 /* a socket ephport does not track closed first: an accepted one, most likely */
 static __always_inline void untracked_close(const struct sock *sk)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	const struct net *net = sk->__sk_common.skc_net.net;
+	struct tw_val *v;
 	struct tw_key k;
+	__u32 side;
+	__u64 born = 0;
 
 	if (!tp || !tuple_key_of(sk, (struct tuple_key *)&k))
 		return;
 	/* CLOSE has zeroed skc_num already; inet_sport still holds the port */
 	k.sport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
 	k.pad = 0;
-	tw_classify(&k, has_listener(k.netns, k.sport) ? TW_SERVER : TW_OTHER, 0);
+	v = bpf_map_lookup_elem(&timewait, &k);
+	if (!v || v->side != TW_UNCLASSIFIED)
+		return;
+	side = tw_guess_side(&k, net, v->cbind);
+	if (side == TW_CLIENT && !(born = tuple_born_of(&k, net)))
+		return;
+	tw_classify(&k, side, born);
 }
 
 /*
@@ -551,7 +593,10 @@ int BPF_PROG(tw_timer_start, struct timer_list *timer, unsigned long expires)
 	if (!tw_key_of(&tw->tw_sk, &k))
 		return 0;
 	r = bpf_map_lookup_elem(&rearms, &zero);
-	if (r && r->timer == (__u64)timer) {
+	/* a cancel of a socket the kernel destroyed leaves its slot behind: the same
+	 * address may be a new TIME_WAIT socket, told apart by key and time */
+	if (r && r->timer == (__u64)timer && r->key.sport == k.sport && r->key.dport == k.dport &&
+	    r->key.netns == k.netns && bpf_ktime_get_ns() - r->at_ns < REARM_WINDOW_NS) {
 		r->timer = 0;
 		v = r->val;
 		if (!bpf_map_update_elem(&timewait, &k, &v, BPF_NOEXIST))
@@ -561,6 +606,7 @@ int BPF_PROG(tw_timer_start, struct timer_list *timer, unsigned long expires)
 	v.born_ns = bpf_ktime_get_ns();
 	v.timer = (__u64)timer;
 	v.ts = tw->tw_ts_recent_stamp != 0;
+	v.cbind = tw_connect_bound(&tw->tw_sk);
 	if (bpf_map_update_elem(&timewait, &k, &v, BPF_NOEXIST) == -E2BIG)
 		stat_inc(EPH_STAT_TIMEWAIT_FULL);
 	return 0;
@@ -571,10 +617,10 @@ SEC("tp_btf/timer_cancel")
 int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
 {
 	const struct tcp_timewait_sock *tw;
+	__u32 zero = 0, side;
 	struct rearm *r;
 	struct tw_val *v;
 	struct tw_key k;
-	__u32 zero = 0;
 
 	if ((__u64)timer->function != tw_timer_fn || !tw_timer_fn)
 		return 0;
@@ -584,31 +630,26 @@ int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
 	v = bpf_map_lookup_elem(&timewait, &k);
 	if (!v)
 		return 0;
+	side = __sync_lock_test_and_set(&v->side, TW_GONE);
+	tw_account(&k, v, side, -1);
+	/* copied after the exchange: a classification that won the race is complete */
 	r = bpf_map_lookup_elem(&rearms, &zero);
 	if (r) {
 		r->val = *v;
+		r->val.side = side;
+		r->key = k;
 		r->timer = (__u64)timer;
+		r->at_ns = bpf_ktime_get_ns();
 	}
-	zero = tw_gone(&k, v);
-	if (r)
-		r->val.side = zero;
+	bpf_map_delete_elem(&timewait, &k);
 	return 0;
 }
 
 /* start-up and repair walk: what the events could not show */
-static __always_inline __u32 tw_guess_side(const struct tw_key *k, const struct net *net)
-{
-	if (has_listener(k->netns, k->sport))
-		return TW_SERVER;
-	if (in_range(port_range_of(net), k->sport))
-		return TW_CLIENT;
-	return TW_OTHER;
-}
 
 static __always_inline void walk_timewait(const struct tcp_timewait_sock *tw)
 {
 	const struct net *net = tw->tw_sk.__tw_common.skc_net.net;
-	struct tuple_val *val;
 	struct tw_val v = {};
 	struct tw_val *cur;
 	struct tw_key k;
@@ -621,15 +662,11 @@ static __always_inline void walk_timewait(const struct tcp_timewait_sock *tw)
 		/* its closing socket was never seen: guess, as for one made before us */
 		if (cur->side == TW_UNCLASSIFIED &&
 		    bpf_ktime_get_ns() - cur->born_ns > NSEC_PER_SEC) {
-			__u32 side = tw_guess_side(&k, net);
+			__u32 side = tw_guess_side(&k, net, cur->cbind);
 			__u64 born = 0;
 
-			if (side == TW_CLIENT) {
-				val = tuple_get_or_create((struct tuple_key *)&k, net);
-				if (!val)
-					return;
-				born = val->born_ns;
-			}
+			if (side == TW_CLIENT && !(born = tuple_born_of(&k, net)))
+				return;
 			tw_classify(&k, side, born);
 		}
 		return;
@@ -638,13 +675,10 @@ static __always_inline void walk_timewait(const struct tcp_timewait_sock *tw)
 	v.timer = (__u64)&tw->tw_sk.tw_timer;
 	v.seen = walk_gen;
 	v.ts = tw->tw_ts_recent_stamp != 0;
-	v.side = tw_guess_side(&k, net);
-	if (v.side == TW_CLIENT) {
-		val = tuple_get_or_create((struct tuple_key *)&k, net);
-		if (!val)
-			return;
-		v.tuple_born = val->born_ns;
-	}
+	v.cbind = tw_connect_bound(&tw->tw_sk);
+	v.side = tw_guess_side(&k, net, v.cbind);
+	if (v.side == TW_CLIENT && !(v.tuple_born = tuple_born_of(&k, net)))
+		return;
 	/* a timer_start made it meanwhile: its closing event classifies it */
 	if (bpf_map_update_elem(&timewait, &k, &v, BPF_NOEXIST))
 		return;
@@ -667,7 +701,7 @@ static __always_inline void walk_full(const struct tcp_sock *tp, __u64 skaddr)
 	bool bound = tb && tb->fastreuse >= 0;
 
 	/* an accepted socket shares its listener's port; it holds no ephemeral port */
-	if (has_listener(skc->skc_net.net->ns.inum, lport))
+	if (sk_connect_bound(sk) != 1 && has_listener(skc->skc_net.net->ns.inum, lport))
 		return;
 	if (!bound && !in_range(port_range_of(skc->skc_net.net), lport))
 		return;

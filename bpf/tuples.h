@@ -113,7 +113,8 @@ struct tw_val {
 	__u32 side;	  /* enum tw_side, changed only with atomic exchanges */
 	__u32 seen;	  /* the last start-up or repair walk that found it */
 	__u8 ts;	  /* TCP timestamps were on: tcp_tw_reuse may reuse it */
-	__u8 pad[7];
+	__s8 cbind;	  /* its port was chosen by connect(): 1, 0, or -1 unknown */
+	__u8 pad[6];
 };
 
 /* input of the tw_forget program, which the agent runs after a repair walk */

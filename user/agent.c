@@ -72,6 +72,7 @@ struct agent {
 	int home_fd;	   /* our own network namespace, to come back to */
 	__u32 walk_gen;	   /* of the latest iter/tcp walk */
 	__u64 walks;	   /* start-up walks of new namespaces and repair walks */
+	__u64 tw_repairs;  /* repair walks: our TIME_WAIT count drifted from the kernel's */
 	__u64 tw_repaired; /* TIME_WAIT entries a repair walk no longer found */
 	__u64 netns_unreachable;
 	double bootstrap_ms;
@@ -309,14 +310,14 @@ static int netns_round(struct agent *a)
 		}
 		a->netns.items[kept++] = *ns;
 		ns = &a->netns.items[kept - 1];
-		if (netns_enter(ns, a->home_fd)) {
+		if (netns_enter(ns)) {
 			a->netns_unreachable++;
 			continue;
 		}
 		if (ns->is_new && !walk_here(a))
 			ns->is_new = false;
 		err = netns_read_info(&ns->info);
-		if (netns_leave(a->home_fd)) {
+		if (netns_leave(ns, a->home_fd)) {
 			eph_err("cannot return to the agent's network namespace: %s",
 				strerror(errno));
 			return -1;
@@ -347,10 +348,11 @@ static int tw_repair(struct agent *a, struct netns *ns)
 	size_t n = 0;
 	int err;
 
-	if (netns_enter(ns, a->home_fd))
+	if (netns_enter(ns))
 		return 0; /* gone meanwhile */
+	a->tw_repairs++;
 	err = walk_here(a);
-	if (netns_leave(a->home_fd)) {
+	if (netns_leave(ns, a->home_fd)) {
 		eph_err("cannot return to the agent's network namespace: %s", strerror(errno));
 		return -1;
 	}
@@ -375,7 +377,8 @@ static int tw_repair(struct agent *a, struct netns *ns)
 /*
  * The self-check: the kernel's TIME_WAIT count of each namespace (sockstat) and
  * ours. Both move under load and are read a moment apart, so only the same gap
- * twice running counts as drift.
+ * twice running counts as drift. A gap a repair cannot close (a full map) makes
+ * the next repairs wait longer, up to 64 checks.
  */
 static int tw_check(struct agent *a, struct ns_list *nl)
 {
@@ -388,10 +391,18 @@ static int tw_check(struct agent *a, struct ns_list *nl)
 		if (ns->info.tw_kernel < 0 || ns->is_new)
 			continue;
 		diff = ns->info.tw_kernel - ours;
-		if (diff && diff == ns->last_diff) {
+		if (!diff) {
+			ns->repair_backoff = 0;
+		} else if (diff == ns->last_diff && !ns->repair_wait) {
 			if (tw_repair(a, ns))
 				return -1;
+			ns->repair_backoff = ns->repair_backoff ? ns->repair_backoff * 2 : 1;
+			if (ns->repair_backoff > 64)
+				ns->repair_backoff = 64;
+			ns->repair_wait = ns->repair_backoff;
 			diff = 0;
+		} else if (ns->repair_wait) {
+			ns->repair_wait--;
 		}
 		ns->last_diff = diff;
 	}
@@ -492,20 +503,64 @@ static size_t expire_idle(struct agent *a, const struct tuple_list *l)
 }
 
 /*
- * The program's own cost and the events the kernel skipped because the program
- * was already running on that CPU (the counts then heal on the socket's next change).
- * run_time_ns and run_cnt stay 0 unless sysctl kernel.bpf_stats_enabled=1.
+ * The programs' own cost, and the events the kernel skipped because a program was
+ * already running on that CPU (state counts heal on the socket's next change;
+ * TIME_WAIT counts at the next repair). run_time_ns and run_cnt stay 0 unless
+ * sysctl kernel.bpf_stats_enabled=1.
  */
 static int prog_stats_to_json(struct agent *a, cJSON *ev)
 {
-	struct bpf_prog_info info = { 0 };
-	__u32 len = sizeof(info);
+	const struct bpf_program *progs[] = { a->skel->progs.tuples_set_state,
+					      a->skel->progs.tw_timer_start,
+					      a->skel->progs.tw_timer_cancel };
+	__u64 missed = 0, cnt = 0, ns = 0;
 
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(a->skel->progs.tuples_set_state), &info, &len))
-		return 0; /* leave the fields out rather than print wrong ones */
-	return !cJSON_AddNumberToObject(ev, "events_missed", info.recursion_misses) ||
-	       !cJSON_AddNumberToObject(ev, "bpf_run_cnt", info.run_cnt) ||
-	       !cJSON_AddNumberToObject(ev, "bpf_run_time_ns", info.run_time_ns);
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(progs[i]), &info, &len))
+			return 0; /* leave the fields out rather than print wrong ones */
+		missed += info.recursion_misses;
+		cnt += info.run_cnt;
+		ns += info.run_time_ns;
+	}
+	return !cJSON_AddNumberToObject(ev, "events_missed", missed) ||
+	       !cJSON_AddNumberToObject(ev, "bpf_run_cnt", cnt) ||
+	       !cJSON_AddNumberToObject(ev, "bpf_run_time_ns", ns);
+}
+
+static bool port_val_zero(const void *v)
+{
+	const struct port_val *p = v;
+
+	return p->listeners <= 0 && p->bound <= 0;
+}
+
+static bool s64_zero(const void *v)
+{
+	return *(const __s64 *)v == 0;
+}
+
+/*
+ * Ports no longer held and local TIME_WAIT counts back at zero, so that a host
+ * binding ever new ports does not fill the maps. Read again right before the
+ * delete; a socket taking that port in the microseconds between is not counted.
+ */
+static void prune_zero(int fd, bool (*is_zero)(const void *))
+{
+	struct port_key *keys;
+	char *vals, fresh[sizeof(struct port_val) > 8 ? sizeof(struct port_val) : 8];
+	size_t n, vsz = is_zero == port_val_zero ? sizeof(struct port_val) : sizeof(__s64);
+
+	if (map_read_all(fd, sizeof(*keys), vsz, (void **)&keys, (void **)&vals, &n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (is_zero(vals + i * vsz) && !bpf_map_lookup_elem(fd, &keys[i], fresh) &&
+		    is_zero(fresh))
+			bpf_map_delete_elem(fd, &keys[i]);
+	free(keys);
+	free(vals);
 }
 
 static int read_counts(struct agent *a, struct tuple_list *list, struct ns_list *nl)
@@ -570,6 +625,8 @@ static int snapshot(struct agent *a)
 		event_emit(a, ev);
 	}
 	emit_netns(a, &nl);
+	prune_zero(bpf_map__fd(a->skel->maps.ports), port_val_zero);
+	prune_zero(bpf_map__fd(a->skel->maps.local_tw), s64_zero);
 	expired = expire_idle(a, &list);
 	ev = event_new(a, "stats");
 	if (ev && (stats_to_json(&st, list.seen - expired, ev) ||
@@ -578,6 +635,7 @@ static int snapshot(struct agent *a)
 		   !cJSON_AddNumberToObject(ev, "netns", a->netns.len) ||
 		   !cJSON_AddNumberToObject(ev, "netns_unreachable", a->netns_unreachable) ||
 		   !cJSON_AddNumberToObject(ev, "walks", a->walks) ||
+		   !cJSON_AddNumberToObject(ev, "time_wait_repairs", a->tw_repairs) ||
 		   !cJSON_AddNumberToObject(ev, "time_wait_repaired", a->tw_repaired) ||
 		   prog_stats_to_json(a, ev))) {
 		cJSON_Delete(ev);

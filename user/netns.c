@@ -104,13 +104,13 @@ int netns_discover(struct netns_set *s, const char *home_path)
 }
 
 /* into the namespace, checking that the path still names the same one */
-int netns_enter(const struct netns *ns, int home_fd)
+int netns_enter(const struct netns *ns)
 {
 	struct stat st;
 	int fd, err = 0;
 
 	if (ns->home)
-		return setns(home_fd, CLONE_NEWNET) ? -errno : 0;
+		return 0; /* never left: no setns(), which would need CAP_SYS_ADMIN */
 	fd = open(ns->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -124,8 +124,10 @@ int netns_enter(const struct netns *ns, int home_fd)
 	return err;
 }
 
-int netns_leave(int home_fd)
+int netns_leave(const struct netns *ns, int home_fd)
 {
+	if (ns->home)
+		return 0;
 	return setns(home_fd, CLONE_NEWNET) ? -errno : 0;
 }
 
@@ -179,9 +181,18 @@ int netns_read_info(struct netns_info *info)
 	if (!read_line("/proc/sys/net/ipv4/tcp_max_tw_buckets", buf, sizeof(buf)) &&
 	    sscanf(buf, "%u", &v) == 1)
 		info->max_tw = v;
+	/* the list can be long: read the whole line */
 	info->reserved = 0;
-	if (!read_line("/proc/sys/net/ipv4/ip_local_reserved_ports", buf, sizeof(buf)))
-		reserved_ports_count(buf, info->port_range, &info->reserved);
+	f = fopen("/proc/sys/net/ipv4/ip_local_reserved_ports", "re");
+	if (f) {
+		char *line = NULL;
+		size_t cap = 0;
+
+		if (getline(&line, &cap, f) > 0)
+			reserved_ports_count(line, info->port_range, &info->reserved);
+		free(line);
+		fclose(f);
+	}
 	/* the thread's namespace, which setns() changed; /proc/self/net follows the leader */
 	f = fopen("/proc/thread-self/net/sockstat", "re");
 	if (f) {

@@ -16,6 +16,7 @@ struct netns {
 	bool alive;	 /* found in the latest round */
 	bool is_new;	 /* not walked yet */
 	__s64 last_diff; /* kernel TIME_WAIT count minus ours at the last check */
+	unsigned int repair_wait, repair_backoff; /* checks to skip before another repair */
 	struct netns_info info;
 };
 
@@ -25,8 +26,8 @@ struct netns_set {
 };
 
 int netns_discover(struct netns_set *s, const char *home_path);
-int netns_enter(const struct netns *ns, int home_fd);
-int netns_leave(int home_fd);
+int netns_enter(const struct netns *ns);
+int netns_leave(const struct netns *ns, int home_fd);
 int netns_read_info(struct netns_info *info);
 int sockstat_time_wait(const char *text, __s64 *tw);
 void netns_set_free(struct netns_set *s);

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """TIME_WAIT per tuple through the whole life of the sockets, against ss in the namespace."""
+import socket
+import struct
 import time
 
-from conftest import ALL_STATES, eventually, query_netns, query_tuples
+from conftest import PIN_DIR, ALL_STATES, eventually, query_netns, query_tuples, run
 
 SERVER = ("127.0.0.1", 7000)
 KEY = ("127.0.0.1", "127.0.0.1", 7000)
@@ -128,3 +130,58 @@ def test_time_wait_expires_with_the_kernel_timer(agent, make_netns, make_peer):
     assert ns.ss_tuples({7000})[KEY]["time_wait"] == 0, "the kernel kept them beyond 90 s"
     t = eventually(lambda: assert_tuple_is_ss(ns), timeout=2)
     assert (t["time_wait"], t["usage"]) == (0, 0)
+
+
+def bpftool_update(map_name, key, value):
+    run("bpftool", "map", "update", "pinned", f"{PIN_DIR}/{map_name}",
+        "key", "hex", *(f"{b:02x}" for b in key), "value", "hex", *(f"{b:02x}" for b in value))
+
+
+def bpftool_delete(map_name, key):
+    run("bpftool", "map", "delete", "pinned", f"{PIN_DIR}/{map_name}",
+        "key", "hex", *(f"{b:02x}" for b in key))
+
+
+def tw_key(ns, local, remote):
+    """struct tw_key for an IPv4 TIME_WAIT socket (tuples.h)."""
+    return struct.pack("<16s16sIHHHH", socket.inet_aton(local[0]), socket.inet_aton(remote[0]),
+                       ns.inode, remote[1], socket.AF_INET, local[1], 0)
+
+
+def server_tw_count(ns, port):
+    return {p["port"]: p["time_wait"] for p in query_netns(ns)["server_time_wait"]}.get(port, 0)
+
+
+def test_drift_from_the_kernel_is_repaired(make_agent, make_netns, make_peer):
+    """Lost events, made by hand: an entry the kernel no longer has, and a TIME_WAIT
+    socket we never saw. The self-check against /proc/net/sockstat finds both."""
+    a = make_agent("--interval", "1")
+    ns = make_netns()
+    peer = make_peer(ns)
+    peer.cmd("listen %s %d" % SERVER)
+    assert peer.connect(*SERVER, 5) == (5, 0, 0)
+    peer.cmd("accepted 5")
+    peer.cmd("close-servers")
+    peer.cmd("close-clients")
+    eventually(lambda: server_tw_count(ns, 7000) == 5 or fail("server TIME_WAIT"))
+    port_key = struct.pack("<IHH", ns.inode, 7000, 0)
+
+    # a destroyed socket whose cancel we missed: in the map and counted, not in the kernel
+    ghost = tw_key(ns, ("127.0.0.1", 7000), ("127.0.0.1", 39999))
+    bpftool_update("timewait", ghost, struct.pack("<QQQIIBb6x", 0, 1, 0, 2, 0, 0, 0))
+    bpftool_update("local_tw", port_key, struct.pack("<q", 6))
+    ev = a.wait_event("stats", pred=lambda e: e["time_wait_repaired"] >= 1, timeout=15)
+    assert (ev["time_wait_repairs"], ev["time_wait_repaired"]) == (1, 1)
+    eventually(lambda: server_tw_count(ns, 7000) == 5 or fail("ghost still counted"))
+
+    # a socket whose start we missed: in the kernel, not in the map nor the count
+    real = next(((l, r) for st, l, r in ns.ss_sockets() if st == "TIME-WAIT" and l[1] == 7000))
+    bpftool_delete("timewait", tw_key(ns, *real))
+    bpftool_update("local_tw", port_key, struct.pack("<q", 4))
+    a.wait_event("stats", pred=lambda e: e["time_wait_repairs"] >= 2, timeout=15)
+    eventually(lambda: server_tw_count(ns, 7000) == 5 or fail("missed socket not counted"))
+    assert ns.ss_server_time_wait({7000}) == {7000: 5}
+
+
+def fail(msg):
+    raise AssertionError(msg)
