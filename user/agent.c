@@ -117,7 +117,7 @@ static int preflight(void)
 	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
 		eph_err("kernel has no BTF (/sys/kernel/btf/vmlinux: %s): ephport needs a kernel "
-			"built with CONFIG_DEBUG_INFO_BTF=y (Linux 5.8 or later)",
+			"built with CONFIG_DEBUG_INFO_BTF=y (Linux 6.2 or later)",
 			strerror(errno));
 		return -1;
 	}
@@ -237,8 +237,9 @@ static int load_bpf(struct agent *a)
 			"down, or CAP_BPF/CAP_PERFMON dropped?",
 			strerror(-err));
 	else if (err)
-		eph_err("the kernel rejected ephport's BPF programs: %s -- needs tp_btf and BTF "
-			"(Linux 5.8+); --verbose shows the verifier log",
+		eph_err("the kernel rejected ephport's BPF programs: %s -- needs tp_btf, BTF, "
+			"BPF iterators and bpf_rdonly_cast (Linux 6.2+); --verbose shows the "
+			"verifier log",
 			strerror(-err));
 	if (err)
 		return -1;

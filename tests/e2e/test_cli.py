@@ -100,6 +100,22 @@ def test_agent_without_btf():
     assert "kernel has no BTF" in r.stderr and "CONFIG_DEBUG_INFO_BTF" in r.stderr
 
 
+def test_agent_with_kernel_addresses_hidden():
+    # TIME_WAIT sockets are told apart by their timer's handler, found in /proc/kallsyms
+    path = "/proc/sys/kernel/kptr_restrict"
+    saved = open(path).read().strip()
+    try:
+        with open(path, "w") as f:
+            f.write("2")
+        r = subprocess.run([EPHPORT, "agent"], capture_output=True, text=True)
+    finally:
+        with open(path, "w") as f:
+            f.write(saved)
+    assert r.returncode == 1
+    assert len(r.stderr.splitlines()) == 1 and "kptr_restrict" in r.stderr
+    assert not os.path.exists(PIN_DIR) and ephport_progs() == []
+
+
 def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
     a = Agent("--interval", "1", "--host", "node-a")
     try:
