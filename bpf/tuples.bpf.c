@@ -282,15 +282,17 @@ static __always_inline void local_tw_add(__u32 netns, __u16 port, int delta)
 	__sync_fetch_and_add(n, delta);
 }
 
-/* one TIME_WAIT socket starts or stops counting where its side says */
+/*
+ * One TIME_WAIT socket starts or stops counting where its side says; val is its
+ * tuple when the caller has it already, else NULL.
+ */
 static __always_inline void tw_account(const struct tw_key *k, const struct tw_val *v, __u32 side,
-				       int delta)
+				       int delta, struct tuple_val *val)
 {
-	struct tuple_val *val;
-
 	switch (side) {
 	case TW_CLIENT:
-		val = tuple_of((const struct tuple_key *)k, v->tuple_born);
+		if (!val)
+			val = tuple_of((const struct tuple_key *)k, v->tuple_born);
 		if (!val)
 			return;
 		state_add(val, EPH_TCP_TIME_WAIT, delta);
@@ -310,7 +312,8 @@ static __always_inline void tw_account(const struct tw_key *k, const struct tw_v
  * Gives an unclassified TIME_WAIT socket its side. The exchange makes it count
  * once even when the kernel destroys it on another CPU at the same moment.
  */
-static __always_inline void tw_classify(const struct tw_key *k, __u32 side, __u64 tuple_born)
+static __always_inline void tw_classify(const struct tw_key *k, __u32 side, __u64 tuple_born,
+					struct tuple_val *val)
 {
 	struct tw_val *v = bpf_map_lookup_elem(&timewait, k);
 
@@ -318,7 +321,7 @@ static __always_inline void tw_classify(const struct tw_key *k, __u32 side, __u6
 		return;
 	v->tuple_born = tuple_born;
 	if (__sync_val_compare_and_swap(&v->side, TW_UNCLASSIFIED, side) == TW_UNCLASSIFIED)
-		tw_account(k, v, side, 1);
+		tw_account(k, v, side, 1, val);
 }
 
 /* the kernel destroyed it; returns the side it was counted on */
@@ -326,28 +329,29 @@ static __always_inline __u32 tw_gone(const struct tw_key *k, struct tw_val *v)
 {
 	__u32 side = __sync_lock_test_and_set(&v->side, TW_GONE);
 
-	tw_account(k, v, side, -1);
+	tw_account(k, v, side, -1, NULL);
 	bpf_map_delete_elem(&timewait, k);
 	return side;
 }
 
-/* takes back what a "sockets" entry counted */
-static __always_inline void sock_uncount(const struct sock_val *sv)
+/* takes back what a "sockets" entry counted; returns an active socket's tuple */
+static __always_inline struct tuple_val *sock_uncount(const struct sock_val *sv)
 {
 	struct tuple_val *val;
 
 	if (sv->kind == SOCK_LISTENER) {
 		ports_add(sv->key.netns, sv->lport, -1, 0);
-		return;
+		return NULL;
 	}
 	if (sv->bound)
 		ports_add(sv->key.netns, sv->lport, 0, -1);
 	val = tuple_of(&sv->key, sv->tuple_born);
 	if (!val)
-		return;
+		return NULL;
 	state_add(val, sv->state, -1);
 	if (sv->bound)
 		__sync_fetch_and_add(&val->bound, -1);
+	return val;
 }
 
 /* an entry already at this address is a socket whose CLOSE we missed */
@@ -493,7 +497,7 @@ static __always_inline void untracked_close(const struct sock *sk)
 	side = tw_guess_side(&k, net, v->cbind);
 	if (side == TW_CLIENT && !(born = tuple_born_of(&k, net)))
 		return;
-	tw_classify(&k, side, born);
+	tw_classify(&k, side, born, NULL);
 }
 
 /*
@@ -525,16 +529,17 @@ static __always_inline void tracked_change(const struct sock *sk, __u64 skaddr, 
 		/* whoever deletes the entry takes its counts back: exactly once */
 		if (bpf_map_delete_elem(&sockets, &skaddr))
 			return;
-		sock_uncount(sv);
-		if (sv->kind != SOCK_ACTIVE)
+		/* one tuple lookup serves the close, the failure and the TIME_WAIT socket */
+		val = sock_uncount(sv);
+		if (!val)
 			return;
-		if (no_port && (val = tuple_of(&sv->key, sv->tuple_born)))
+		if (no_port)
 			__sync_fetch_and_add(&val->failed_connects, 1);
 		if (may_leave_timewait(oldstate, newstate) && sv->lport) {
 			__builtin_memcpy(&k, &sv->key, sizeof(sv->key));
 			k.sport = sv->lport;
 			k.pad = 0;
-			tw_classify(&k, TW_CLIENT, sv->tuple_born);
+			tw_classify(&k, TW_CLIENT, sv->tuple_born, val);
 		}
 		return;
 	}
@@ -600,11 +605,10 @@ int BPF_PROG(tw_timer_start, struct timer_list *timer, unsigned long expires)
 		r->timer = 0;
 		v = r->val;
 		if (!bpf_map_update_elem(&timewait, &k, &v, BPF_NOEXIST))
-			tw_account(&k, &v, v.side, 1);
+			tw_account(&k, &v, v.side, 1, NULL);
 		return 0;
 	}
 	v.born_ns = bpf_ktime_get_ns();
-	v.timer = (__u64)timer;
 	v.ts = tw->tw_ts_recent_stamp != 0;
 	v.cbind = tw_connect_bound(&tw->tw_sk);
 	if (bpf_map_update_elem(&timewait, &k, &v, BPF_NOEXIST) == -E2BIG)
@@ -631,7 +635,7 @@ int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
 	if (!v)
 		return 0;
 	side = __sync_lock_test_and_set(&v->side, TW_GONE);
-	tw_account(&k, v, side, -1);
+	tw_account(&k, v, side, -1, NULL);
 	/* copied after the exchange: a classification that won the race is complete */
 	r = bpf_map_lookup_elem(&rearms, &zero);
 	if (r) {
@@ -667,12 +671,11 @@ static __always_inline void walk_timewait(const struct tcp_timewait_sock *tw)
 
 			if (side == TW_CLIENT && !(born = tuple_born_of(&k, net)))
 				return;
-			tw_classify(&k, side, born);
+			tw_classify(&k, side, born, NULL);
 		}
 		return;
 	}
 	v.born_ns = bpf_ktime_get_ns();
-	v.timer = (__u64)&tw->tw_sk.tw_timer;
 	v.seen = walk_gen;
 	v.ts = tw->tw_ts_recent_stamp != 0;
 	v.cbind = tw_connect_bound(&tw->tw_sk);
@@ -682,7 +685,7 @@ static __always_inline void walk_timewait(const struct tcp_timewait_sock *tw)
 	/* a timer_start made it meanwhile: its closing event classifies it */
 	if (bpf_map_update_elem(&timewait, &k, &v, BPF_NOEXIST))
 		return;
-	tw_account(&k, &v, v.side, 1);
+	tw_account(&k, &v, v.side, 1, NULL);
 	/* its timer fired while we looked: the cancel found nothing to take back */
 	if (!tw->tw_sk.tw_timer.entry.pprev) {
 		cur = bpf_map_lookup_elem(&timewait, &k);

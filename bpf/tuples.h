@@ -109,7 +109,6 @@ enum tw_side {
 struct tw_val {
 	__u64 tuple_born; /* TW_CLIENT: the tuple's born_ns */
 	__u64 born_ns;	  /* when ephport first saw it */
-	__u64 timer;	  /* address of its tw_timer: the minisocket's identity */
 	__u32 side;	  /* enum tw_side, changed only with atomic exchanges */
 	__u32 seen;	  /* the last start-up or repair walk that found it */
 	__u8 ts;	  /* TCP timestamps were on: tcp_tw_reuse may reuse it */

@@ -548,13 +548,14 @@ static bool s64_zero(const void *v)
  * binding ever new ports does not fill the maps. Read again right before the
  * delete; a socket taking that port in the microseconds between is not counted.
  */
-static void prune_zero(int fd, bool (*is_zero)(const void *))
+static void prune_zero(int fd, size_t vsz, bool (*is_zero)(const void *))
 {
 	struct port_key *keys;
-	char *vals, fresh[sizeof(struct port_val) > 8 ? sizeof(struct port_val) : 8];
-	size_t n, vsz = is_zero == port_val_zero ? sizeof(struct port_val) : sizeof(__s64);
+	char *vals, fresh[16];
+	size_t n;
 
-	if (map_read_all(fd, sizeof(*keys), vsz, (void **)&keys, (void **)&vals, &n))
+	if (vsz > sizeof(fresh) ||
+	    map_read_all(fd, sizeof(*keys), vsz, (void **)&keys, (void **)&vals, &n))
 		return;
 	for (size_t i = 0; i < n; i++)
 		if (is_zero(vals + i * vsz) && !bpf_map_lookup_elem(fd, &keys[i], fresh) &&
@@ -626,8 +627,8 @@ static int snapshot(struct agent *a)
 		event_emit(a, ev);
 	}
 	emit_netns(a, &nl);
-	prune_zero(bpf_map__fd(a->skel->maps.ports), port_val_zero);
-	prune_zero(bpf_map__fd(a->skel->maps.local_tw), s64_zero);
+	prune_zero(bpf_map__fd(a->skel->maps.ports), sizeof(struct port_val), port_val_zero);
+	prune_zero(bpf_map__fd(a->skel->maps.local_tw), sizeof(__s64), s64_zero);
 	expired = expire_idle(a, &list);
 	ev = event_new(a, "stats");
 	if (ev && (stats_to_json(&st, list.seen - expired, ev) ||

@@ -168,7 +168,7 @@ def test_drift_from_the_kernel_is_repaired(make_agent, make_netns, make_peer):
 
     # a destroyed socket whose cancel we missed: in the map and counted, not in the kernel
     ghost = tw_key(ns, ("127.0.0.1", 7000), ("127.0.0.1", 39999))
-    bpftool_update("timewait", ghost, struct.pack("<QQQIIBb6x", 0, 1, 0, 2, 0, 0, 0))
+    bpftool_update("timewait", ghost, struct.pack("<QQIIBb6x", 0, 1, 2, 0, 0, 0))
     bpftool_update("local_tw", port_key, struct.pack("<q", 6))
     ev = a.wait_event("stats", pred=lambda e: e["time_wait_repaired"] >= 1, timeout=15)
     assert (ev["time_wait_repairs"], ev["time_wait_repaired"]) == (1, 1)
