@@ -30,7 +30,10 @@
 #define AF_INET		 2
 #define AF_INET6	 10
 #define IPPROTO_TCP	 6
+#define IPPROTO_UDP	 17
 #define E2BIG		 7
+#define EADDRINUSE	 98
+#define EADDRNOTAVAIL	 99
 #define TCP_NEW_SYN_RECV 12
 #define NSEC_PER_SEC	 1000000000ull
 
@@ -128,6 +131,52 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
+
+/* failing connect() and bind() per (tuple, process): exact counts, see tuples.h */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_FAILURES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fail_key);
+	__type(value, struct fail_val);
+} failures SEC(".maps");
+
+/* who opens connections to the tuples that use much of their range */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_OPENERS);
+	__type(key, struct opener_key);
+	__type(value, struct opener_val);
+} openers SEC(".maps");
+
+/* one record per (tuple, process) that starts failing, so the agent reports it at once */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} notices SEC(".maps");
+
+/* a thread's connect() or bind() under way: its arguments, and what the port search saw */
+struct call {
+	__u64 uaddr; /* the sockaddr argument */
+	__s32 fd;
+	__u32 addrlen;
+	__u8 op;	/* FAIL_CONNECT or FAIL_BIND: the syscall under way */
+	__u8 has_tuple; /* connect()'s port search failed for this tuple */
+	__u8 tw_reuse;
+	__u8 pad;
+	__s32 in_use;
+	__s32 time_wait;
+	__s32 time_wait_ts;
+	__u32 port_range;
+	struct tuple_key tuple;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct call);
+} calls SEC(".maps");
 
 static __always_inline void stat_inc(__u32 slot)
 {
@@ -392,9 +441,52 @@ static __always_inline void listener_track(const struct sock *sk, __u64 skaddr)
 		ports_add(sv.key.netns, sv.lport, 1, 0);
 }
 
-/* an active open (or, in a walk, an active socket found), counted in state */
+/* sockets of a tuple in every state but TIME_WAIT */
+static __always_inline __s32 tuple_live(const struct tuple_val *val)
+{
+	__s32 n = 0;
+
+	for (int i = EPH_TCP_ESTABLISHED; i <= EPH_TCP_CLOSING; i++)
+		if (i != EPH_TCP_TIME_WAIT && i != EPH_TCP_CLOSE)
+			n += val->states[i];
+	return n;
+}
+
+/* a tuple holding an eighth of its port range or more: its openers are recorded */
+static __always_inline bool tuple_watched(const struct tuple_val *val)
+{
+	__u32 range = val->port_range;
+	__s32 size = (__s32)(range >> 16) - (__s32)(range & 0xffff) + 1;
+
+	return range && (tuple_live(val) + val->states[EPH_TCP_TIME_WAIT]) * 8 >= size;
+}
+
+static __always_inline void opener_note(const struct tuple_key *key)
+{
+	struct opener_key ok = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct opener_val *ov, init = {};
+
+	__builtin_memcpy(&ok.tuple, key, sizeof(*key));
+	ov = bpf_map_lookup_elem(&openers, &ok);
+	if (ov) {
+		__sync_fetch_and_add(&ov->connects, 1);
+		return;
+	}
+	init.connects = 1;
+	init.cgroup_id = bpf_get_current_cgroup_id();
+	init.tid = (__u32)bpf_get_current_pid_tgid();
+	init.uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(init.comm, sizeof(init.comm));
+	/* another CPU made it meanwhile: that one connect goes unnamed */
+	bpf_map_update_elem(&openers, &ok, &init, BPF_NOEXIST);
+}
+
+/*
+ * An active open (or, in a walk, an active socket found), counted in state;
+ * live: seen as it happened, by the process that called connect().
+ */
 static __always_inline void active_track(const struct sock *sk, __u64 skaddr, __u32 state,
-					 bool bound)
+					 bool bound, bool live)
 {
 	const struct net *net = sk->__sk_common.skc_net.net;
 	struct sock_val sv = { .state = state, .kind = SOCK_ACTIVE, .bound = bound };
@@ -415,6 +507,8 @@ static __always_inline void active_track(const struct sock *sk, __u64 skaddr, __
 		val->tw_reuse = net->ipv4.sysctl_tcp_tw_reuse;
 		if (bound)
 			__sync_fetch_and_add(&val->bound_connects, 1);
+		if (live && tuple_watched(val))
+			opener_note(&sv.key);
 	}
 	if (!sock_track(skaddr, &sv))
 		return;
@@ -440,6 +534,27 @@ static __always_inline bool connect_got_no_port(const struct sock *sk, int oldst
 		return false;
 	sock = sk->sk_socket;
 	return sock && sock->state == SS_UNCONNECTED;
+}
+
+/*
+ * connect()'s port search failed: the thread's syscall exit reports it, with the
+ * tuple and its counts as they were at this moment.
+ */
+static __always_inline void port_search_failed(const struct tuple_key *key,
+					       struct tuple_val *val)
+{
+	struct call *c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
+
+	__sync_fetch_and_add(&val->failed_connects, 1);
+	if (!c || c->op != FAIL_CONNECT)
+		return; /* not a connect() syscall (io_uring, in-kernel): counted in the tuple only */
+	c->has_tuple = 1;
+	__builtin_memcpy(&c->tuple, key, sizeof(*key));
+	c->in_use = tuple_live(val);
+	c->time_wait = val->states[EPH_TCP_TIME_WAIT];
+	c->time_wait_ts = val->time_wait_ts;
+	c->port_range = val->port_range;
+	c->tw_reuse = val->tw_reuse;
 }
 
 /* the states from which tcp_time_wait() closes a socket into a TIME_WAIT socket */
@@ -522,7 +637,7 @@ static __always_inline void tracked_change(const struct sock *sk, __u64 skaddr, 
 		/* not tracked (the socket map was full): still count the failure */
 		else if (no_port && tuple_key_of(sk, &key) &&
 			 (val = bpf_map_lookup_elem(&tuples, &key)))
-			__sync_fetch_and_add(&val->failed_connects, 1);
+			port_search_failed(&key, val);
 		return;
 	}
 	if (newstate == EPH_TCP_CLOSE) {
@@ -534,7 +649,7 @@ static __always_inline void tracked_change(const struct sock *sk, __u64 skaddr, 
 		if (!val)
 			return;
 		if (no_port)
-			__sync_fetch_and_add(&val->failed_connects, 1);
+			port_search_failed(&sv->key, val);
 		if (may_leave_timewait(oldstate, newstate) && sv->lport) {
 			__builtin_memcpy(&k, &sv->key, sizeof(sv->key));
 			k.sport = sv->lport;
@@ -564,7 +679,7 @@ int BPF_PROG(tuples_set_state, const struct sock *sk, int oldstate, int newstate
 	if (oldstate == EPH_TCP_CLOSE && newstate == EPH_TCP_SYN_SENT) {
 		forget_stale(skaddr);
 		/* the port is picked after this event unless bind() already took one */
-		active_track(sk, skaddr, EPH_TCP_SYN_SENT, sk->__sk_common.skc_num != 0);
+		active_track(sk, skaddr, EPH_TCP_SYN_SENT, sk->__sk_common.skc_num != 0, true);
 	} else if (newstate == EPH_TCP_LISTEN) {
 		forget_stale(skaddr);
 		listener_track(sk, skaddr);
@@ -708,7 +823,7 @@ static __always_inline void walk_full(const struct tcp_sock *tp, __u64 skaddr)
 		return;
 	if (!bound && !in_range(port_range_of(skc->skc_net.net), lport))
 		return;
-	active_track(sk, skaddr, skc->skc_state, bound);
+	active_track(sk, skaddr, skc->skc_state, bound, false);
 }
 
 SEC("iter/tcp")
@@ -755,4 +870,210 @@ int tw_forget(struct tw_forget_args *args)
 		return 0;
 	tw_gone(&k, v);
 	return 1;
+}
+
+/*
+ * Failures attributed to processes. connect() and bind() remember their
+ * arguments on the way in; on the way out, EADDRNOTAVAIL from connect() (no
+ * local port for the tuple) and EADDRINUSE from a bind() to port 0 (no port at
+ * all) are counted per (tuple, process) in "failures". A (tuple, process) seen
+ * for the first time also sends a notice, so the agent reports it at once; the
+ * counts stay exact when notices are lost.
+ */
+
+static __always_inline void call_enter(struct syscall_trace_enter *ctx, __u8 op)
+{
+	struct call *c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0,
+					      BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	if (!c)
+		return;
+	c->op = op;
+	c->has_tuple = 0;
+	c->fd = ctx->args[0];
+	c->uaddr = ctx->args[1];
+	c->addrlen = ctx->args[2];
+}
+
+static __always_inline struct call *call_exit(struct syscall_trace_exit *ctx, long err, __u8 op)
+{
+	struct call *c;
+
+	if (ctx->ret != -err)
+		return NULL;
+	c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
+	if (!c || c->op != op)
+		return NULL;
+	c->op = 0;
+	return c;
+}
+
+/* the socket behind a file descriptor of the current process, or NULL */
+static __always_inline const struct sock *sock_of_fd(int fd)
+{
+	const struct task_struct *task = bpf_get_current_task_btf();
+	const struct fdtable *fdt = task->files->fdt;
+	const struct socket *sock;
+	const struct file *f;
+	__u64 file = 0;
+
+	if (fd < 0 || (unsigned int)fd >= fdt->max_fds ||
+	    bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
+		return NULL;
+	f = bpf_rdonly_cast((void *)file, bpf_core_type_id_kernel(struct file));
+	sock = bpf_rdonly_cast(f->private_data, bpf_core_type_id_kernel(struct socket));
+	/* a socket's file and the socket point at each other */
+	if (!sock || (__u64)sock->file != file)
+		return NULL;
+	return sock->sk;
+}
+
+/* the address of a connect() or bind() call, into key (zeroed); its port in *port */
+static __always_inline bool call_sockaddr(const struct call *c, struct tuple_key *key, bool dst,
+					  __u16 *port)
+{
+	struct sockaddr_in6 sa = {};
+	__u8 *addr = dst ? key->daddr : key->saddr;
+
+	if (c->addrlen < sizeof(struct sockaddr_in) ||
+	    bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), (void *)c->uaddr))
+		return false;
+	*port = bpf_ntohs(sa.sin6_port);
+	if (sa.sin6_family == AF_INET) {
+		key->family = AF_INET;
+		__builtin_memcpy(addr, &((struct sockaddr_in *)&sa)->sin_addr, 4);
+		return true;
+	}
+	if (sa.sin6_family != AF_INET6 || c->addrlen < sizeof(sa) ||
+	    bpf_probe_read_user(&sa, sizeof(sa), (void *)c->uaddr))
+		return false;
+	if (ipv6_is_v4mapped(&sa.sin6_addr)) {
+		key->family = AF_INET;
+		__builtin_memcpy(addr, &sa.sin6_addr.in6_u.u6_addr32[3], 4);
+	} else {
+		key->family = AF_INET6;
+		__builtin_memcpy(addr, &sa.sin6_addr, 16);
+	}
+	return true;
+}
+
+static __always_inline void notify(const struct fail_key *k)
+{
+	struct notice *n = bpf_ringbuf_reserve(&notices, sizeof(*n), 0);
+
+	if (!n) {
+		stat_inc(EPH_STAT_NOTICES_LOST);
+		return;
+	}
+	n->type = NOTICE_FAILURE;
+	n->pad = 0;
+	__builtin_memcpy(&n->key, k, sizeof(*k));
+	bpf_ringbuf_submit(n, 0);
+}
+
+static __always_inline void fail_count(const struct fail_key *k, const struct call *c)
+{
+	__u64 now = bpf_ktime_get_ns(), pid_tgid = bpf_get_current_pid_tgid();
+	struct fail_val *v, init = { .first_ns = now };
+	bool made = false;
+	int err;
+
+	v = bpf_map_lookup_elem(&failures, k);
+	if (!v) {
+		err = bpf_map_update_elem(&failures, k, &init, BPF_NOEXIST);
+		if (err == -E2BIG) {
+			stat_inc(EPH_STAT_FAILURES_FULL);
+			return;
+		}
+		made = !err;
+		v = bpf_map_lookup_elem(&failures, k);
+		if (!v)
+			return;
+	}
+	__sync_fetch_and_add(&v->count, 1);
+	/* the latest failure's thread and tuple counts: the last writer wins */
+	v->last_ns = now;
+	v->tid = (__u32)pid_tgid;
+	v->uid = (__u32)bpf_get_current_uid_gid();
+	v->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(v->comm, sizeof(v->comm));
+	if (c->has_tuple) {
+		v->in_use = c->in_use;
+		v->time_wait = c->time_wait;
+		v->time_wait_ts = c->time_wait_ts;
+		v->port_range = c->port_range;
+		v->tw_reuse = c->tw_reuse;
+		v->has_tuple = 1;
+	}
+	/* after the count: the agent reads the entry when the notice arrives */
+	if (made)
+		notify(k);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int connect_enter(struct syscall_trace_enter *ctx)
+{
+	call_enter(ctx, FAIL_CONNECT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int connect_exit(struct syscall_trace_exit *ctx)
+{
+	struct fail_key k = { .kind = FAIL_CONNECT, .protocol = IPPROTO_TCP };
+	const struct sock *sk;
+	struct call *c;
+	__u16 port;
+
+	c = call_exit(ctx, EADDRNOTAVAIL, FAIL_CONNECT);
+	if (!c)
+		return 0;
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	if (c->has_tuple) {
+		/* the usual case: the port search for this tuple found nothing */
+		__builtin_memcpy(&k.tuple, &c->tuple, sizeof(k.tuple));
+	} else {
+		/* it failed before a port search (no source address...): what the call said */
+		sk = sock_of_fd(c->fd);
+		if (!sk || sk->sk_protocol != IPPROTO_TCP || !call_sockaddr(c, &k.tuple, true, &port))
+			return 0;
+		k.tuple.dport = port;
+		k.tuple.netns = sk->__sk_common.skc_net.net->ns.inum;
+		if (k.tuple.family == AF_INET)
+			__builtin_memcpy(k.tuple.saddr, &sk->__sk_common.skc_rcv_saddr, 4);
+		else
+			__builtin_memcpy(k.tuple.saddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+	}
+	fail_count(&k, c);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_bind")
+int bind_enter(struct syscall_trace_enter *ctx)
+{
+	call_enter(ctx, FAIL_BIND);
+	return 0;
+}
+
+/* bind() to port 0 failing with EADDRINUSE: no free port in the whole range */
+SEC("tracepoint/syscalls/sys_exit_bind")
+int bind_exit(struct syscall_trace_exit *ctx)
+{
+	struct fail_key k = { .kind = FAIL_BIND };
+	const struct sock *sk;
+	struct call *c;
+	__u16 port;
+
+	c = call_exit(ctx, EADDRINUSE, FAIL_BIND);
+	if (!c)
+		return 0;
+	sk = sock_of_fd(c->fd);
+	if (!sk || (sk->sk_protocol != IPPROTO_TCP && sk->sk_protocol != IPPROTO_UDP) ||
+	    !call_sockaddr(c, &k.tuple, false, &port) || port)
+		return 0;
+	k.protocol = sk->sk_protocol;
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	k.tuple.netns = sk->__sk_common.skc_net.net->ns.inum;
+	fail_count(&k, c);
+	return 0;
 }

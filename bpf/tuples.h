@@ -34,6 +34,8 @@ enum eph_stat {
 	EPH_STAT_STALE_SOCKETS, /* a socket's CLOSE was never seen (a missed event) */
 	EPH_STAT_TIMEWAIT_FULL, /* a TIME_WAIT socket did not fit in "timewait" */
 	EPH_STAT_PORTS_FULL,	/* a listening or bound port did not fit in "ports" */
+	EPH_STAT_FAILURES_FULL, /* a failing (tuple, process) did not fit in "failures" */
+	EPH_STAT_NOTICES_LOST,	/* the ring buffer was full: a notice was not sent */
 	EPH_STAT_MAX,
 };
 
@@ -145,6 +147,74 @@ struct netns_info {
 	__u8 tw_reuse;	  /* net.ipv4.tcp_tw_reuse */
 	__u8 pad[3];
 	char path[64]; /* where the agent found it */
+};
+
+/*
+ * Failures attributed to a process: connect() failing with EADDRNOTAVAIL (no
+ * local port for the tuple) and bind() to port 0 failing with EADDRINUSE (no
+ * port left at all), counted in the kernel per (tuple, process) in "failures".
+ */
+enum fail_kind {
+	FAIL_CONNECT = 1,
+	FAIL_BIND,
+};
+
+#define MAX_FAILURES 16384
+#define MAX_OPENERS  8192
+
+struct fail_key {
+	struct tuple_key tuple; /* FAIL_BIND: saddr is the bind() address, daddr and dport 0 */
+	__u32 tgid;
+	__u16 kind;	/* enum fail_kind */
+	__u8 protocol; /* IPPROTO_TCP; FAIL_BIND: or IPPROTO_UDP */
+	__u8 pad;
+};
+
+struct fail_val {
+	__u64 count;	 /* failures so far */
+	__u64 first_ns; /* bpf_ktime_get_ns() of the first and latest */
+	__u64 last_ns;
+	__u64 cgroup_id; /* cgroup v2 id of the latest failing thread */
+	__u32 tid;
+	__u32 uid;
+	char comm[16];
+	/* the tuple at the latest failure (FAIL_CONNECT through the port search) */
+	__s32 in_use;
+	__s32 time_wait;
+	__s32 time_wait_ts;
+	__u32 port_range;
+	__u8 tw_reuse;
+	__u8 has_tuple; /* the four fields above are set */
+	__u8 pad[2];
+};
+
+/*
+ * Processes opening connections to tuples that use an eighth of their port range
+ * or more ("openers", an LRU map): who to name when such a tuple runs short.
+ */
+struct opener_key {
+	struct tuple_key tuple;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct opener_val {
+	__u64 connects;
+	__u64 cgroup_id;
+	__u32 tid;
+	__u32 uid;
+	char comm[16];
+};
+
+/* a ring buffer record: a (tuple, process) started failing; its counts are in "failures" */
+struct notice {
+	__u32 type; /* NOTICE_FAILURE */
+	__u32 pad;
+	struct fail_key key;
+};
+
+enum notice_type {
+	NOTICE_FAILURE = 1,
 };
 
 #endif /* EPHPORT_TUPLES_H */
