@@ -540,14 +540,14 @@ static __always_inline bool connect_got_no_port(const struct sock *sk, int oldst
  * connect()'s port search failed: the thread's syscall exit reports it, with the
  * tuple and its counts as they were at this moment.
  */
-static __always_inline void port_search_failed(const struct tuple_key *key,
-					       struct tuple_val *val)
+static __always_inline void port_search_failed(const struct tuple_key *key, struct tuple_val *val)
 {
 	struct call *c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
 
 	__sync_fetch_and_add(&val->failed_connects, 1);
 	if (!c || c->op != FAIL_CONNECT)
-		return; /* not a connect() syscall (io_uring, in-kernel): counted in the tuple only */
+		return; /* not a connect() syscall (io_uring, in-kernel): counted in the tuple only
+			 */
 	c->has_tuple = 1;
 	__builtin_memcpy(&c->tuple, key, sizeof(*key));
 	c->in_use = tuple_live(val);
@@ -1035,7 +1035,8 @@ int connect_exit(struct syscall_trace_exit *ctx)
 	} else {
 		/* it failed before a port search (no source address...): what the call said */
 		sk = sock_of_fd(c->fd);
-		if (!sk || sk->sk_protocol != IPPROTO_TCP || !call_sockaddr(c, &k.tuple, true, &port))
+		if (!sk || sk->sk_protocol != IPPROTO_TCP ||
+		    !call_sockaddr(c, &k.tuple, true, &port))
 			return 0;
 		k.tuple.dport = port;
 		k.tuple.netns = sk->__sk_common.skc_net.net->ns.inum;

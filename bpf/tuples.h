@@ -165,13 +165,13 @@ enum fail_kind {
 struct fail_key {
 	struct tuple_key tuple; /* FAIL_BIND: saddr is the bind() address, daddr and dport 0 */
 	__u32 tgid;
-	__u16 kind;	/* enum fail_kind */
+	__u16 kind;    /* enum fail_kind */
 	__u8 protocol; /* IPPROTO_TCP; FAIL_BIND: or IPPROTO_UDP */
 	__u8 pad;
 };
 
 struct fail_val {
-	__u64 count;	 /* failures so far */
+	__u64 count;	/* failures so far */
 	__u64 first_ns; /* bpf_ktime_get_ns() of the first and latest */
 	__u64 last_ns;
 	__u64 cgroup_id; /* cgroup v2 id of the latest failing thread */

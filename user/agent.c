@@ -20,22 +20,35 @@
 #include <bpf/libbpf.h>
 
 #include "ephport.h"
+#include "cgroup.h"
+#include "failures.h"
 #include "netns.h"
+#include "pressure.h"
+#include "sink.h"
 #include "tuples.skel.h"
 
 #define BPF_FS_MAGIC	0xcafe4a11
 #define BPF_FS_PATH	"/sys/fs/bpf"
 #define MAX_MAP_ENTRIES (1u << 24)
+#define CHECK_EVERY_NS	500000000ull /* pressure checks: twice a second */
+#define CHECK_GAP_NS	50000000ull  /* at most this often when notices ask for one */
 
-static const char agent_usage[] = "usage: ephport agent [--interval SEC] [--max-tuples N] "
-				  "[--max-sockets N] [--max-timewait N] "
-				  "[--tuple-idle SEC] "
-				  "[--host NAME] [--verbose]\n";
+static const char agent_usage[] =
+	"usage: ephport agent [OPTION]...  ('ephport agent --help' lists them)\n";
 
 static const char agent_help[] =
 	"Count ephemeral port usage per destination tuple in the kernel and print JSON lines.\n"
 	"\n"
 	"  -i, --interval SEC     seconds between tuple snapshots (1-86400, default 10)\n"
+	"      --warn-at U        utilization of the warning level (default 0.80)\n"
+	"      --critical-at U    utilization of the critical level (default 0.95)\n"
+	"      --clear-margin U   a level clears only below its threshold minus U\n"
+	"                         (default 0.05) ...\n"
+	"      --hold SEC         ... and after SEC seconds there (default 30)\n"
+	"  -o, --output FILE      append the lines to FILE instead of standard output;\n"
+	"                         SIGHUP opens it again (for logrotate)\n"
+	"      --output-buffer KIB  lines waiting for a slow output, at most (default 4096);\n"
+	"                         beyond it lines are dropped and counted\n"
 	"      --max-tuples N     destination tuples tracked at most (default 65536)\n"
 	"      --max-sockets N    live active-open sockets and listeners tracked at most\n"
 	"                         (default 262144)\n"
@@ -52,6 +65,10 @@ static const char agent_help[] =
 
 struct agent_opts {
 	uint64_t interval;
+	double warn, crit, margin;
+	uint64_t hold;
+	const char *output;
+	uint64_t output_kib;
 	uint64_t max_tuples;
 	uint64_t max_sockets;
 	uint64_t max_timewait;
@@ -65,7 +82,15 @@ struct agent {
 	struct tuples_bpf *skel;
 	char host[256];
 	bool pinned;
-	__u64 lines_dropped;
+	struct report report;
+	struct pressure *pressure;
+	struct failures *failures;
+	struct ring_buffer *notices;
+	struct tuple_list latest; /* the latest check's reading, for notices */
+	struct ns_list latest_ns;
+	bool check_now;	  /* a notice asks for a pressure check */
+	__u64 last_check; /* CLOCK_MONOTONIC ns */
+	__u64 checks;
 	__u64 tuples_expired;
 	struct timespec started;
 	struct netns_set netns;
@@ -78,11 +103,14 @@ struct agent {
 	double bootstrap_ms;
 };
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, reopen_signal;
 
 static void on_signal(int sig)
 {
-	stop_signal = sig;
+	if (sig == SIGHUP)
+		reopen_signal = 1;
+	else
+		stop_signal = sig;
 }
 
 static bool verbose;
@@ -139,8 +167,9 @@ static int ensure_bpffs(void)
 	return 0;
 }
 
-static const char *const pinned_maps[] = { "tuples", "stats",	 "sockets",   "timewait",
-					   "ports",  "local_tw", "netns_info" };
+static const char *const pinned_maps[] = { "tuples",	 "stats",    "sockets",
+					   "timewait",	 "ports",    "local_tw",
+					   "netns_info", "failures", "openers" };
 
 static void unpin_all(void)
 {
@@ -155,10 +184,11 @@ static void unpin_all(void)
 
 static int pin_maps(struct agent *a)
 {
-	struct bpf_map *maps[] = { a->skel->maps.tuples,    a->skel->maps.stats,
-				   a->skel->maps.sockets,   a->skel->maps.timewait,
-				   a->skel->maps.ports,	    a->skel->maps.local_tw,
-				   a->skel->maps.netns_info };
+	struct bpf_map *maps[] = { a->skel->maps.tuples,     a->skel->maps.stats,
+				   a->skel->maps.sockets,    a->skel->maps.timewait,
+				   a->skel->maps.ports,	     a->skel->maps.local_tw,
+				   a->skel->maps.netns_info, a->skel->maps.failures,
+				   a->skel->maps.openers };
 	char path[256];
 	int err;
 
@@ -410,33 +440,9 @@ static int tw_check(struct agent *a, struct ns_list *nl)
 	return 0;
 }
 
-static cJSON *event_new(struct agent *a, const char *name)
-{
-	char ts[40];
-	struct timespec now;
-	cJSON *ev = cJSON_CreateObject();
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	if (!ev || format_rfc3339_ms(&now, ts, sizeof(ts)) ||
-	    !cJSON_AddStringToObject(ev, "ts", ts) || !cJSON_AddStringToObject(ev, "event", name) ||
-	    !cJSON_AddStringToObject(ev, "host", a->host)) {
-		cJSON_Delete(ev);
-		return NULL;
-	}
-	return ev;
-}
-
-/* print and free; a line that cannot be written is counted, never retried */
-static void event_emit(struct agent *a, cJSON *ev)
-{
-	if (!ev || json_print_line(ev))
-		a->lines_dropped++;
-	cJSON_Delete(ev);
-}
-
 static void emit_start(struct agent *a)
 {
-	cJSON *ev = event_new(a, "agent_start");
+	cJSON *ev = report_new(&a->report, "agent_start");
 	cJSON *settings, *boot;
 	struct utsname u;
 
@@ -453,6 +459,12 @@ static void emit_start(struct agent *a)
 	    !cJSON_AddNumberToObject(settings, "max_sockets", a->opts.max_sockets) ||
 	    !cJSON_AddNumberToObject(settings, "max_timewait", a->opts.max_timewait) ||
 	    !cJSON_AddNumberToObject(settings, "tuple_idle", a->opts.tuple_idle) ||
+	    !cJSON_AddNumberToObject(settings, "warn_at", a->opts.warn) ||
+	    !cJSON_AddNumberToObject(settings, "critical_at", a->opts.crit) ||
+	    !cJSON_AddNumberToObject(settings, "clear_margin", a->opts.margin) ||
+	    !cJSON_AddNumberToObject(settings, "hold", a->opts.hold) ||
+	    !(a->opts.output ? cJSON_AddStringToObject(settings, "output", a->opts.output) :
+			       cJSON_AddNullToObject(settings, "output")) ||
 	    !(boot = cJSON_AddObjectToObject(ev, "bootstrap")) ||
 	    !cJSON_AddNumberToObject(boot, "netns", a->netns.len) ||
 	    !cJSON_AddNumberToObject(boot, "ms", round(a->bootstrap_ms * 10) / 10)) {
@@ -460,7 +472,7 @@ static void emit_start(struct agent *a)
 		ev = NULL;
 	}
 out:
-	event_emit(a, ev);
+	report_emit(&a->report, ev);
 }
 
 static bool tuple_idle(const struct tuple *t, __u64 now_ns, __u64 idle_ns)
@@ -511,9 +523,12 @@ static size_t expire_idle(struct agent *a, const struct tuple_list *l)
  */
 static int prog_stats_to_json(struct agent *a, cJSON *ev)
 {
-	const struct bpf_program *progs[] = { a->skel->progs.tuples_set_state,
-					      a->skel->progs.tw_timer_start,
-					      a->skel->progs.tw_timer_cancel };
+	const struct bpf_program *progs[] = {
+		a->skel->progs.tuples_set_state, a->skel->progs.tw_timer_start,
+		a->skel->progs.tw_timer_cancel,	 a->skel->progs.connect_enter,
+		a->skel->progs.connect_exit,	 a->skel->progs.bind_enter,
+		a->skel->progs.bind_exit,
+	};
 	__u64 missed = 0, cnt = 0, ns = 0;
 
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
@@ -585,13 +600,13 @@ static int read_counts(struct agent *a, struct tuple_list *list, struct ns_list 
 static void emit_netns(struct agent *a, const struct ns_list *nl)
 {
 	for (size_t i = 0; i < nl->len; i++) {
-		cJSON *ev = event_new(a, "netns");
+		cJSON *ev = report_new(&a->report, "netns");
 
 		if (ev && ns_to_json(&nl->items[i], ev)) {
 			cJSON_Delete(ev);
 			ev = NULL;
 		}
-		event_emit(a, ev);
+		report_emit(&a->report, ev);
 	}
 }
 
@@ -619,21 +634,24 @@ static int snapshot(struct agent *a)
 	for (size_t i = 0; i < list.len; i++) {
 		if (list.items[i].in_use <= 0 && list.items[i].time_wait <= 0)
 			continue;
-		ev = event_new(a, "tuple");
+		ev = report_new(&a->report, "tuple");
 		if (ev && tuple_to_json(&list.items[i], ev)) {
 			cJSON_Delete(ev);
 			ev = NULL;
 		}
-		event_emit(a, ev);
+		report_emit(&a->report, ev);
 	}
 	emit_netns(a, &nl);
 	prune_zero(bpf_map__fd(a->skel->maps.ports), sizeof(struct port_val), port_val_zero);
 	prune_zero(bpf_map__fd(a->skel->maps.local_tw), sizeof(__s64), s64_zero);
 	expired = expire_idle(a, &list);
-	ev = event_new(a, "stats");
+	ev = report_new(&a->report, "stats");
 	if (ev && (stats_to_json(&st, list.seen - expired, ev) ||
 		   !cJSON_AddNumberToObject(ev, "tuples_expired", a->tuples_expired) ||
-		   !cJSON_AddNumberToObject(ev, "lines_dropped", a->lines_dropped) ||
+		   !cJSON_AddNumberToObject(ev, "lines_dropped", report_dropped(&a->report)) ||
+		   !cJSON_AddNumberToObject(ev, "failure_lines", failures_lines(a->failures)) ||
+		   !cJSON_AddNumberToObject(ev, "pressure_checks", a->checks) ||
+		   !cJSON_AddNumberToObject(ev, "pressure_active", pressure_active(a->pressure)) ||
 		   !cJSON_AddNumberToObject(ev, "netns", a->netns.len) ||
 		   !cJSON_AddNumberToObject(ev, "netns_unreachable", a->netns_unreachable) ||
 		   !cJSON_AddNumberToObject(ev, "walks", a->walks) ||
@@ -643,7 +661,7 @@ static int snapshot(struct agent *a)
 		cJSON_Delete(ev);
 		ev = NULL;
 	}
-	event_emit(a, ev);
+	report_emit(&a->report, ev);
 cleanup:
 	ns_list_free(&nl);
 	tuple_list_free(&list);
@@ -652,7 +670,7 @@ cleanup:
 
 static void emit_stop(struct agent *a, const char *reason)
 {
-	cJSON *ev = event_new(a, "agent_stop");
+	cJSON *ev = report_new(&a->report, "agent_stop");
 	struct timespec now;
 	char sig[16];
 
@@ -664,25 +682,132 @@ static void emit_stop(struct agent *a, const char *reason)
 		cJSON_Delete(ev);
 		ev = NULL;
 	}
-	event_emit(a, ev);
+	report_emit(&a->report, ev);
+}
+
+/*
+ * A pressure check: every tuple read afresh, failures reported, levels moved.
+ * Twice a second, and at once (within CHECK_GAP_NS) when a notice says a tuple
+ * just started failing, so a level change shows within a second.
+ */
+static int on_notice(void *ctx, void *data, size_t size)
+{
+	struct agent *a = ctx;
+	const struct notice *n = data;
+
+	if (size < sizeof(*n) || n->type != NOTICE_FAILURE)
+		return 0;
+	failures_notice(a->failures, &n->key, &a->latest_ns, &a->latest, now_ns());
+	a->check_now = true;
+	return 0;
+}
+
+/* what alerts need: pressure levels, failure lines, the notice ring buffer */
+static int watch_setup(struct agent *a)
+{
+	struct alert_cfg cfg = {
+		.warn = a->opts.warn,
+		.crit = a->opts.crit,
+		.margin = a->opts.margin,
+		.hold_ns = a->opts.hold * 1000000000ull,
+		/* rates and top processes: over the last interval, 2 to 30 s */
+		.window_ns = (a->opts.interval < 2  ? 2 :
+			      a->opts.interval > 30 ? 30 :
+						      a->opts.interval) *
+			     1000000000ull,
+	};
+
+	if (pressure_new(&a->pressure, &cfg, &a->report) ||
+	    failures_new(&a->failures, bpf_map__fd(a->skel->maps.failures), &a->report,
+			 a->pressure)) {
+		eph_err("out of memory");
+		return -1;
+	}
+	a->notices = ring_buffer__new(bpf_map__fd(a->skel->maps.notices), on_notice, a, NULL);
+	if (!a->notices) {
+		eph_err("cannot set up the notice ring buffer: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int check(struct agent *a)
+{
+	__u64 now = now_ns();
+	int err;
+
+	tuple_list_free(&a->latest);
+	ns_list_free(&a->latest_ns);
+	err = read_counts(a, &a->latest, &a->latest_ns);
+	if (err)
+		return err;
+	a->checks++;
+	a->last_check = now;
+	a->check_now = false;
+	/* failures first: they tell the pressure check which tuples are failing */
+	failures_drain(a->failures, &a->latest_ns, &a->latest, now, false);
+	pressure_openers(a->pressure, bpf_map__fd(a->skel->maps.openers), now);
+	err = pressure_check(a->pressure, &a->latest, &a->latest_ns, now);
+	if (err)
+		eph_err("pressure check: %s", strerror(-err));
+	return 0;
 }
 
 static int run_loop(struct agent *a)
 {
-	struct timespec next;
+	__u64 interval_ns = a->opts.interval * 1000000000ull;
+	__u64 next_snap = now_ns() + interval_ns, next_check = now_ns(), now;
+	int err;
 
-	clock_gettime(CLOCK_MONOTONIC, &next);
 	while (!stop_signal) {
-		next.tv_sec += a->opts.interval;
-		/* EINTR is how a signal ends the wait */
-		while (!stop_signal &&
-		       clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
-			;
+		__u64 wake = next_check < next_snap ? next_check : next_snap;
+
+		if (reopen_signal) {
+			reopen_signal = 0;
+			sink_reopen(a->report.sink);
+		}
+		if (a->check_now && a->last_check + CHECK_GAP_NS < wake)
+			wake = a->last_check + CHECK_GAP_NS;
+		now = now_ns();
+		/* a signal ends the wait with -EINTR */
+		err = ring_buffer__poll(a->notices,
+					wake > now ? (wake - now + 999999) / 1000000 : 0);
+		if (err < 0 && err != -EINTR) {
+			eph_err("cannot read the notice ring buffer: %s", strerror(-err));
+			return -1;
+		}
 		if (stop_signal)
 			break;
-		if (snapshot(a))
-			return -1;
+		now = now_ns();
+		if (now >= next_check || (a->check_now && now >= a->last_check + CHECK_GAP_NS)) {
+			if (check(a))
+				return -1;
+			while (next_check <= now)
+				next_check += CHECK_EVERY_NS;
+		}
+		if (now >= next_snap) {
+			if (snapshot(a))
+				return -1;
+			while (next_snap <= now)
+				next_snap += interval_ns;
+		}
 	}
+	return 0;
+}
+
+/* a number in [min, max] */
+static int parse_double(const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || isnan(v) || v < min || v > max)
+		return -EINVAL;
+	*out = v;
 	return 0;
 }
 
@@ -690,6 +815,12 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "interval", required_argument, NULL, 'i' },
+		{ "warn-at", required_argument, NULL, 'w' },
+		{ "critical-at", required_argument, NULL, 'c' },
+		{ "clear-margin", required_argument, NULL, 'm' },
+		{ "hold", required_argument, NULL, 'D' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "output-buffer", required_argument, NULL, 'B' },
 		{ "max-tuples", required_argument, NULL, 'T' },
 		{ "max-sockets", required_argument, NULL, 'S' },
 		{ "max-timewait", required_argument, NULL, 'W' },
@@ -703,8 +834,33 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":i:o:vh", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'w':
+			if (parse_double(optarg, 0.01, 1, &o->warn))
+				goto bad_value;
+			break;
+		case 'c':
+			if (parse_double(optarg, 0.01, 1, &o->crit))
+				goto bad_value;
+			break;
+		case 'm':
+			if (parse_double(optarg, 0, 0.5, &o->margin))
+				goto bad_value;
+			break;
+		case 'D':
+			if (parse_u64(optarg, 0, 86400, &o->hold))
+				goto bad_value;
+			break;
+		case 'o':
+			if (!*optarg)
+				goto bad_value;
+			o->output = optarg;
+			break;
+		case 'B':
+			if (parse_u64(optarg, 1, 1024 * 1024, &o->output_kib))
+				goto bad_value;
+			break;
 		case 'i':
 			if (parse_u64(optarg, 1, 86400, &o->interval))
 				goto bad_value;
@@ -734,7 +890,7 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 			o->verbose = true;
 			break;
 		case 'h':
-			fputs(agent_usage, stdout);
+			fputs("usage: ephport agent [OPTION]...\n\n", stdout);
 			fputs(agent_help, stdout);
 			return 1;
 		case ':':
@@ -752,16 +908,27 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 			agent_usage);
 		return -1;
 	}
+	if (o->warn >= o->crit) {
+		fprintf(stderr,
+			"ephport agent: --warn-at (%g) must be below --critical-at (%g)\n%s",
+			o->warn, o->crit, agent_usage);
+		return -1;
+	}
 	return 0;
 bad_value:
-	fprintf(stderr, "ephport agent: bad value '%s' for %s\n%s", optarg, argv[optind - 1],
-		agent_usage);
+	fprintf(stderr, "ephport agent: bad value '%s' for %s\n%s", optarg,
+		option_of_value(argv, optind), agent_usage);
 	return -1;
 }
 
 int cmd_agent(int argc, char **argv)
 {
 	struct agent a = { .opts = { .interval = 10,
+				     .warn = 0.80,
+				     .crit = 0.95,
+				     .margin = 0.05,
+				     .hold = 30,
+				     .output_kib = 4096,
 				     .max_tuples = MAX_TUPLES_DEFAULT,
 				     .max_sockets = MAX_SOCKETS_DEFAULT,
 				     .max_timewait = MAX_TIMEWAIT_DEFAULT,
@@ -796,14 +963,25 @@ int cmd_agent(int argc, char **argv)
 
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+
+	a.report.host = a.host;
+	err = sink_open(&a.report.sink, a.opts.output, a.opts.output_kib * 1024);
+	if (err) {
+		eph_err("cannot open %s for appending: %s", a.opts.output, strerror(-err));
+		goto cleanup;
+	}
+	/* without it, lines name the cgroup by id only */
+	if (cgroup_resolver_open(&a.report.cgroups))
+		a.report.cgroups = NULL;
 
 	a.home_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (a.home_fd < 0) {
 		eph_err("cannot open /proc/self/ns/net: %s", strerror(errno));
 		goto cleanup;
 	}
-	if (ensure_bpffs() || load_bpf(&a) || pin_maps(&a))
+	if (ensure_bpffs() || load_bpf(&a) || pin_maps(&a) || watch_setup(&a))
 		goto cleanup;
 	clock_gettime(CLOCK_MONOTONIC, &a.started);
 	/* after attaching: what the walk misses, the events catch */
@@ -812,12 +990,25 @@ int cmd_agent(int argc, char **argv)
 	a.bootstrap_ms = (now_ns() - (a.started.tv_sec * 1000000000ull + a.started.tv_nsec)) / 1e6;
 	emit_start(&a);
 	err = run_loop(&a);
+	/* failures counted since the last check, so that the counts add up */
+	ring_buffer__consume(a.notices);
+	failures_drain(a.failures, &a.latest_ns, &a.latest, now_ns(), true);
 	emit_stop(&a, err ? "error" : "signal");
 	ret = err ? 1 : 0;
 cleanup:
 	if (a.pinned)
 		unpin_all();
+	ring_buffer__free(a.notices);
 	tuples_bpf__destroy(a.skel);
+	failures_free(a.failures);
+	pressure_free(a.pressure);
+	tuple_list_free(&a.latest);
+	ns_list_free(&a.latest_ns);
+	if (a.report.cgroups)
+		cgroup_resolver_close(a.report.cgroups);
+	/* a stuck output gets two seconds; what is left then is lost */
+	if (a.report.sink)
+		sink_close(a.report.sink, 2000);
 	netns_set_free(&a.netns);
 	if (a.home_fd >= 0)
 		close(a.home_fd);

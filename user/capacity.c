@@ -180,8 +180,6 @@ void ns_list_free(struct ns_list *l)
 	l->len = l->cap = 0;
 }
 
-#define ADD_NUM(obj, name, v) (cJSON_AddNumberToObject((obj), (name), (double)(v)) ? 0 : -ENOMEM)
-
 int ns_to_json(const struct ns_summary *ns, cJSON *obj)
 {
 	cJSON *range, *server;

@@ -22,6 +22,12 @@
 #define EPH_RUN_DIR   "/run/ephport"
 #define EPH_LOCK_PATH EPH_RUN_DIR "/agent.lock"
 
+/* version of the event lines' layout (docs/events.schema.json) */
+#define EPH_SCHEMA_VERSION 1
+
+/* adds a number to a cJSON object: 0, or -ENOMEM */
+#define ADD_NUM(obj, name, v) (cJSON_AddNumberToObject((obj), (name), (double)(v)) ? 0 : -ENOMEM)
+
 /* exit codes */
 #define EXIT_USAGE 2
 
@@ -29,6 +35,7 @@
 extern bool eph_json_mode;
 void eph_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *bad_option(char **argv, char buf[3]);
+const char *option_of_value(char **argv, int optind_now);
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int format_rfc3339_ms(const struct timespec *ts, char *buf, size_t len);
 int json_print_line(cJSON *obj);
@@ -123,6 +130,21 @@ struct agent_stats {
 };
 int stats_read(int stats_fd, struct agent_stats *st);
 int stats_to_json(const struct agent_stats *st, size_t tuples, cJSON *obj);
+
+/* report.c: the agent's event lines */
+struct sink;
+struct cgroup_resolver;
+struct report {
+	struct sink *sink;
+	const char *host;
+	struct cgroup_resolver *cgroups; /* NULL: cgroup paths are not resolved */
+	__u64 unbuilt;			 /* events that could not be built (out of memory) */
+};
+cJSON *report_new(struct report *r, const char *event);
+void report_emit(struct report *r, cJSON *ev);
+__u64 report_dropped(const struct report *r);
+int attribution_to_json(struct report *r, cJSON *obj, __u32 pid, __u32 tid, const char *comm,
+			__u32 uid, __u64 cgroup_id);
 
 /* lock.c: one agent per host */
 int agent_lock_acquire(int *fd_out, long *holder);

@@ -69,7 +69,7 @@ static int parse_opts(int argc, char **argv, struct tuple_filter *f)
 		}
 		if (err) {
 			fprintf(stderr, "ephport query: bad value '%s' for %s\n%s", optarg,
-				argv[optind - 1], query_usage);
+				option_of_value(argv, optind), query_usage);
 			return -1;
 		}
 	}

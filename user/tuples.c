@@ -31,6 +31,7 @@ static const char *const stat_names[EPH_STAT_MAX] = {
 	[EPH_STAT_TUPLES_FULL] = "tuples_dropped",	[EPH_STAT_SOCKETS_FULL] = "sockets_dropped",
 	[EPH_STAT_TUPLE_MISSING] = "tuple_missing",	[EPH_STAT_STALE_SOCKETS] = "stale_sockets",
 	[EPH_STAT_TIMEWAIT_FULL] = "time_wait_dropped", [EPH_STAT_PORTS_FULL] = "ports_dropped",
+	[EPH_STAT_FAILURES_FULL] = "failures_dropped",	[EPH_STAT_NOTICES_LOST] = "notices_lost",
 };
 
 bool filter_match(const struct tuple_filter *f, const struct tuple *t)
@@ -127,8 +128,6 @@ void tuple_list_free(struct tuple_list *l)
 	l->items = NULL;
 	l->len = l->cap = l->seen = 0;
 }
-
-#define ADD_NUM(obj, name, v) (cJSON_AddNumberToObject((obj), (name), (double)(v)) ? 0 : -ENOMEM)
 
 int tuple_to_json(const struct tuple *t, cJSON *obj)
 {

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <bpf/bpf.h>
 
@@ -39,6 +40,20 @@ const char *bad_option(char **argv, char buf[3])
 		return buf;
 	}
 	return argv[optind - 1];
+}
+
+/* the option whose value getopt_long() just took: "--interval" of "--interval 0" or "-i0" */
+const char *option_of_value(char **argv, int optind_now)
+{
+	static char buf[64];
+	const char *arg = argv[optind_now - 1];
+
+	if (optarg == arg && optind_now >= 2)
+		return argv[optind_now - 2];
+	snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(arg, "="), arg);
+	if (buf[1] != '-' && buf[2])
+		buf[2] = '\0'; /* -i0 */
+	return buf;
 }
 
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)

@@ -146,10 +146,15 @@ class Agent:
                                      stderr=subprocess.PIPE, text=True)
         self.events = queue.Queue()
         self.lines = []
+        self.file_lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
+        self.output = args[args.index("--output") + 1] if "--output" in args else None
         try:
-            self.start_event = self.wait_event("agent_start", timeout=15)
+            if self.output:
+                self.start_event = eventually(self._start_in_output, timeout=15)
+            else:
+                self.start_event = self.wait_event("agent_start", timeout=15)
         except BaseException:
             self.stop(signal.SIGKILL)  # never leave an agent behind for the next test
             raise
@@ -172,6 +177,25 @@ class Agent:
             if ev["event"] == name and pred(ev):
                 return ev
         raise AssertionError(f"no {name} event within {timeout}s")
+
+    def _start_in_output(self):
+        assert self.proc.poll() is None, f"agent exited: {self.proc.stderr.read()}"
+        assert os.path.exists(self.output), "no output file yet"
+        with open(self.output) as f:
+            first = f.readline()
+        assert first, "no agent_start in the output file yet"
+        return json.loads(first)
+
+    def parsed(self):
+        """Every line written so far, parsed."""
+        return [json.loads(line) for line in list(self.lines)]
+
+    def parse_file(self, path):
+        """The lines of an --output file, parsed (and checked against the schema later)."""
+        with open(path) as f:
+            lines = f.readlines()
+        self.file_lines.extend(lines)
+        return [json.loads(line) for line in lines]
 
     def stop(self, sig=signal.SIGINT):
         """Stop the agent and wait until every line it wrote is in self.lines."""

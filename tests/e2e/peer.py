@@ -23,6 +23,7 @@ place before it looks at them.
   quit
 """
 import errno
+import os
 import socket
 import struct
 import sys
@@ -78,6 +79,62 @@ def cmd_connect(addr, port, n, src=None, bind_port=False):
             else:
                 other += 1
     return f"ok {ok} {noport} {other}"
+
+
+def cmd_connect_nb(addr, port, n):
+    """Non-blocking connects: EINPROGRESS is a connect under way, kept like a success."""
+    ok = noport = other = 0
+    for _ in range(int(n)):
+        s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+        s.setblocking(False)
+        err = s.connect_ex((addr, int(port)))
+        if err in (0, errno.EINPROGRESS):
+            clients.append(s)
+            ok += 1
+            continue
+        s.close()
+        if err == errno.EADDRNOTAVAIL:
+            noport += 1
+        else:
+            other += 1
+    return f"ok {ok} {noport} {other}"
+
+
+def cmd_hammer(addr, port, n):
+    """n connects in a tight loop that are expected to fail: (EADDRNOTAVAIL seen, others)."""
+    noport = other = 0
+    fam = family_of(addr)
+    dest = (addr, int(port))
+    for _ in range(int(n)):
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        err = s.connect_ex(dest)
+        if err == errno.EADDRNOTAVAIL:
+            noport += 1
+            s.close()
+        elif err == 0:
+            clients.append(s)
+        else:
+            other += 1
+            s.close()
+    return f"ok {noport} {other}"
+
+
+def cmd_bind(addr, n):
+    """n sockets bound to port 0 and kept: (bound, EADDRINUSE seen, other errors)."""
+    ok = inuse = other = 0
+    for _ in range(int(n)):
+        s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+        try:
+            s.bind((addr, 0))
+            clients.append(s)
+            ok += 1
+        except OSError as e:
+            s.close()
+            if e.errno == errno.EADDRINUSE:
+                inuse += 1
+            else:
+                other += 1
+    return f"ok {ok} {inuse} {other}"
 
 
 def cmd_connect_again(addr, port, addr2, port2):
@@ -150,6 +207,14 @@ def main():
                 out = cmd_listen(*args)
             elif cmd == "connect":
                 out = cmd_connect(*args)
+            elif cmd == "connect-nb":
+                out = cmd_connect_nb(*args)
+            elif cmd == "hammer":
+                out = cmd_hammer(*args)
+            elif cmd == "bind":
+                out = cmd_bind(*args)
+            elif cmd == "pid":
+                out = f"ok {os.getpid()}"
             elif cmd == "connect-bound":
                 out = cmd_connect(*args, bind_port=True)
             elif cmd == "connect-again":

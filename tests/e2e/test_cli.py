@@ -18,9 +18,14 @@ def ephport(*args, pre=()):
     return subprocess.run([*pre, EPHPORT, *args], capture_output=True, text=True)
 
 
+# every program the agent loads
+PROG_NAMES = {"tuples_set_state", "tw_timer_start", "tw_timer_cancel", "walk", "tw_forget",
+              "connect_enter", "connect_exit", "bind_enter", "bind_exit"}
+
+
 def ephport_progs():
     out = run("bpftool", "-j", "prog", "show").stdout
-    return [p for p in json.loads(out) if p.get("name", "").startswith("tuples_set_st")]
+    return [p for p in json.loads(out) if p.get("name", "") in PROG_NAMES]
 
 
 def assert_no_progs():
@@ -124,9 +129,11 @@ def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
         assert start["version"] == ephport("--version").stdout.split()[1]
         assert start["kernel"] == os.uname().release
         assert start["settings"] == {"interval": 1, "max_tuples": 65536, "max_sockets": 262144,
-                                     "max_timewait": 262144,
-                                     "tuple_idle": 600}
-        assert len(ephport_progs()) == 1
+                                     "max_timewait": 262144, "tuple_idle": 600,
+                                     "warn_at": 0.8, "critical_at": 0.95, "clear_margin": 0.05,
+                                     "hold": 30, "output": None}
+        assert start["schema_version"] == 1
+        assert sorted(p["name"] for p in ephport_progs()) == sorted(PROG_NAMES)
 
         # a second agent refuses while the first runs
         r = ephport("agent")

@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * cgroup v2 ids to paths, container ids and pod UIDs. On cgroup2 a cgroup's id is the inode
+ * number of its directory, so a path is right when stat() gives back the id. /proc/PID/cgroup
+ * names the cgroup cheaply while the process lives and stays put; otherwise the tree is walked,
+ * using the inode numbers readdir() gives, without a stat per entry.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+
+#define CID_LEN 64
+#define UID_LEN 36
+
+static bool all_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/* 8-4-4-4-12 hex, separated by all dashes (cgroupfs) or all underscores (systemd) */
+static bool is_uid(const char *s)
+{
+	for (int i = 0; i < UID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if ((s[i] != '-' && s[i] != '_') || s[i] != s[8])
+				return false;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static void copy_lower(char *dst, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = s[i] == '_' ? '-' : (char)tolower((unsigned char)s[i]);
+	dst[n] = '\0';
+}
+
+/*
+ * One path component. Container ids: "<cid>" (cgroupfs, /docker/<cid>) or "<prefix>-<cid>.scope"
+ * (docker-, cri-containerd-, crio-, crio-conmon-, libpod-, ...). Pod UIDs: "pod<uid>" (cgroupfs)
+ * or "kubepods[-qos]-pod<uid_with_underscores>.slice" (systemd).
+ */
+static void parse_component(const char *c, size_t n, struct cgroup_ids *out)
+{
+	const char *tok;
+	size_t at;
+
+	if (n > 6 && (!memcmp(c + n - 6, ".scope", 6) || !memcmp(c + n - 6, ".slice", 6)))
+		n -= 6;
+	tok = c + n;
+	while (tok > c && tok[-1] != '-')
+		tok--;
+	if (c + n - tok == CID_LEN && all_hex(tok, CID_LEN))
+		copy_lower(out->container_id, tok, CID_LEN);
+	if (n < UID_LEN + 3)
+		return;
+	at = n - UID_LEN - 3;
+	if (!memcmp(c + at, "pod", 3) && (at == 0 || c[at - 1] == '-') && is_uid(c + at + 3))
+		copy_lower(out->pod_uid, c + at + 3, UID_LEN);
+}
+
+int cgroup_parse_ids(const char *path, struct cgroup_ids *out)
+{
+	const char *c;
+
+	if (!out)
+		return -EINVAL;
+	out->container_id[0] = out->pod_uid[0] = '\0';
+	if (!path)
+		return 0;
+	/* components in order, so the innermost match overwrites the outer ones */
+	while (*path) {
+		while (*path == '/')
+			path++;
+		for (c = path; *path && *path != '/'; path++)
+			;
+		if (path > c)
+			parse_component(c, (size_t)(path - c), out);
+	}
+	return 0;
+}
+
+struct cache_ent {
+	__u64 id;      /* 0: empty */
+	__u64 expires; /* misses: CLOCK_MONOTONIC ns after which the id is looked for again */
+	char *path;    /* NULL: a miss */
+};
+
+struct cgroup_resolver {
+	char mount[PATH_MAX];
+	char root[CGROUP_PATH_MAX]; /* cgroup mounted there: "" for the root, else "/a/b" */
+	dev_t dev;
+	struct cgroup_resolver_stats stats;
+	struct cache_ent cache[CGROUP_CACHE_SIZE];
+};
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo */
+static void unescape(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++, d++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*d = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*d = *s;
+		}
+	}
+	*d = '\0';
+}
+
+int cgroup_resolver_open(struct cgroup_resolver **rp)
+{
+	char root[PATH_MAX], mnt[PATH_MAX], type[32], *line = NULL;
+	struct cgroup_resolver *r = NULL;
+	bool found = false;
+	size_t cap = 0;
+	struct stat st;
+	FILE *f = NULL;
+	int err = 0;
+
+	*rp = NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f) {
+		err = -errno;
+		goto cleanup;
+	}
+	/* the first cgroup2 mount of the whole tree, else the first of a subtree */
+	while (getline(&line, &cap, f) > 0) {
+		const char *sep = strstr(line, " - ");
+
+		if (!sep || sscanf(sep + 3, "%31s", type) != 1 || strcmp(type, "cgroup2") ||
+		    sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) != 2)
+			continue;
+		unescape(root);
+		unescape(mnt);
+		if ((found && (!r->root[0] || strcmp(root, "/"))) ||
+		    strlen(root) >= sizeof(r->root) || strlen(mnt) >= sizeof(r->mount))
+			continue;
+		strcpy(r->mount, mnt);
+		strcpy(r->root, strcmp(root, "/") ? root : "");
+		found = true;
+	}
+	if (!found) {
+		err = -ENOENT;
+		goto cleanup;
+	}
+	if (stat(r->mount, &st)) {
+		err = -errno;
+		goto cleanup;
+	}
+	r->dev = st.st_dev;
+	*rp = r;
+	r = NULL;
+cleanup:
+	free(line);
+	if (f)
+		fclose(f);
+	free(r);
+	return err;
+}
+
+const char *cgroup_resolver_mount(const struct cgroup_resolver *r)
+{
+	return r->mount;
+}
+
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* ids are inode numbers handed out in sequence: their low bits spread well */
+static struct cache_ent *slot(struct cgroup_resolver *r, __u64 id)
+{
+	return &r->cache[(id ^ id >> 32) & (CGROUP_CACHE_SIZE - 1)];
+}
+
+static bool is_cgroup(const struct cgroup_resolver *r, const struct stat *st, __u64 id)
+{
+	return S_ISDIR(st->st_mode) && st->st_ino == id && st->st_dev == r->dev;
+}
+
+/* the "0::" line of /proc/PID/cgroup, if the directory it names is that id */
+static int from_pid(struct cgroup_resolver *r, __u64 id, pid_t pid, char *out)
+{
+	char file[32], fs[PATH_MAX], *line = NULL, *p = NULL;
+	size_t cap = 0, rlen = strlen(r->root);
+	int err = -ENOENT, n;
+	struct stat st;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
+	f = fopen(file, "re");
+	if (!f)
+		return -ENOENT; /* gone */
+	while (!p && getline(&line, &cap, f) > 0) {
+		if (!strncmp(line, "0::", 3)) {
+			p = line + 3;
+			p[strcspn(p, "\n")] = '\0';
+		}
+	}
+	/* paths outside our cgroup namespace or mount ("/../x") and " (deleted)" fail here */
+	if (!p || strncmp(p, r->root, rlen) || (p[rlen] && p[rlen] != '/'))
+		goto cleanup;
+	n = snprintf(fs, sizeof(fs), "%s%s", r->mount, p + rlen);
+	if (n < 0 || (size_t)n >= sizeof(fs) || stat(fs, &st) || !is_cgroup(r, &st, id))
+		goto cleanup;
+	n = snprintf(out, CGROUP_PATH_MAX, "%s", p);
+	if (n > 0 && n < CGROUP_PATH_MAX)
+		err = 0;
+cleanup:
+	free(line);
+	fclose(f);
+	return err;
+}
+
+/* depth first under dfd (closed here), which path[0..off) names; on a find path is the answer */
+static int walk(struct cgroup_resolver *r, int dfd, __u64 id, char *path, size_t off, int depth)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *e;
+	int err = -ENOENT, n, fd;
+	struct stat st;
+
+	if (!d) {
+		close(dfd);
+		return -ENOENT;
+	}
+	while (err && (e = readdir(d))) {
+		if ((e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) || !strcmp(e->d_name, ".") ||
+		    !strcmp(e->d_name, ".."))
+			continue;
+		n = snprintf(path + off, CGROUP_PATH_MAX - off, "/%s", e->d_name);
+		if (n < 0 || (size_t)n >= CGROUP_PATH_MAX - off)
+			continue;
+		if (e->d_ino == id && !fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) &&
+		    is_cgroup(r, &st, id)) {
+			err = 0;
+			break;
+		}
+		if (depth <= 1)
+			continue;
+		fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) || st.st_dev != r->dev) { /* another mount */
+			close(fd);
+			continue;
+		}
+		err = walk(r, fd, id, path, off + (size_t)n, depth - 1);
+	}
+	if (err)
+		path[off] = '\0';
+	closedir(d);
+	return err;
+}
+
+static int walk_tree(struct cgroup_resolver *r, __u64 id, char *out)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(r->mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -ENOENT;
+	strcpy(out, r->root);
+	if (!fstat(fd, &st) && is_cgroup(r, &st, id)) {
+		close(fd);
+		strcpy(out, r->root[0] ? r->root : "/");
+		return 0;
+	}
+	return walk(r, fd, id, out, strlen(out), CGROUP_WALK_DEPTH);
+}
+
+static int copy_out(const char *s, char *path, size_t len)
+{
+	size_t n = strlen(s);
+
+	if (n >= len)
+		return -ENAMETOOLONG;
+	memcpy(path, s, n + 1);
+	return 0;
+}
+
+int cgroup_resolve(struct cgroup_resolver *r, __u64 id, pid_t pid, char *path, size_t len)
+{
+	char buf[CGROUP_PATH_MAX];
+	struct cache_ent *e;
+	__u64 now;
+	int err;
+
+	if (!r || !path || !len)
+		return -EINVAL;
+	if (!id)
+		return -ENOENT; /* what bpf_get_current_cgroup_id() gives without cgroup2 */
+	e = slot(r, id);
+	now = now_ns();
+	if (e->id == id && (e->path || now < e->expires)) {
+		r->stats.cached++;
+		return e->path ? copy_out(e->path, path, len) : -ENOENT;
+	}
+	err = pid > 0 ? from_pid(r, id, pid, buf) : -ENOENT;
+	if (!err) {
+		r->stats.from_pid++;
+	} else {
+		r->stats.walks++;
+		err = walk_tree(r, id, buf);
+		if (err)
+			r->stats.missing++;
+	}
+	/* whatever held the slot goes; a failed strdup only means no caching */
+	free(e->path);
+	e->path = err ? NULL : strdup(buf);
+	e->id = err || e->path ? id : 0;
+	e->expires = now + CGROUP_MISS_TTL_MS * 1000000ULL;
+	return err ? err : copy_out(buf, path, len);
+}
+
+void cgroup_resolver_stats(const struct cgroup_resolver *r, struct cgroup_resolver_stats *s)
+{
+	*s = r->stats;
+}
+
+void cgroup_resolver_close(struct cgroup_resolver *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < CGROUP_CACHE_SIZE; i++)
+		free(r->cache[i].path);
+	free(r);
+}

@@ -1,0 +1,657 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Pressure: a level per tuple (ok, warning, critical, exhausted) from its
+ * utilization and its failing connects, with hysteresis so that a tuple hovering
+ * at a line does not flap, and a "pressure" event on each change carrying what
+ * an on-call engineer needs: the counts, the rate, a forecast, who is opening
+ * the connections, and a hint chosen from those numbers.
+ */
+#include <errno.h>
+#include <math.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+
+#include "pressure.h"
+
+#define NSEC_PER_SEC   1e9
+#define TOP_PROCESSES  5
+#define FULL_RANGE     (65535 - 1024 + 1) /* the widest ip_local_port_range */
+#define OPENER_SAMPLES 16
+
+static const char *const level_names[] = { "ok", "warning", "critical", "exhausted" };
+
+const char *level_name(enum level l)
+{
+	return l <= LEVEL_EXHAUSTED ? level_names[l] : "unknown";
+}
+
+/* the level utilization alone gives, each threshold lowered by `lower` */
+static enum level level_of(const struct alert_cfg *c, double util, double lower)
+{
+	if (util >= c->crit - lower)
+		return LEVEL_CRITICAL;
+	if (util >= c->warn - lower)
+		return LEVEL_WARNING;
+	return LEVEL_OK;
+}
+
+enum level level_next(const struct alert_cfg *c, enum level cur, double util, bool failing,
+		      __u64 now, __u64 *hot_ns)
+{
+	enum level raw = failing ? LEVEL_EXHAUSTED : level_of(c, util, 0);
+	enum level near = level_of(c, util, c->margin);
+
+	if (raw >= cur || near >= cur) {
+		/* at its level, above it, or within the margin below it */
+		*hot_ns = now;
+		return raw > cur ? raw : cur;
+	}
+	if (now - *hot_ns < c->hold_ns)
+		return cur;
+	/* the lower level starts its own hold now */
+	*hot_ns = now;
+	return near;
+}
+
+void series_add(struct series *s, const struct sample *x)
+{
+	s->s[s->head] = *x;
+	s->head = (s->head + 1) % SERIES_LEN;
+	if (s->len < SERIES_LEN)
+		s->len++;
+}
+
+/* i-th newest sample, 0 the newest */
+static const struct sample *series_at(const struct series *s, unsigned int i)
+{
+	return &s->s[(s->head + SERIES_LEN - 1 - i) % SERIES_LEN];
+}
+
+const struct sample *series_last(const struct series *s)
+{
+	return s->len ? series_at(s, 0) : NULL;
+}
+
+const struct sample *series_base(const struct series *s, __u64 now, __u64 window_ns)
+{
+	const struct sample *base = NULL;
+
+	for (unsigned int i = 0; i < s->len; i++) {
+		const struct sample *x = series_at(s, i);
+
+		base = x;
+		if (x->t_ns + window_ns <= now)
+			break;
+	}
+	return base;
+}
+
+double series_rate(const struct series *s, __u64 now, __u64 window_ns)
+{
+	const struct sample *last = series_last(s), *base = series_base(s, now, window_ns);
+
+	if (!last || !base || last->t_ns <= base->t_ns || last->connects < base->connects)
+		return NAN;
+	return (double)(last->connects - base->connects) * NSEC_PER_SEC /
+	       (double)(last->t_ns - base->t_ns);
+}
+
+double series_slope(const struct series *s, __u64 now, __u64 window_ns)
+{
+	double st = 0, su = 0, stt = 0, stu = 0, n = 0, t0, denom;
+	const struct sample *last = series_last(s);
+
+	if (!last)
+		return NAN;
+	t0 = (double)last->t_ns;
+	for (unsigned int i = 0; i < s->len; i++) {
+		const struct sample *x = series_at(s, i);
+		double t = ((double)x->t_ns - t0) / NSEC_PER_SEC, u = (double)x->usage;
+
+		if (x->t_ns + window_ns < now)
+			break;
+		st += t;
+		su += u;
+		stt += t * t;
+		stu += t * u;
+		n++;
+	}
+	denom = n * stt - st * st;
+	/* two readings at least, a second apart at least */
+	if (n < 2 || denom < 1e-9 || stt - st * st / n < 0.25)
+		return NAN;
+	return (n * stu - st * su) / denom;
+}
+
+double forecast_exhaustion(__s64 usage, __s64 capacity, double slope)
+{
+	if (usage >= capacity)
+		return 0;
+	if (isnan(slope) || slope <= 1e-6)
+		return NAN;
+	return (double)(capacity - usage) / slope;
+}
+
+static __u32 range_size(__u32 range)
+{
+	return range && PORT_HIGH(range) >= PORT_LOW(range) ?
+		       PORT_HIGH(range) - PORT_LOW(range) + 1 :
+		       0;
+}
+
+static void hint_set(struct hint *h, const char *id, const char *advice, const char *reason)
+{
+	h->id = id;
+	snprintf(h->advice, sizeof(h->advice), "%s", advice);
+	snprintf(h->reason, sizeof(h->reason), "%s", reason);
+}
+
+size_t hints_build(const struct hint_input *in, struct hint *out, size_t max)
+{
+	const struct tuple *t = in->t;
+	__s64 tw = t->time_wait - t->reusable, usage = t->usage > 0 ? t->usage : 0;
+	__u32 size = range_size(in->port_range);
+	char advice[192], reason[256];
+	size_t n = 0;
+
+	if (max > MAX_HINTS)
+		max = MAX_HINTS;
+	if (n < max && (t->val.bound > 0 || in->bound_recent > 0)) {
+		snprintf(reason, sizeof(reason),
+			 "%lld sockets to this destination hold a port bound before connect() "
+			 "(%llu such connects in the window): each such port is taken from every "
+			 "destination",
+			 (long long)(t->val.bound > 0 ? t->val.bound : 0),
+			 (unsigned long long)in->bound_recent);
+		hint_set(&out[n++], "bind_before_connect",
+			 "set IP_BIND_ADDRESS_NO_PORT before bind(), or do not bind() client "
+			 "sockets, so the port is chosen per destination",
+			 reason);
+	}
+	if (n < max && usage > 0 && tw * 2 >= usage) {
+		double life = NAN;
+		int len;
+
+		if (!isnan(in->connects_per_s) && in->connects_per_s > 0)
+			life = (double)(t->in_use > 0 ? t->in_use : 0) / in->connects_per_s;
+		snprintf(advice, sizeof(advice),
+			 "reuse connections (HTTP keepalive, connection pooling)%s",
+			 in->tw_reuse == 1 ? "" : " or set net.ipv4.tcp_tw_reuse=1 on this host");
+		len = snprintf(reason, sizeof(reason),
+			       "TIME_WAIT holds %lld of the %lld ports in use (%.0f%%)",
+			       (long long)tw, (long long)usage, 100.0 * (double)tw / (double)usage);
+		if (!isnan(life) && len > 0 && (size_t)len < sizeof(reason))
+			snprintf(reason + len, sizeof(reason) - len,
+				 "; connections live about %.2f s (%lld open at %.1f connects/s)",
+				 life, (long long)t->in_use, in->connects_per_s);
+		hint_set(&out[n++], "time_wait", advice, reason);
+	}
+	if (n < max && size && size < FULL_RANGE) {
+		snprintf(reason, sizeof(reason),
+			 "net.ipv4.ip_local_port_range is %u-%u: %u ports, of %u possible",
+			 PORT_LOW(in->port_range), PORT_HIGH(in->port_range), size, FULL_RANGE);
+		hint_set(&out[n++], "narrow_range",
+			 "widen net.ipv4.ip_local_port_range (up to 1024-65535) in this network "
+			 "namespace",
+			 reason);
+	}
+	if (n < max && in->sources <= 1) {
+		snprintf(reason, sizeof(reason),
+			 "every connection to this destination comes from one source address: "
+			 "one tuple holds at most %lld ports",
+			 (long long)t->capacity);
+		hint_set(&out[n++], "single_source",
+			 "add source addresses (e.g. nginx proxy_bind with split_clients): each "
+			 "brings its own set of ports",
+			 reason);
+	}
+	if (n < max && in->destinations <= 1) {
+		snprintf(reason, sizeof(reason),
+			 "one destination address serves port %u from this namespace: all "
+			 "connections share its %lld ports",
+			 t->key.dport, (long long)t->capacity);
+		hint_set(&out[n++], "single_destination",
+			 "spread connections over more destination addresses or ports (more "
+			 "backends, or several ports per backend)",
+			 reason);
+	}
+	if (n == 0 && max > 0) {
+		snprintf(reason, sizeof(reason),
+			 "%lld ports in use of %lld, %lld of them open connections",
+			 (long long)usage, (long long)t->capacity, (long long)t->in_use);
+		hint_set(&out[n++], "open_connections",
+			 "fewer concurrent connections to this destination (a smaller pool), "
+			 "or more source or destination addresses",
+			 reason);
+	}
+	return n;
+}
+
+int hint_to_json(const struct hint *h, cJSON *obj)
+{
+	return cJSON_AddStringToObject(obj, "id", h->id) &&
+			       cJSON_AddStringToObject(obj, "advice", h->advice) &&
+			       cJSON_AddStringToObject(obj, "reason", h->reason) ?
+		       0 :
+		       -ENOMEM;
+}
+
+/* the agent's state: tsearch(3) trees keyed by the first bytes of each entry */
+
+struct tracked {
+	struct tuple_key key; /* first: the tree's key */
+	enum level level;
+	__u64 hot_ns;
+	__u64 failed; /* failed_connects at the previous check */
+	bool failing; /* a notice arrived since the previous check */
+	bool have_failed;
+	bool seen;   /* in the latest reading */
+	double util; /* at the latest check */
+	struct series series;
+};
+
+struct opener {
+	struct opener_key key; /* first: the tree's key */
+	struct opener_val val;
+	__u64 t[OPENER_SAMPLES], c[OPENER_SAMPLES];
+	unsigned int head, len;
+	bool seen;
+};
+
+struct pressure {
+	struct alert_cfg cfg;
+	struct report *report;
+	void *tracked, *openers;
+	size_t active;
+};
+
+static int tracked_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct tuple_key));
+}
+
+static int opener_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct opener_key));
+}
+
+int pressure_new(struct pressure **out, const struct alert_cfg *cfg, struct report *r)
+{
+	struct pressure *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->cfg = *cfg;
+	p->report = r;
+	*out = p;
+	return 0;
+}
+
+void pressure_free(struct pressure *p)
+{
+	if (!p)
+		return;
+	tdestroy(p->tracked, free);
+	tdestroy(p->openers, free);
+	free(p);
+}
+
+size_t pressure_active(const struct pressure *p)
+{
+	return p->active;
+}
+
+static struct tracked *tracked_get(struct pressure *p, const struct tuple_key *key, bool create)
+{
+	struct tracked *t, **found = tfind(key, &p->tracked, tracked_cmp);
+
+	if (found || !create)
+		return found ? *found : NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->key = *key;
+	found = tsearch(t, &p->tracked, tracked_cmp);
+	if (!found || *found != t) {
+		free(t);
+		return found ? *found : NULL;
+	}
+	return t;
+}
+
+void pressure_failing(struct pressure *p, const struct tuple_key *key)
+{
+	struct tracked *t = tracked_get(p, key, true);
+
+	if (t)
+		t->failing = true;
+}
+
+/* tsearch's twalk_r() hands each node to a callback: collect them, then work */
+struct collect {
+	void **items;
+	size_t len, cap;
+};
+
+static void collect_node(const void *node, VISIT which, void *arg)
+{
+	struct collect *c = arg;
+
+	if (which != postorder && which != leaf)
+		return;
+	if (c->len == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		void **items = realloc(c->items, cap * sizeof(*items));
+
+		if (!items)
+			return; /* the rest waits for the next check */
+		c->items = items;
+		c->cap = cap;
+	}
+	c->items[c->len++] = *(void *const *)node;
+}
+
+static struct collect collect_all(void *root)
+{
+	struct collect c = { 0 };
+
+	twalk_r(root, collect_node, &c);
+	return c;
+}
+
+int pressure_openers(struct pressure *p, int fd, __u64 now)
+{
+	struct opener_key *keys = NULL;
+	struct opener_val *vals = NULL;
+	struct collect all;
+	size_t n = 0;
+	int err;
+
+	err = map_read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		struct opener *o, **found = tfind(&keys[i], &p->openers, opener_cmp);
+
+		if (found) {
+			o = *found;
+		} else {
+			o = calloc(1, sizeof(*o));
+			if (!o)
+				break;
+			o->key = keys[i];
+			if (!tsearch(o, &p->openers, opener_cmp)) {
+				free(o);
+				break;
+			}
+		}
+		o->val = vals[i];
+		o->seen = true;
+		/* a sample every eighth of the window: the ring spans two windows */
+		if (!o->len || now - o->t[(o->head + OPENER_SAMPLES - 1) % OPENER_SAMPLES] >=
+				       p->cfg.window_ns / 8) {
+			o->t[o->head] = now;
+			o->c[o->head] = vals[i].connects;
+			o->head = (o->head + 1) % OPENER_SAMPLES;
+			if (o->len < OPENER_SAMPLES)
+				o->len++;
+		}
+	}
+	free(keys);
+	free(vals);
+	/* entries the LRU map evicted */
+	all = collect_all(p->openers);
+	for (size_t i = 0; i < all.len; i++) {
+		struct opener *o = all.items[i];
+
+		if (!o->seen) {
+			tdelete(o, &p->openers, opener_cmp);
+			free(o);
+		} else {
+			o->seen = false;
+		}
+	}
+	free(all.items);
+	return 0;
+}
+
+/* connects an opener made within the window */
+static __u64 opener_recent(const struct opener *o, __u64 now, __u64 window_ns)
+{
+	__u64 base = 0;
+
+	for (unsigned int i = 0; i < o->len; i++) {
+		unsigned int j = (o->head + OPENER_SAMPLES - 1 - i) % OPENER_SAMPLES;
+
+		if (o->t[j] + window_ns <= now) {
+			base = o->c[j];
+			break;
+		}
+	}
+	return o->val.connects > base ? o->val.connects - base : 0;
+}
+
+static int recent_cmp(const void *a, const void *b)
+{
+	const __u64 *x = a, *y = b;
+
+	return x[0] < y[0] ? 1 : x[0] > y[0] ? -1 : 0;
+}
+
+static int top_processes_to_json(struct pressure *p, const struct tuple_key *key, __u64 now,
+				 cJSON *ev)
+{
+	struct collect all = collect_all(p->openers);
+	cJSON *arr = cJSON_AddArrayToObject(ev, "top_processes");
+	__u64(*top)[2] = calloc(all.len + 1, sizeof(*top));
+	size_t n = 0;
+	int err = 0;
+
+	if (!arr || !top) {
+		free(all.items);
+		free(top);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < all.len; i++) {
+		struct opener *o = all.items[i];
+		__u64 recent;
+
+		if (memcmp(&o->key.tuple, key, sizeof(*key)))
+			continue;
+		recent = opener_recent(o, now, p->cfg.window_ns);
+		if (recent) {
+			top[n][0] = recent;
+			top[n++][1] = i;
+		}
+	}
+	qsort(top, n, sizeof(*top), recent_cmp);
+	for (size_t i = 0; i < n && i < TOP_PROCESSES && !err; i++) {
+		struct opener *o = all.items[top[i][1]];
+		cJSON *proc = cJSON_CreateObject();
+
+		if (!proc || !cJSON_AddItemToArray(arr, proc)) {
+			cJSON_Delete(proc);
+			err = -ENOMEM;
+			break;
+		}
+		err = attribution_to_json(p->report, proc, o->key.tgid, 0, o->val.comm, o->val.uid, o->val.cgroup_id) ?:
+			      ADD_NUM(proc, "connects", top[i][0]);
+	}
+	free(all.items);
+	free(top);
+	return err;
+}
+
+static int add_rounded_or_null(cJSON *obj, const char *name, double v, double scale)
+{
+	if (isnan(v) || isinf(v))
+		return cJSON_AddNullToObject(obj, name) ? 0 : -ENOMEM;
+	return ADD_NUM(obj, name, round(v * scale) / scale);
+}
+
+/* sources and destinations in use around a tuple, for the hints */
+static void neighbours(const struct tuple_list *l, const struct tuple *t, size_t *sources,
+		       size_t *destinations)
+{
+	const struct tuple_key *k = &t->key;
+
+	*sources = *destinations = 0;
+	for (size_t i = 0; i < l->len; i++) {
+		const struct tuple_key *o = &l->items[i].key;
+
+		if (o->netns != k->netns || o->family != k->family || o->dport != k->dport ||
+		    l->items[i].usage <= 0)
+			continue;
+		if (!memcmp(o->daddr, k->daddr, 16))
+			(*sources)++;
+		/* one daddr counted once: at its first tuple in the list */
+		for (size_t j = 0; j <= i; j++) {
+			const struct tuple_key *q = &l->items[j].key;
+
+			if (j == i) {
+				(*destinations)++;
+			} else if (q->netns == k->netns && q->family == k->family &&
+				   q->dport == k->dport && l->items[j].usage > 0 &&
+				   !memcmp(q->daddr, o->daddr, 16)) {
+				break;
+			}
+		}
+	}
+}
+
+static void pressure_emit(struct pressure *p, struct tracked *tr, enum level prev,
+			  const struct tuple *t, const struct ns_summary *ns,
+			  const struct tuple_list *l, __u64 now)
+{
+	const struct sample *base = series_base(&tr->series, now, p->cfg.window_ns);
+	struct hint_input in = { .t = t, .tw_reuse = -1 };
+	struct hint hints[MAX_HINTS];
+	cJSON *ev = report_new(p->report, "pressure"), *range, *arr, *h;
+	size_t nhints;
+	double slope;
+	int err = 0;
+
+	if (!ev) {
+		report_emit(p->report, NULL);
+		return;
+	}
+	in.port_range = t->val.port_range ? t->val.port_range : (ns ? ns->port_range : 0);
+	if (ns && (ns->has_info || ns->port_range))
+		in.tw_reuse = ns->tw_reuse;
+	else if (t->val.port_range)
+		in.tw_reuse = t->val.tw_reuse;
+	in.connects_per_s = series_rate(&tr->series, now, p->cfg.window_ns);
+	if (base && t->val.bound_connects > base->bound_connects)
+		in.bound_recent = t->val.bound_connects - base->bound_connects;
+	neighbours(l, t, &in.sources, &in.destinations);
+	slope = series_slope(&tr->series, now, p->cfg.window_ns);
+	nhints = hints_build(&in, hints, MAX_HINTS);
+
+	err |= cJSON_AddStringToObject(ev, "level", level_name(tr->level)) ? 0 : -ENOMEM;
+	err |= cJSON_AddStringToObject(ev, "previous_level", level_name(prev)) ? 0 : -ENOMEM;
+	err |= tuple_to_json(t, ev);
+	if (in.port_range && (range = cJSON_AddArrayToObject(ev, "port_range"))) {
+		cJSON_AddItemToArray(range, cJSON_CreateNumber(PORT_LOW(in.port_range)));
+		cJSON_AddItemToArray(range, cJSON_CreateNumber(PORT_HIGH(in.port_range)));
+	} else {
+		err |= cJSON_AddNullToObject(ev, "port_range") ? 0 : -ENOMEM;
+	}
+	err |= in.tw_reuse >= 0 ? ADD_NUM(ev, "tw_reuse", in.tw_reuse) :
+				  (cJSON_AddNullToObject(ev, "tw_reuse") ? 0 : -ENOMEM);
+	err |= add_rounded_or_null(ev, "connects_per_s", in.connects_per_s, 10);
+	err |= add_rounded_or_null(ev, "seconds_to_exhaustion",
+				   tr->level == LEVEL_EXHAUSTED ?
+					   0 :
+					   forecast_exhaustion(t->usage, t->capacity, slope),
+				   10);
+	err |= ADD_NUM(ev, "window_s", round(p->cfg.window_ns / NSEC_PER_SEC));
+	err |= top_processes_to_json(p, &t->key, now, ev);
+	h = cJSON_AddObjectToObject(ev, "hint");
+	arr = cJSON_AddArrayToObject(ev, "hints");
+	err |= !h || !arr ? -ENOMEM : hint_to_json(&hints[0], h);
+	for (size_t i = 0; i < nhints && arr; i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		if (!o || !cJSON_AddItemToArray(arr, o) || hint_to_json(&hints[i], o))
+			err = -ENOMEM;
+	}
+	if (err) {
+		cJSON_Delete(ev);
+		report_emit(p->report, NULL);
+		return;
+	}
+	report_emit(p->report, ev);
+}
+
+/* one tuple at one check; t is NULL for a tracked tuple no longer in the map */
+static void check_one(struct pressure *p, struct tracked *tr, const struct tuple *t,
+		      struct ns_list *nl, const struct tuple_list *l, __u64 now)
+{
+	struct tuple gone = { .key = tr->key };
+	struct sample x = { .t_ns = now };
+	enum level prev = tr->level;
+	bool failing = tr->failing;
+
+	if (!t) {
+		t = &gone;
+		tuple_capacity(&gone, ns_find(nl, gone.key.netns, false));
+	}
+	if (tr->have_failed && t->val.failed_connects > tr->failed)
+		failing = true;
+	tr->failed = t->val.failed_connects;
+	tr->have_failed = true;
+	tr->failing = false;
+	x.usage = t->usage;
+	x.connects = t->val.connects;
+	x.bound_connects = t->val.bound_connects;
+	series_add(&tr->series, &x);
+	tr->util = t->utilization;
+	tr->level = level_next(&p->cfg, tr->level, t->utilization, failing, now, &tr->hot_ns);
+	if (tr->level != prev)
+		pressure_emit(p, tr, prev, t, ns_find(nl, t->key.netns, false), l, now);
+}
+
+int pressure_check(struct pressure *p, const struct tuple_list *l, struct ns_list *nl, __u64 now)
+{
+	/* watched from a quarter of the warning line: the rate and trend are known by then */
+	double watch = p->cfg.warn / 4;
+	struct collect all;
+
+	for (size_t i = 0; i < l->len; i++) {
+		const struct tuple *t = &l->items[i];
+		struct tracked *tr = tracked_get(p, &t->key, false);
+
+		if (!tr && t->utilization < watch)
+			continue;
+		if (!tr) {
+			tr = tracked_get(p, &t->key, true);
+			if (!tr)
+				return -ENOMEM;
+			/* failures from before it was watched are not new */
+			tr->failed = t->val.failed_connects;
+			tr->have_failed = true;
+		}
+		tr->seen = true;
+		check_one(p, tr, t, nl, l, now);
+	}
+	all = collect_all(p->tracked);
+	p->active = 0;
+	for (size_t i = 0; i < all.len; i++) {
+		struct tracked *tr = all.items[i];
+
+		if (!tr->seen)
+			check_one(p, tr, NULL, nl, l, now);
+		tr->seen = false;
+		if (tr->level != LEVEL_OK) {
+			p->active++;
+		} else if (!tr->failing && tr->util < watch) {
+			tdelete(tr, &p->tracked, tracked_cmp);
+			free(tr);
+		}
+	}
+	free(all.items);
+	return 0;
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Pressure levels per tuple, with hysteresis, forecasts and hints (pressure.c). */
+#ifndef EPHPORT_PRESSURE_H
+#define EPHPORT_PRESSURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "ephport.h"
+
+enum level {
+	LEVEL_OK,
+	LEVEL_WARNING,
+	LEVEL_CRITICAL,
+	LEVEL_EXHAUSTED, /* a connect() found no port for the tuple */
+};
+
+const char *level_name(enum level l);
+
+struct alert_cfg {
+	double warn;	 /* utilization of warning */
+	double crit;	 /* utilization of critical */
+	double margin;	 /* a level clears only below its threshold minus this */
+	__u64 hold_ns;	 /* ... and after this long below it */
+	__u64 window_ns; /* rates, forecasts and top processes look this far back */
+};
+
+/*
+ * The next level of a tuple at level cur: up at once, down only after hold_ns
+ * below the lower level's threshold minus the margin. *hot_ns is the last time
+ * the tuple was at (or, within the margin, near) its level.
+ */
+enum level level_next(const struct alert_cfg *c, enum level cur, double util, bool failing,
+		      __u64 now, __u64 *hot_ns);
+
+/* a tuple's recent readings, one per check, oldest dropped first */
+#define SERIES_LEN 64
+struct sample {
+	__u64 t_ns;
+	__s64 usage;
+	__u64 connects;
+	__u64 bound_connects;
+};
+
+struct series {
+	struct sample s[SERIES_LEN];
+	unsigned int head, len; /* head: the next slot written */
+};
+
+void series_add(struct series *s, const struct sample *x);
+/* the newest sample, NULL when there is none */
+const struct sample *series_last(const struct series *s);
+/* the oldest sample no older than now - window_ns (the newest one before that when none) */
+const struct sample *series_base(const struct series *s, __u64 now, __u64 window_ns);
+/* connects per second since series_base(); NAN when it cannot be told */
+double series_rate(const struct series *s, __u64 now, __u64 window_ns);
+/* growth of usage, per second, by least squares over the window; NAN with too few samples */
+double series_slope(const struct series *s, __u64 now, __u64 window_ns);
+/* seconds until usage reaches capacity at that growth: 0 when there, NAN when not growing */
+double forecast_exhaustion(__s64 usage, __s64 capacity, double slope);
+
+/* what the numbers say to do: one advice and the measured reason behind it */
+struct hint {
+	const char *id;
+	char advice[192];
+	char reason[256];
+};
+
+struct hint_input {
+	const struct tuple *t;
+	__u32 port_range;      /* low | high << 16 */
+	int tw_reuse;	       /* net.ipv4.tcp_tw_reuse, -1 unknown */
+	double connects_per_s; /* NAN unknown */
+	__u64 bound_recent;    /* active opens bound before connect() within the window */
+	size_t sources;	       /* source addresses in use towards this daddr:dport, this netns */
+	size_t destinations;   /* daddrs in use on this dport and family, this netns */
+};
+
+#define MAX_HINTS 6
+/* the hints that apply, most useful first; at least one */
+size_t hints_build(const struct hint_input *in, struct hint *out, size_t max);
+int hint_to_json(const struct hint *h, cJSON *obj);
+
+/* the agent's side: tuples being watched, who opens connections to them */
+struct pressure;
+int pressure_new(struct pressure **p, const struct alert_cfg *cfg, struct report *r);
+void pressure_free(struct pressure *p);
+/* a notice from the kernel: connect() found no port for this tuple just now */
+void pressure_failing(struct pressure *p, const struct tuple_key *key);
+/* reads the openers map; its per-process counts feed top_processes */
+int pressure_openers(struct pressure *p, int openers_fd, __u64 now);
+/* a check over a fresh reading of every tuple: pressure events on level changes */
+int pressure_check(struct pressure *p, const struct tuple_list *l, struct ns_list *nl, __u64 now);
+/* tuples not at ok now */
+size_t pressure_active(const struct pressure *p);
+
+#endif /* EPHPORT_PRESSURE_H */

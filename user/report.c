@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The agent's event lines: the fields every line has, and who a process is. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "ephport.h"
+#include "cgroup.h"
+#include "sink.h"
+
+/* ts, event, host, schema_version: the fields every line starts with */
+cJSON *report_new(struct report *r, const char *event)
+{
+	char ts[40];
+	struct timespec now;
+	cJSON *ev = cJSON_CreateObject();
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (!ev || format_rfc3339_ms(&now, ts, sizeof(ts)) ||
+	    !cJSON_AddStringToObject(ev, "ts", ts) ||
+	    !cJSON_AddStringToObject(ev, "event", event) ||
+	    !cJSON_AddStringToObject(ev, "host", r->host) ||
+	    ADD_NUM(ev, "schema_version", EPH_SCHEMA_VERSION)) {
+		cJSON_Delete(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+/* queues the line and frees the object; NULL (an event that could not be built) is counted */
+void report_emit(struct report *r, cJSON *ev)
+{
+	char *s;
+
+	if (!ev) {
+		r->unbuilt++;
+		return;
+	}
+	s = cJSON_PrintUnformatted(ev);
+	cJSON_Delete(ev);
+	if (!s) {
+		r->unbuilt++;
+		return;
+	}
+	sink_put(r->sink, s);
+	cJSON_free(s);
+}
+
+/* lines lost: not built, not queued (the sink was too slow) or not written */
+__u64 report_dropped(const struct report *r)
+{
+	return r->unbuilt + sink_dropped(r->sink);
+}
+
+static int add_str_or_null(cJSON *obj, const char *name, const char *s)
+{
+	return (s && *s ? cJSON_AddStringToObject(obj, name, s) :
+			  cJSON_AddNullToObject(obj, name)) ?
+		       0 :
+		       -ENOMEM;
+}
+
+/*
+ * pid, tid, comm, uid, cgroup_id, and where the cgroup path says so, cgroup,
+ * container_id and pod_uid (null otherwise).
+ */
+int attribution_to_json(struct report *r, cJSON *obj, __u32 pid, __u32 tid, const char *comm,
+			__u32 uid, __u64 cgroup_id)
+{
+	char path[CGROUP_PATH_MAX], name[17];
+	struct cgroup_ids ids = { 0 };
+	bool have_path = false;
+	int err = 0;
+
+	snprintf(name, sizeof(name), "%s", comm);
+	if (r->cgroups && cgroup_id &&
+	    !cgroup_resolve(r->cgroups, cgroup_id, (pid_t)pid, path, sizeof(path))) {
+		have_path = true;
+		cgroup_parse_ids(path, &ids);
+	}
+	err |= ADD_NUM(obj, "pid", pid);
+	if (tid)
+		err |= ADD_NUM(obj, "tid", tid);
+	err |= cJSON_AddStringToObject(obj, "comm", name) ? 0 : -ENOMEM;
+	err |= ADD_NUM(obj, "uid", uid);
+	err |= ADD_NUM(obj, "cgroup_id", cgroup_id);
+	err |= add_str_or_null(obj, "cgroup", have_path ? path : NULL);
+	err |= add_str_or_null(obj, "container_id", ids.container_id);
+	err |= add_str_or_null(obj, "pod_uid", ids.pod_uid);
+	return err ? -ENOMEM : 0;
+}

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Where the agent's JSON lines go: standard output or a file opened for append.
+ * A writer thread does the writing, so a slow or stuck sink (a full pipe, a
+ * hung disk) never stalls the agent: lines wait in a bounded queue, and a line
+ * that does not fit, or that the sink refuses, is counted and dropped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ephport.h"
+#include "sink.h"
+
+struct line {
+	struct line *next;
+	size_t len;
+	char text[]; /* with its '\n' */
+};
+
+struct sink {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t writer;
+	struct line *head, **tail;
+	size_t queued, max_queued; /* bytes */
+	bool stop, reopen, started;
+	int fd;
+	char *path; /* NULL: standard output */
+	_Atomic __u64 dropped, written;
+	_Atomic int error; /* the latest write or reopen error, 0 after a success */
+};
+
+static int open_path(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+	return fd < 0 ? -errno : fd;
+}
+
+/* writes a batch; on failure the rest of the batch is dropped */
+static void write_batch(struct sink *s, struct line *l)
+{
+	bool failed = false;
+
+	while (l) {
+		struct line *next = l->next;
+		size_t off = 0;
+
+		while (!failed && off < l->len) {
+			ssize_t n = write(s->fd, l->text + off, l->len - off);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				atomic_store(&s->error, n < 0 ? errno : EIO);
+				failed = true;
+				break;
+			}
+			off += n;
+		}
+		if (failed || off < l->len) {
+			atomic_fetch_add(&s->dropped, 1);
+		} else {
+			atomic_fetch_add(&s->written, 1);
+			atomic_store(&s->error, 0);
+		}
+		free(l);
+		l = next;
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct sink *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		struct line *batch;
+		bool reopen;
+
+		while (!s->head && !s->stop && !s->reopen)
+			pthread_cond_wait(&s->wake, &s->lock);
+		batch = s->head;
+		reopen = s->reopen;
+		s->head = NULL;
+		s->tail = &s->head;
+		s->queued = 0;
+		s->reopen = false;
+		if (!batch && s->stop)
+			break;
+		pthread_mutex_unlock(&s->lock);
+		if (reopen && s->path) {
+			/* logrotate moved the file away: write on at the same name */
+			int fd = open_path(s->path);
+
+			if (fd >= 0) {
+				close(s->fd);
+				s->fd = fd;
+			} else {
+				atomic_store(&s->error, -fd);
+			}
+		}
+		write_batch(s, batch);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+int sink_open(struct sink **out, const char *path, size_t max_queued)
+{
+	struct sink *s = calloc(1, sizeof(*s));
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	s->tail = &s->head;
+	s->max_queued = max_queued;
+	s->fd = STDOUT_FILENO;
+	if (path) {
+		s->path = strdup(path);
+		s->fd = s->path ? open_path(path) : -ENOMEM;
+		if (s->fd < 0) {
+			err = s->fd;
+			free(s->path);
+			free(s);
+			return err;
+		}
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	err = -pthread_create(&s->writer, NULL, writer_main, s);
+	if (err) {
+		sink_close(s, 0);
+		return err;
+	}
+	s->started = true;
+	*out = s;
+	return 0;
+}
+
+int sink_put(struct sink *s, const char *text)
+{
+	size_t len = strlen(text);
+	struct line *l = malloc(sizeof(*l) + len + 1);
+
+	if (!l) {
+		atomic_fetch_add(&s->dropped, 1);
+		return -ENOMEM;
+	}
+	memcpy(l->text, text, len);
+	l->text[len] = '\n';
+	l->len = len + 1;
+	l->next = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (s->queued + l->len > s->max_queued) {
+		pthread_mutex_unlock(&s->lock);
+		free(l);
+		atomic_fetch_add(&s->dropped, 1);
+		return -ENOBUFS;
+	}
+	*s->tail = l;
+	s->tail = &l->next;
+	s->queued += l->len;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void sink_reopen(struct sink *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->reopen = true;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+}
+
+__u64 sink_dropped(const struct sink *s)
+{
+	return atomic_load(&((struct sink *)s)->dropped);
+}
+
+__u64 sink_written(const struct sink *s)
+{
+	return atomic_load(&((struct sink *)s)->written);
+}
+
+int sink_error(const struct sink *s)
+{
+	return atomic_load(&((struct sink *)s)->error);
+}
+
+/*
+ * Writes what is queued, waiting at most timeout_ms for a stuck sink; lines
+ * still queued then are counted as dropped.
+ */
+void sink_close(struct sink *s, int timeout_ms)
+{
+	struct timespec deadline;
+	bool joined = !s->started;
+
+	if (s->started) {
+		pthread_mutex_lock(&s->lock);
+		s->stop = true;
+		pthread_cond_signal(&s->wake);
+		pthread_mutex_unlock(&s->lock);
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+		joined = !pthread_timedjoin_np(s->writer, NULL, &deadline);
+	}
+	if (!joined) {
+		/* the writer is stuck in write(): leave it, and its memory, to exit() */
+		struct line *l;
+
+		pthread_mutex_lock(&s->lock);
+		for (l = s->head; l; l = l->next)
+			atomic_fetch_add(&s->dropped, 1);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	for (struct line *l = s->head, *next; l; l = next) {
+		next = l->next;
+		atomic_fetch_add(&s->dropped, 1);
+		free(l);
+	}
+	if (s->path && s->fd >= 0)
+		close(s->fd);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->wake);
+	free(s->path);
+	free(s);
+}

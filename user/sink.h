@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The agent's output: a bounded queue and a writer thread (sink.c). */
+#ifndef EPHPORT_SINK_H
+#define EPHPORT_SINK_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+struct sink;
+
+/* path NULL: standard output; max_queued: bytes waiting before lines are dropped */
+int sink_open(struct sink **s, const char *path, size_t max_queued);
+/* queues one line (without '\n'); never blocks; -ENOBUFS when it was dropped */
+int sink_put(struct sink *s, const char *text);
+/* open the file again at its path, for logrotate (SIGHUP) */
+void sink_reopen(struct sink *s);
+__u64 sink_dropped(const struct sink *s);
+__u64 sink_written(const struct sink *s);
+int sink_error(const struct sink *s);
+void sink_close(struct sink *s, int timeout_ms);
+
+#endif /* EPHPORT_SINK_H */
