@@ -21,7 +21,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 # Debian 12 packages: to build and run, and in addition to test
 BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev \
 	libcjson-dev iproute2 mount
-TEST_DEPS := libcriterion-dev python3 python3-pytest procps util-linux
+TEST_DEPS := libcriterion-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))

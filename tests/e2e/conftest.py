@@ -270,6 +270,26 @@ def make_peer():
         p.stop()
 
 
+SCHEMA = os.path.join(ROOT, "docs", "events.schema.json")
+
+
+def check_lines(lines):
+    """Every line an agent wrote must be valid against docs/events.schema.json."""
+    import jsonschema
+    with open(SCHEMA) as f:
+        schema = json.load(f)
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    dump = os.environ.get("EPHPORT_DUMP_LINES")
+    if dump:
+        with open(dump, "a") as f:
+            f.writelines(lines)
+    for line in lines:
+        errors = sorted(validator.iter_errors(json.loads(line)), key=lambda e: e.path)
+        assert not errors, f"{line.strip()}\n" + "\n".join(
+            f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
+
+
 @pytest.fixture
 def make_agent():
     agents = []
@@ -282,6 +302,8 @@ def make_agent():
     yield make
     for a in agents:
         a.stop()
+    for a in agents:
+        check_lines(a.lines + a.file_lines)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import EPHPORT, eventually
+from conftest import EPHPORT, check_lines, eventually
 
 F_SETPIPE_SZ = 1031
 
@@ -249,7 +249,9 @@ def test_stuck_output_drops_and_counts(tmp_path):
         time.sleep(8)  # 8 snapshots, well over 4 KiB of pipe and 1 KiB of queue
         deadline = time.monotonic() + 15
         dropped = None
+        lines = []
         for line in proc.stdout:
+            lines.append(line)
             e = json.loads(line)
             if e["event"] == "stats" and e["lines_dropped"] > 0:
                 dropped = e
@@ -257,9 +259,10 @@ def test_stuck_output_drops_and_counts(tmp_path):
             assert time.monotonic() < deadline, "no stats line with lines_dropped > 0"
         assert dropped and dropped["pressure_checks"] >= 8
         proc.send_signal(signal.SIGINT)
-        rest = [json.loads(l) for l in proc.stdout]
+        lines += proc.stdout.readlines()
         assert proc.wait(timeout=10) == 0
-        assert rest[-1]["event"] == "agent_stop"
+        assert json.loads(lines[-1])["event"] == "agent_stop"
+        check_lines(lines)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import EPHPORT, LOCK, PIN_DIR, Agent, eventually, query, query_tuples, run
+from conftest import check_lines, EPHPORT, LOCK, PIN_DIR, Agent, eventually, query, query_tuples, run
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -161,6 +161,7 @@ def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
     for line in a.lines:  # every line is one JSON object with the common fields
         ev = json.loads(line)
         assert TS.match(ev["ts"]) and ev["host"] == "node-a" and ev["event"]
+    check_lines(a.lines)
     assert not os.path.exists(PIN_DIR)
     assert not os.path.exists(os.path.dirname(LOCK))
     assert_no_progs()
