@@ -975,7 +975,7 @@ static __always_inline void fail_count(const struct fail_key *k, const struct ca
 {
 	__u64 now = bpf_ktime_get_ns(), pid_tgid = bpf_get_current_pid_tgid();
 	struct fail_val *v, init = { .first_ns = now };
-	bool made = false;
+	bool wake;
 	int err;
 
 	v = bpf_map_lookup_elem(&failures, k);
@@ -985,12 +985,13 @@ static __always_inline void fail_count(const struct fail_key *k, const struct ca
 			stat_inc(EPH_STAT_FAILURES_FULL);
 			return;
 		}
-		made = !err;
 		v = bpf_map_lookup_elem(&failures, k);
 		if (!v)
 			return;
 	}
 	__sync_fetch_and_add(&v->count, 1);
+	/* the first failure, or the first after a quiet second: wake the agent */
+	wake = now - v->last_ns > NSEC_PER_SEC;
 	/* the latest failure's thread and tuple counts: the last writer wins */
 	v->last_ns = now;
 	v->tid = (__u32)pid_tgid;
@@ -1006,7 +1007,7 @@ static __always_inline void fail_count(const struct fail_key *k, const struct ca
 		v->has_tuple = 1;
 	}
 	/* after the count: the agent reads the entry when the notice arrives */
-	if (made)
+	if (wake)
 		notify(k);
 }
 
