@@ -492,13 +492,18 @@ static int add_rounded_or_null(cJSON *obj, const char *name, double v, double sc
 	return ADD_NUM(obj, name, round(v * scale) / scale);
 }
 
-/* sources and destinations in use around a tuple, for the hints */
+/*
+ * Sources in use towards a tuple's daddr:dport, and destination addresses in use
+ * on its dport, in its namespace; the hints only ask whether each is one or more.
+ */
 static void neighbours(const struct tuple_list *l, const struct tuple *t, size_t *sources,
 		       size_t *destinations)
 {
 	const struct tuple_key *k = &t->key;
+	const __u8 *other = NULL;
 
-	*sources = *destinations = 0;
+	*sources = 0;
+	*destinations = 1;
 	for (size_t i = 0; i < l->len; i++) {
 		const struct tuple_key *o = &l->items[i].key;
 
@@ -507,19 +512,11 @@ static void neighbours(const struct tuple_list *l, const struct tuple *t, size_t
 			continue;
 		if (!memcmp(o->daddr, k->daddr, 16))
 			(*sources)++;
-		/* one daddr counted once: at its first tuple in the list */
-		for (size_t j = 0; j <= i; j++) {
-			const struct tuple_key *q = &l->items[j].key;
-
-			if (j == i) {
-				(*destinations)++;
-			} else if (q->netns == k->netns && q->family == k->family &&
-				   q->dport == k->dport && l->items[j].usage > 0 &&
-				   !memcmp(q->daddr, o->daddr, 16)) {
-				break;
-			}
-		}
+		else if (!other)
+			other = o->daddr;
 	}
+	if (other)
+		*destinations = 2;
 }
 
 static void pressure_emit(struct pressure *p, struct tracked *tr, enum level prev,
