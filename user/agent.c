@@ -671,14 +671,15 @@ cleanup:
 static void emit_stop(struct agent *a, const char *reason)
 {
 	cJSON *ev = report_new(&a->report, "agent_stop");
-	struct timespec now;
 	char sig[16];
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	snprintf(sig, sizeof(sig), "SIG%s", stop_signal ? sigabbrev_np(stop_signal) : "");
 	if (ev && (!cJSON_AddStringToObject(ev, "reason", reason) ||
 		   (stop_signal && !cJSON_AddStringToObject(ev, "signal", sig)) ||
-		   !cJSON_AddNumberToObject(ev, "uptime_s", now.tv_sec - a->started.tv_sec))) {
+		   !cJSON_AddNumberToObject(
+			   ev, "uptime_s",
+			   (now_ns() - (a->started.tv_sec * 1000000000ull + a->started.tv_nsec)) /
+				   1000000000ull))) {
 		cJSON_Delete(ev);
 		ev = NULL;
 	}
@@ -906,6 +907,14 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 	if (optind < argc) {
 		fprintf(stderr, "ephport agent: unexpected argument '%s'\n%s", argv[optind],
 			agent_usage);
+		return -1;
+	}
+	if (o->margin >= o->warn) {
+		fprintf(stderr,
+			"ephport agent: --clear-margin (%g) must be below --warn-at (%g), or "
+			"warning "
+			"never clears\n%s",
+			o->margin, o->warn, agent_usage);
 		return -1;
 	}
 	if (o->warn >= o->crit) {

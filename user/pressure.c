@@ -128,6 +128,8 @@ double series_slope(const struct series *s, __u64 now, __u64 window_ns)
 
 double forecast_exhaustion(__s64 usage, __s64 capacity, double slope)
 {
+	if (capacity <= 0 && usage <= 0)
+		return NAN; /* nothing known */
 	if (usage >= capacity)
 		return 0;
 	if (isnan(slope) || slope <= 1e-6)

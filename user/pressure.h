@@ -74,7 +74,7 @@ struct hint_input {
 	double connects_per_s; /* NAN unknown */
 	__u64 bound_recent;    /* active opens bound before connect() within the window */
 	size_t sources;	       /* source addresses in use towards this daddr:dport, this netns */
-	size_t destinations;   /* daddrs in use on this dport and family, this netns (1 or 2: more) */
+	size_t destinations; /* daddrs in use on this dport and family, this netns (1 or 2: more) */
 };
 
 #define MAX_HINTS 6

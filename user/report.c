@@ -73,7 +73,11 @@ int attribution_to_json(struct report *r, cJSON *obj, __u32 pid, __u32 tid, cons
 	bool have_path = false;
 	int err = 0;
 
+	/* any process can set its name: keep the line valid UTF-8 and printable */
 	snprintf(name, sizeof(name), "%s", comm);
+	for (char *c = name; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
 	if (r->cgroups && cgroup_id &&
 	    !cgroup_resolve(r->cgroups, cgroup_id, (pid_t)pid, path, sizeof(path))) {
 		have_path = true;

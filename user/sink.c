@@ -159,7 +159,8 @@ int sink_put(struct sink *s, const char *text)
 	l->len = len + 1;
 	l->next = NULL;
 	pthread_mutex_lock(&s->lock);
-	if (s->queued + l->len > s->max_queued) {
+	/* into an empty queue any line fits, however long */
+	if (s->queued && s->queued + l->len > s->max_queued) {
 		pthread_mutex_unlock(&s->lock);
 		free(l);
 		atomic_fetch_add(&s->dropped, 1);
