@@ -26,7 +26,7 @@ TEST_DEPS := libcriterion-dev python3 python3-pytest python3-jsonschema rsyslog 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o tuples.o capacity.o netns.o lock.o cgroup.o \
-	report.o sink.o pressure.o failures.o)
+	report.o sink.o pressure.o failures.o guard.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 

@@ -178,6 +178,45 @@ struct {
 	__type(value, struct call);
 } calls SEC(".maps");
 
+/* the guard's settings, fixed at load */
+const volatile __u32 guard_mode = GUARD_OFF;
+const volatile __s32 guard_errno = 99; /* EADDRNOTAVAIL */
+const volatile __u32 guard_quota = 0;
+
+/* destinations near the deny line, kept by the agent */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_GUARD_DST);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct guard_key);
+	__type(value, struct guard_val);
+} guard_dst SEC(".maps");
+
+/* cgroups whose processes (their whole subtree) the guard lets through */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_GUARD_EXEMPT);
+	__type(key, __u64);
+	__type(value, __u8);
+} guard_exempt SEC(".maps");
+
+/* --quota: live sockets per (cgroup, destination) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_QUOTA);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct quota_key);
+	__type(value, __s32);
+} cg_ports SEC(".maps");
+
+/* written by the agent only, pinned for "ephport query" and "ephport guard status" */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct guard_info);
+} guard_info SEC(".maps");
+
 static __always_inline void stat_inc(__u32 slot)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
@@ -383,6 +422,36 @@ static __always_inline __u32 tw_gone(const struct tw_key *k, struct tw_val *v)
 	return side;
 }
 
+/* the cgroup v2 id of the cgroup a socket was made in */
+static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
+{
+	const struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+
+	return cg ? cg->kn->id : 0;
+}
+
+/* --quota: a cgroup's sockets to a destination, one more or one less */
+static __always_inline void quota_add(__u64 cgroup_id, const struct tuple_key *t, int delta)
+{
+	struct quota_key qk = { .cgroup_id = cgroup_id };
+	__s32 *n, zero = 0;
+
+	qk.dst.netns = t->netns;
+	qk.dst.dport = t->dport;
+	qk.dst.family = t->family;
+	__builtin_memcpy(qk.dst.daddr, t->daddr, 16);
+	n = bpf_map_lookup_elem(&cg_ports, &qk);
+	if (!n) {
+		if (delta < 0)
+			return;
+		bpf_map_update_elem(&cg_ports, &qk, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&cg_ports, &qk);
+		if (!n)
+			return;
+	}
+	__sync_fetch_and_add(n, delta);
+}
+
 /* takes back what a "sockets" entry counted; returns an active socket's tuple */
 static __always_inline struct tuple_val *sock_uncount(const struct sock_val *sv)
 {
@@ -394,6 +463,8 @@ static __always_inline struct tuple_val *sock_uncount(const struct sock_val *sv)
 	}
 	if (sv->bound)
 		ports_add(sv->key.netns, sv->lport, 0, -1);
+	if (guard_quota)
+		quota_add(sv->cgroup_id, &sv->key, -1);
 	val = tuple_of(&sv->key, sv->tuple_born);
 	if (!val)
 		return NULL;
@@ -492,6 +563,8 @@ static __always_inline void active_track(const struct sock *sk, __u64 skaddr, __
 	struct sock_val sv = { .state = state, .kind = SOCK_ACTIVE, .bound = bound };
 	struct tuple_val *val;
 
+	if (guard_quota)
+		sv.cgroup_id = sock_cgroup_id(sk);
 	if (!tuple_key_of(sk, &sv.key))
 		return;
 	val = tuple_get_or_create(&sv.key, net);
@@ -513,6 +586,8 @@ static __always_inline void active_track(const struct sock *sk, __u64 skaddr, __
 	if (!sock_track(skaddr, &sv))
 		return;
 	state_add(val, state, 1);
+	if (guard_quota)
+		quota_add(sv.cgroup_id, &sv.key, 1);
 	if (bound) {
 		ports_add(sv.key.netns, sv.lport, 0, 1);
 		__sync_fetch_and_add(&val->bound, 1);
@@ -1078,4 +1153,135 @@ int bind_exit(struct syscall_trace_exit *ctx)
 	k.tuple.netns = sk->__sk_common.skc_net.net->ns.inum;
 	fail_count(&k, c);
 	return 0;
+}
+
+/*
+ * The connect guard. At connect() the source address is usually not chosen
+ * yet: a socket bound to an address is judged by its own tuple, any other by the
+ * most used tuple of its namespace to that destination (guard_dst), with live
+ * counts. Exempt cgroups and their subtrees pass; so does all but TCP.
+ */
+
+static __always_inline bool guard_exempted(void)
+{
+	__u64 id = bpf_get_current_cgroup_id();
+	__u8 *how = bpf_map_lookup_elem(&guard_exempt, &id);
+
+	if (how)
+		return true;
+	for (int level = 0; level < 32; level++) {
+		id = bpf_get_current_ancestor_cgroup_id(level);
+		if (!id)
+			break;
+		how = bpf_map_lookup_elem(&guard_exempt, &id);
+		if (how && *how == EXEMPT_SUBTREE)
+			return true;
+	}
+	return false;
+}
+
+/* 1 lets the connect() through, 0 refuses it */
+static __always_inline int guard(struct bpf_sock_addr *ctx, struct guard_key *gk, const void *src)
+{
+	struct call c = { .has_tuple = 1 };
+	struct fail_key fk = { .protocol = IPPROTO_TCP };
+	const struct tcp_sock *tp;
+	const struct sock *sk;
+	struct guard_val *gv;
+	struct tuple_val *val;
+	__s32 usage, *held;
+	__u64 cgroup_id;
+
+	if (!ctx->sk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(ctx->sk);
+	if (!tp)
+		return 1; /* UDP, raw: not ours */
+	sk = (const struct sock *)tp;
+	gk->netns = sk->__sk_common.skc_net.net->ns.inum;
+	cgroup_id = sock_cgroup_id(sk);
+	gv = bpf_map_lookup_elem(&guard_dst, gk);
+	if (guard_quota) {
+		struct quota_key qk = { .cgroup_id = cgroup_id, .dst = *gk };
+
+		held = bpf_map_lookup_elem(&cg_ports, &qk);
+		if (held && *held >= (__s32)guard_quota)
+			fk.kind = DENY_QUOTA;
+	}
+	if (!fk.kind && !gv)
+		return 1; /* far from the line: the usual case */
+	if (gv) {
+		__builtin_memcpy(&c.tuple, &gv->tuple, sizeof(c.tuple));
+		c.tuple.netns = gk->netns;
+	} else {
+		c.tuple.netns = gk->netns;
+		c.tuple.dport = gk->dport;
+		c.tuple.family = gk->family;
+		__builtin_memcpy(c.tuple.daddr, gk->daddr, 16);
+	}
+	if (src && gk->family == AF_INET)
+		__builtin_memcpy(c.tuple.saddr, src, 4);
+	else if (src)
+		__builtin_memcpy(c.tuple.saddr, src, 16);
+	val = bpf_map_lookup_elem(&tuples, &c.tuple);
+	if (val) {
+		c.in_use = tuple_live(val);
+		c.time_wait = val->states[EPH_TCP_TIME_WAIT];
+		c.time_wait_ts = val->time_wait_ts;
+		c.port_range = val->port_range;
+		c.tw_reuse = val->tw_reuse;
+	} else {
+		c.has_tuple = 0;
+	}
+	if (!fk.kind) {
+		usage = c.in_use + c.time_wait - (gv->reuse ? c.time_wait_ts : 0);
+		if (!val || usage < (__s32)gv->deny_usage)
+			return 1;
+		fk.kind = DENY_USAGE;
+	}
+	if (guard_exempted())
+		return 1;
+	__builtin_memcpy(&fk.tuple, &c.tuple, sizeof(fk.tuple));
+	fk.tgid = bpf_get_current_pid_tgid() >> 32;
+	fail_count(&fk, &c);
+	if (guard_mode != GUARD_ENFORCE)
+		return 1;
+	bpf_set_retval(-guard_errno);
+	return 0;
+}
+
+SEC("cgroup/connect4")
+int guard_connect4(struct bpf_sock_addr *ctx)
+{
+	struct guard_key gk = { .family = AF_INET, .dport = bpf_ntohs(ctx->user_port) };
+	__u32 src = ctx->sk ? ctx->sk->src_ip4 : 0;
+
+	__builtin_memcpy(gk.daddr, &ctx->user_ip4, 4);
+	return guard(ctx, &gk, src ? &src : NULL);
+}
+
+SEC("cgroup/connect6")
+int guard_connect6(struct bpf_sock_addr *ctx)
+{
+	struct guard_key gk = { .family = AF_INET6, .dport = bpf_ntohs(ctx->user_port) };
+	__u32 daddr[4], src[4] = {};
+
+	daddr[0] = ctx->user_ip6[0];
+	daddr[1] = ctx->user_ip6[1];
+	daddr[2] = ctx->user_ip6[2];
+	daddr[3] = ctx->user_ip6[3];
+	if (ctx->sk) {
+		src[0] = ctx->sk->src_ip6[0];
+		src[1] = ctx->sk->src_ip6[1];
+		src[2] = ctx->sk->src_ip6[2];
+		src[3] = ctx->sk->src_ip6[3];
+	}
+	/* an IPv4-mapped peer is reached over IPv4, with IPv4 ports */
+	if (!daddr[0] && !daddr[1] && daddr[2] == bpf_htonl(0x0000ffff)) {
+		gk.family = AF_INET;
+		__builtin_memcpy(gk.daddr, &daddr[3], 4);
+		return guard(ctx, &gk, src[3] ? &src[3] : NULL);
+	}
+	__builtin_memcpy(gk.daddr, daddr, 16);
+	return guard(ctx, &gk, (src[0] | src[1] | src[2] | src[3]) ? src : NULL);
 }

@@ -83,6 +83,7 @@ struct sock_val {
 	__u16 lport;	      /* local port, once chosen */
 	__u8 kind;	      /* enum sock_kind */
 	__u8 bound;	      /* counted in ports[netns, lport].bound and its tuple's bound */
+	__u64 cgroup_id;      /* --quota: counted in cg_ports under this cgroup */
 };
 
 /*
@@ -157,6 +158,8 @@ struct netns_info {
 enum fail_kind {
 	FAIL_CONNECT = 1,
 	FAIL_BIND,
+	DENY_USAGE, /* the guard refused a connect(): the destination is near exhaustion */
+	DENY_QUOTA, /* the guard refused a connect(): the cgroup holds its quota of ports */
 };
 
 #define MAX_FAILURES 16384
@@ -215,6 +218,57 @@ struct notice {
 
 enum notice_type {
 	NOTICE_FAILURE = 1,
+};
+
+/*
+ * The connect guard: cgroup/connect4 and connect6 programs refuse a TCP
+ * connect() to a destination whose tuple is at the deny line, or from a cgroup
+ * that holds its quota of ports to it. The agent keeps "guard_dst" for the
+ * destinations near the line; any other connect() costs one failed lookup.
+ */
+enum guard_mode {
+	GUARD_OFF,
+	GUARD_ENFORCE,
+	GUARD_AUDIT, /* decide and count, never refuse */
+};
+
+/* values of "guard_exempt" */
+#define EXEMPT_CGROUP  1 /* that cgroup only: the agent's own, which may be the root */
+#define EXEMPT_SUBTREE 2 /* that cgroup and every cgroup below it: --exempt */
+
+#define MAX_GUARD_DST	 16384
+#define MAX_GUARD_EXEMPT 256
+#define MAX_QUOTA	 65536
+
+struct guard_key {
+	__u32 netns;
+	__u16 dport; /* host byte order */
+	__u16 family;
+	__u8 daddr[16];
+};
+
+struct guard_val {
+	struct tuple_key tuple; /* the most used tuple to it: its saddr */
+	__u32 deny_usage;	/* refuse at this usage: ceil(capacity * --deny-at) */
+	__u8 reuse;		/* TIME_WAIT with timestamps is reusable for these tuples */
+	__u8 pad[3];
+};
+
+/* ports a cgroup holds to one destination (live sockets), for --quota */
+struct quota_key {
+	__u64 cgroup_id; /* the socket's cgroup */
+	struct guard_key dst;
+};
+
+/* the guard's settings, for "ephport query" and "ephport guard status" */
+struct guard_info {
+	__u32 mode; /* enum guard_mode */
+	__u32 deny_errno;
+	__u32 quota; /* 0: none */
+	__u32 exempt;
+	double deny_at;
+	__u64 root_cgroup_id;
+	char root[256]; /* the cgroup the programs are attached to */
 };
 
 #endif /* EPHPORT_TUPLES_H */

@@ -22,12 +22,15 @@
 #include "ephport.h"
 #include "cgroup.h"
 #include "failures.h"
+#include "guard.h"
 #include "netns.h"
 #include "pressure.h"
 #include "sink.h"
 #include "tuples.skel.h"
 
 #define BPF_FS_MAGIC	0xcafe4a11
+#define CGROUP2_MAGIC	0x63677270
+#define MAX_EXEMPT	64
 #define BPF_FS_PATH	"/sys/fs/bpf"
 #define MAX_MAP_ENTRIES (1u << 24)
 #define CHECK_EVERY_NS	500000000ull /* pressure checks: twice a second */
@@ -49,6 +52,18 @@ static const char agent_help[] =
 	"                         SIGHUP opens it again (for logrotate)\n"
 	"      --output-buffer KIB  lines waiting for a slow output, at most (default 4096);\n"
 	"                         beyond it lines are dropped and counted\n"
+	"      --guard            refuse TCP connect()s to destinations at the deny line\n"
+	"                         (cgroup/connect4 and connect6 programs); off by default\n"
+	"      --deny-at U        the deny line: utilization of the destination's tuple\n"
+	"                         (default 0.98)\n"
+	"      --cgroup-root PATH cgroup v2 directory to guard, or a subtree of it\n"
+	"                         (default: the whole cgroup2 hierarchy)\n"
+	"      --exempt PATH      a cgroup whose subtree is never refused (repeatable;\n"
+	"                         the agent's own cgroup, itself, never is)\n"
+	"      --quota N          also refuse a cgroup holding N sockets to the destination\n"
+	"      --audit            decide and report connect_denied, refuse nothing\n"
+	"      --deny-errno E     what a refused connect() gets: eaddrnotavail (default)\n"
+	"                         or eperm\n"
 	"      --max-tuples N     destination tuples tracked at most (default 65536)\n"
 	"      --max-sockets N    live active-open sockets and listeners tracked at most\n"
 	"                         (default 262144)\n"
@@ -69,6 +84,14 @@ struct agent_opts {
 	uint64_t hold;
 	const char *output;
 	uint64_t output_kib;
+	bool guard, audit;
+	const char *cgroup_root;
+	double deny_at;
+	uint64_t quota;
+	__u32 deny_errno;
+	const char *exempt[MAX_EXEMPT];
+	size_t nexempt;
+	const char *guard_flag; /* a guard option given without --guard */
 	uint64_t max_tuples;
 	uint64_t max_sockets;
 	uint64_t max_timewait;
@@ -86,6 +109,8 @@ struct agent {
 	struct pressure *pressure;
 	struct failures *failures;
 	struct ring_buffer *notices;
+	struct bpf_link *guard4, *guard6;
+	struct guard_info guard;
 	struct tuple_list latest; /* the latest check's reading, for notices */
 	struct ns_list latest_ns;
 	bool check_now;	  /* a notice asks for a pressure check */
@@ -167,9 +192,9 @@ static int ensure_bpffs(void)
 	return 0;
 }
 
-static const char *const pinned_maps[] = { "tuples",	 "stats",    "sockets",
-					   "timewait",	 "ports",    "local_tw",
-					   "netns_info", "failures", "openers" };
+static const char *const pinned_maps[] = { "tuples",  "stats",	   "sockets",	 "timewait",
+					   "ports",   "local_tw",  "netns_info", "failures",
+					   "openers", "guard_info" };
 
 static void unpin_all(void)
 {
@@ -188,7 +213,7 @@ static int pin_maps(struct agent *a)
 				   a->skel->maps.sockets,    a->skel->maps.timewait,
 				   a->skel->maps.ports,	     a->skel->maps.local_tw,
 				   a->skel->maps.netns_info, a->skel->maps.failures,
-				   a->skel->maps.openers };
+				   a->skel->maps.openers,    a->skel->maps.guard_info };
 	char path[256];
 	int err;
 
@@ -257,6 +282,13 @@ static int load_bpf(struct agent *a)
 	bpf_map__set_max_entries(a->skel->maps.timewait, a->opts.max_timewait);
 	if (tw_timer_handler_addr((__u64 *)&a->skel->rodata->tw_timer_fn))
 		return -1;
+	a->skel->rodata->guard_mode = !a->opts.guard ? GUARD_OFF :
+				      a->opts.audit  ? GUARD_AUDIT :
+						       GUARD_ENFORCE;
+	a->skel->rodata->guard_errno = a->opts.deny_errno;
+	a->skel->rodata->guard_quota = a->opts.quota;
+	bpf_program__set_autoload(a->skel->progs.guard_connect4, a->opts.guard);
+	bpf_program__set_autoload(a->skel->progs.guard_connect6, a->opts.guard);
 	err = tuples_bpf__load(a->skel);
 	if (err == -ENOMEM || err == -E2BIG)
 		eph_err("cannot create the BPF maps: %s -- lower --max-tuples, --max-sockets or "
@@ -440,6 +472,21 @@ static int tw_check(struct agent *a, struct ns_list *nl)
 	return 0;
 }
 
+static int guard_to_json(struct agent *a, cJSON *settings)
+{
+	cJSON *g, *ex;
+
+	if (a->guard.mode == GUARD_OFF)
+		return cJSON_AddNullToObject(settings, "guard") ? 0 : -ENOMEM;
+	g = cJSON_AddObjectToObject(settings, "guard");
+	if (!g || guard_info_to_json(&a->guard, g) || !(ex = cJSON_AddArrayToObject(g, "exempt")))
+		return -ENOMEM;
+	for (size_t i = 0; i < a->opts.nexempt; i++)
+		if (!cJSON_AddItemToArray(ex, cJSON_CreateString(a->opts.exempt[i])))
+			return -ENOMEM;
+	return 0;
+}
+
 static void emit_start(struct agent *a)
 {
 	cJSON *ev = report_new(&a->report, "agent_start");
@@ -465,7 +512,7 @@ static void emit_start(struct agent *a)
 	    !cJSON_AddNumberToObject(settings, "hold", a->opts.hold) ||
 	    !(a->opts.output ? cJSON_AddStringToObject(settings, "output", a->opts.output) :
 			       cJSON_AddNullToObject(settings, "output")) ||
-	    !(boot = cJSON_AddObjectToObject(ev, "bootstrap")) ||
+	    guard_to_json(a, settings) || !(boot = cJSON_AddObjectToObject(ev, "bootstrap")) ||
 	    !cJSON_AddNumberToObject(boot, "netns", a->netns.len) ||
 	    !cJSON_AddNumberToObject(boot, "ms", round(a->bootstrap_ms * 10) / 10)) {
 		cJSON_Delete(ev);
@@ -703,6 +750,110 @@ static int on_notice(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* a cgroup v2 directory's id (its inode), or -errno with one error line said */
+static int cgroup_dir_id(const char *what, const char *path, __u64 *id)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	if (stat(path, &st) || statfs(path, &sfs)) {
+		eph_err("%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if ((unsigned long)sfs.f_type != CGROUP2_MAGIC || !S_ISDIR(st.st_mode)) {
+		eph_err("%s %s: not a cgroup v2 directory", what, path);
+		return -1;
+	}
+	*id = st.st_ino;
+	return 0;
+}
+
+/* the agent's own cgroup, from /proc/self/cgroup's "0::" line */
+static int own_cgroup_path(const char *mount, char *path, size_t len)
+{
+	char line[4096];
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	int ret = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		if ((size_t)snprintf(path, len, "%s%s", mount,
+				     strcmp(line + 3, "/") ? line + 3 : "") < len)
+			ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+/*
+ * --guard: the cgroup programs on --cgroup-root (the cgroup2 mount by default),
+ * the exempt cgroups, and guard_info for query and "guard status". The links
+ * belong to this process: when it exits, even by kill -9, nothing is refused.
+ */
+static int guard_setup(struct agent *a)
+{
+	const char *mount = a->report.cgroups ? cgroup_resolver_mount(a->report.cgroups) : NULL;
+	const char *root = a->opts.cgroup_root ? a->opts.cgroup_root : mount;
+	int exempt_fd = bpf_map__fd(a->skel->maps.guard_exempt), fd, err = -1;
+	char own[4096];
+	__u8 cgroup_only = EXEMPT_CGROUP, subtree = EXEMPT_SUBTREE;
+	__u32 zero = 0;
+	__u64 id;
+
+	a->guard.mode = GUARD_OFF;
+	if (!a->opts.guard)
+		goto publish;
+	if (!root || !mount) {
+		eph_err("--guard needs a cgroup v2 hierarchy, and none is mounted "
+			"(mount -t cgroup2 none /sys/fs/cgroup)");
+		return -1;
+	}
+	if (cgroup_dir_id("--cgroup-root", root, &a->guard.root_cgroup_id))
+		return -1;
+	if (own_cgroup_path(mount, own, sizeof(own)) ||
+	    cgroup_dir_id("the agent's own cgroup", own, &id))
+		return -1;
+	/* the agent's cgroup may be the root: exempting its subtree would exempt all */
+	bpf_map_update_elem(exempt_fd, &id, &cgroup_only, BPF_ANY);
+	for (size_t i = 0; i < a->opts.nexempt; i++) {
+		if (cgroup_dir_id("--exempt", a->opts.exempt[i], &id))
+			return -1;
+		bpf_map_update_elem(exempt_fd, &id, &subtree, BPF_ANY);
+	}
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		eph_err("cannot open %s: %s", root, strerror(errno));
+		return -1;
+	}
+	a->guard4 = bpf_program__attach_cgroup(a->skel->progs.guard_connect4, fd);
+	err = libbpf_get_error(a->guard4);
+	if (!err) {
+		a->guard6 = bpf_program__attach_cgroup(a->skel->progs.guard_connect6, fd);
+		err = libbpf_get_error(a->guard6);
+	}
+	close(fd);
+	if (err) {
+		a->guard4 = a->guard6 = NULL;
+		eph_err("cannot attach the connect guard to %s: %s", root, strerror(-err));
+		return -1;
+	}
+	a->guard.mode = a->opts.audit ? GUARD_AUDIT : GUARD_ENFORCE;
+	a->guard.deny_errno = a->opts.deny_errno;
+	a->guard.quota = a->opts.quota;
+	a->guard.exempt = a->opts.nexempt + 1;
+	a->guard.deny_at = a->opts.deny_at;
+	snprintf(a->guard.root, sizeof(a->guard.root), "%s", root);
+	failures_guard(a->failures, &a->guard);
+publish:
+	bpf_map_update_elem(bpf_map__fd(a->skel->maps.guard_info), &zero, &a->guard, BPF_ANY);
+	return 0;
+}
+
 /* what alerts need: pressure levels, failure lines, the notice ring buffer */
 static int watch_setup(struct agent *a)
 {
@@ -751,6 +902,13 @@ static int check(struct agent *a)
 	err = pressure_check(a->pressure, &a->latest, &a->latest_ns, now);
 	if (err)
 		eph_err("pressure check: %s", strerror(-err));
+	if (a->guard.mode != GUARD_OFF) {
+		err = guard_refresh(bpf_map__fd(a->skel->maps.guard_dst), &a->latest, &a->latest_ns,
+				    a->opts.deny_at);
+		if (err)
+			eph_err("guard: cannot update the destinations near the line: %s",
+				strerror(-err));
+	}
 	return 0;
 }
 
@@ -822,6 +980,13 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 		{ "hold", required_argument, NULL, 'D' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "output-buffer", required_argument, NULL, 'B' },
+		{ "guard", no_argument, NULL, 'g' },
+		{ "deny-at", required_argument, NULL, 'A' },
+		{ "cgroup-root", required_argument, NULL, 'R' },
+		{ "exempt", required_argument, NULL, 'E' },
+		{ "quota", required_argument, NULL, 'Q' },
+		{ "audit", no_argument, NULL, 'U' },
+		{ "deny-errno", required_argument, NULL, 'N' },
 		{ "max-tuples", required_argument, NULL, 'T' },
 		{ "max-sockets", required_argument, NULL, 'S' },
 		{ "max-timewait", required_argument, NULL, 'W' },
@@ -860,6 +1025,40 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'B':
 			if (parse_u64(optarg, 1, 1024 * 1024, &o->output_kib))
+				goto bad_value;
+			break;
+		case 'g':
+			o->guard = true;
+			break;
+		case 'A':
+			o->guard_flag = "--deny-at";
+			if (parse_double(optarg, 0.01, 1, &o->deny_at))
+				goto bad_value;
+			break;
+		case 'R':
+			o->guard_flag = "--cgroup-root";
+			if (!*optarg)
+				goto bad_value;
+			o->cgroup_root = optarg;
+			break;
+		case 'E':
+			o->guard_flag = "--exempt";
+			if (!*optarg || o->nexempt == MAX_EXEMPT)
+				goto bad_value;
+			o->exempt[o->nexempt++] = optarg;
+			break;
+		case 'Q':
+			o->guard_flag = "--quota";
+			if (parse_u64(optarg, 1, 1u << 20, &o->quota))
+				goto bad_value;
+			break;
+		case 'U':
+			o->guard_flag = "--audit";
+			o->audit = true;
+			break;
+		case 'N':
+			o->guard_flag = "--deny-errno";
+			if (guard_parse_errno(optarg, &o->deny_errno))
 				goto bad_value;
 			break;
 		case 'i':
@@ -909,6 +1108,10 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 			agent_usage);
 		return -1;
 	}
+	if (o->guard_flag && !o->guard) {
+		fprintf(stderr, "ephport agent: %s needs --guard\n%s", o->guard_flag, agent_usage);
+		return -1;
+	}
 	if (o->margin >= o->warn) {
 		fprintf(stderr,
 			"ephport agent: --clear-margin (%g) must be below --warn-at (%g), or "
@@ -938,6 +1141,8 @@ int cmd_agent(int argc, char **argv)
 				     .margin = 0.05,
 				     .hold = 30,
 				     .output_kib = 4096,
+				     .deny_at = 0.98,
+				     .deny_errno = EADDRNOTAVAIL,
 				     .max_tuples = MAX_TUPLES_DEFAULT,
 				     .max_sockets = MAX_SOCKETS_DEFAULT,
 				     .max_timewait = MAX_TIMEWAIT_DEFAULT,
@@ -990,7 +1195,7 @@ int cmd_agent(int argc, char **argv)
 		eph_err("cannot open /proc/self/ns/net: %s", strerror(errno));
 		goto cleanup;
 	}
-	if (ensure_bpffs() || load_bpf(&a) || pin_maps(&a) || watch_setup(&a))
+	if (ensure_bpffs() || load_bpf(&a) || pin_maps(&a) || watch_setup(&a) || guard_setup(&a))
 		goto cleanup;
 	clock_gettime(CLOCK_MONOTONIC, &a.started);
 	/* after attaching: what the walk misses, the events catch */
@@ -1008,6 +1213,8 @@ cleanup:
 	if (a.pinned)
 		unpin_all();
 	ring_buffer__free(a.notices);
+	bpf_link__destroy(a.guard4);
+	bpf_link__destroy(a.guard6);
 	tuples_bpf__destroy(a.skel);
 	failures_free(a.failures);
 	pressure_free(a.pressure);

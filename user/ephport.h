@@ -154,5 +154,6 @@ void agent_lock_release(int fd);
 /* subcommands */
 int cmd_agent(int argc, char **argv);
 int cmd_query(int argc, char **argv);
+int cmd_guard(int argc, char **argv);
 
 #endif /* EPHPORT_H */

@@ -16,6 +16,7 @@
 #include <bpf/bpf.h>
 
 #include "failures.h"
+#include "guard.h"
 #include "pressure.h"
 
 #define LINE_EVERY_NS 1000000000ull  /* one line a second per (tuple, process) at most */
@@ -31,6 +32,7 @@ struct failing {
 
 struct failures {
 	int fd;
+	struct guard_info guard;
 	struct report *report;
 	struct pressure *pressure;
 	void *tree;
@@ -63,9 +65,19 @@ void failures_free(struct failures *f)
 	free(f);
 }
 
+void failures_guard(struct failures *f, const struct guard_info *g)
+{
+	f->guard = *g;
+}
+
 __u64 failures_lines(const struct failures *f)
 {
 	return f->lines;
+}
+
+static int add_str(cJSON *obj, const char *name, const char *value)
+{
+	return cJSON_AddStringToObject(obj, name, value) ? 0 : -ENOMEM;
 }
 
 static struct failing *failing_get(struct failures *f, const struct fail_key *k)
@@ -122,9 +134,11 @@ static void failure_emit(struct failures *f, struct failing *e, const struct fai
 			 struct ns_list *nl, const struct tuple_list *l, __u64 now)
 {
 	const struct fail_key *k = &e->key;
-	bool bind = k->kind == FAIL_BIND;
+	bool bind = k->kind == FAIL_BIND, denied = k->kind == DENY_USAGE || k->kind == DENY_QUOTA;
 	char addr[EPH_ADDRSTRLEN];
-	cJSON *ev = report_new(f->report, bind ? "bind_failed" : "connect_failed");
+	cJSON *ev = report_new(f->report, bind	 ? "bind_failed" :
+					  denied ? "connect_denied" :
+						   "connect_failed");
 	const struct ns_summary *ns = ns_find(nl, k->tuple.netns, false);
 	int err = 0;
 
@@ -133,9 +147,19 @@ static void failure_emit(struct failures *f, struct failing *e, const struct fai
 		return;
 	}
 	err |= ADD_NUM(ev, "count", v->count - e->reported);
-	err |= cJSON_AddStringToObject(ev, "errno", bind ? "EADDRINUSE" : "EADDRNOTAVAIL") ?
-		       0 :
-		       -ENOMEM;
+	if (!denied)
+		err |= add_str(ev, "errno", bind ? "EADDRINUSE" : "EADDRNOTAVAIL");
+	else if (f->guard.mode == GUARD_AUDIT)
+		err |= cJSON_AddNullToObject(ev, "errno") ? 0 : -ENOMEM;
+	else
+		err |= add_str(ev, "errno", guard_errno_name(f->guard.deny_errno));
+	if (denied) {
+		err |= add_str(ev, "mode", guard_mode_name(f->guard.mode));
+		err |= add_str(ev, "reason", k->kind == DENY_QUOTA ? "quota" : "utilization");
+		err |= ADD_NUM(ev, "deny_at", f->guard.deny_at);
+		err |= f->guard.quota ? ADD_NUM(ev, "quota", f->guard.quota) :
+					(cJSON_AddNullToObject(ev, "quota") ? 0 : -ENOMEM);
+	}
 	err |= attribution_to_json(f->report, ev, k->tgid, v->tid, v->comm, v->uid, v->cgroup_id);
 	err |= ADD_NUM(ev, "netns", k->tuple.netns);
 	err |= cJSON_AddStringToObject(ev, "family", k->tuple.family == AF_INET ? "ipv4" : "ipv6") ?

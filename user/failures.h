@@ -21,5 +21,7 @@ int failures_notice(struct failures *f, const struct fail_key *k, struct ns_list
 int failures_drain(struct failures *f, struct ns_list *nl, const struct tuple_list *l, __u64 now,
 		   bool final);
 __u64 failures_lines(const struct failures *f);
+/* the guard's settings, for connect_denied lines */
+void failures_guard(struct failures *f, const struct guard_info *g);
 
 #endif /* EPHPORT_FAILURES_H */

@@ -12,6 +12,7 @@ static const struct cmd {
 } cmds[] = {
 	{ "agent", cmd_agent, "count ephemeral port usage in the kernel and print JSON lines" },
 	{ "query", cmd_query, "show the running agent's live per-destination counts" },
+	{ "guard", cmd_guard, "show the running agent's connect guard: 'ephport guard status'" },
 };
 
 static void usage(FILE *f)

@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 
 #include "ephport.h"
+#include "guard.h"
 
 static const char query_usage[] =
 	"usage: ephport query [--json] [--netns INODE] [--dst IP[:PORT]] [--src IP]\n";
@@ -110,17 +112,29 @@ static bool ns_wanted(const struct tuple_filter *f, const struct ns_summary *ns)
 	return !f->netns_set || ns->inum == f->netns;
 }
 
+/* the guard's settings and its denials per (tuple, cgroup, reason) */
+struct guard_view {
+	struct guard_info info;
+	struct denial *denials;
+	size_t ndenials;
+};
+
 static int print_json(pid_t agent, const struct tuple_list *l, const struct ns_list *nl,
-		      const struct tuple_filter *f, const struct agent_stats *st)
+		      const struct tuple_filter *f, const struct agent_stats *st,
+		      const struct guard_view *g)
 {
 	cJSON *doc = cJSON_CreateObject();
 	cJSON *arr = cJSON_AddArrayToObject(doc, "tuples");
 	cJSON *nsarr = cJSON_AddArrayToObject(doc, "netns");
 	cJSON *stats = cJSON_AddObjectToObject(doc, "stats");
+	cJSON *guard = cJSON_AddObjectToObject(doc, "guard");
+	cJSON *denials = cJSON_AddArrayToObject(doc, "denials");
 	int err = -ENOMEM;
 
-	if (!doc || !arr || !nsarr || !stats || !cJSON_AddNumberToObject(doc, "agent_pid", agent) ||
-	    stats_to_json(st, l->seen, stats))
+	if (!doc || !arr || !nsarr || !stats || !guard || !denials ||
+	    !cJSON_AddNumberToObject(doc, "agent_pid", agent) ||
+	    stats_to_json(st, l->seen, stats) || guard_info_to_json(&g->info, guard) ||
+	    guard_denials_to_json(g->denials, g->ndenials, denials))
 		goto cleanup;
 	for (size_t i = 0; i < nl->len; i++) {
 		cJSON *n;
@@ -217,11 +231,49 @@ static void print_netns(const struct ns_list *nl, const struct tuple_filter *f)
 	}
 }
 
+static void print_guard(const struct guard_view *g)
+{
+	cJSON *arr;
+
+	printf("\nguard: %s", guard_mode_name(g->info.mode));
+	if (g->info.mode == GUARD_OFF) {
+		printf("\n");
+		return;
+	}
+	printf(" on %s, deny at %.2f, errno %s", g->info.root, g->info.deny_at,
+	       guard_errno_name(g->info.deny_errno));
+	if (g->info.quota)
+		printf(", quota %u", g->info.quota);
+	printf("\n");
+	arr = cJSON_CreateArray();
+	if (!g->ndenials || !arr || guard_denials_to_json(g->denials, g->ndenials, arr)) {
+		cJSON_Delete(arr);
+		return;
+	}
+	printf("%-10s %-39s %-46s %10s %-11s %9s\n", "NETNS", "SRC", "DST", "CGROUP_ID", "REASON",
+	       "DENIED");
+	for (cJSON *d = arr->child; d; d = d->next) {
+		char dst[64];
+
+		snprintf(dst, sizeof(dst), "%s:%d", cJSON_GetObjectItem(d, "daddr")->valuestring,
+			 cJSON_GetObjectItem(d, "dport")->valueint);
+		printf("%-10.0f %-39s %-46s %10.0f %-11s %9.0f\n",
+		       cJSON_GetObjectItem(d, "netns")->valuedouble,
+		       cJSON_GetObjectItem(d, "saddr")->valuestring, dst,
+		       cJSON_GetObjectItem(d, "cgroup_id")->valuedouble,
+		       cJSON_GetObjectItem(d, "reason")->valuestring,
+		       cJSON_GetObjectItem(d, "count")->valuedouble);
+	}
+	cJSON_Delete(arr);
+}
+
 static void print_table(const struct tuple_list *l, const struct ns_list *nl,
-			const struct tuple_filter *f, const struct agent_stats *st)
+			const struct tuple_filter *f, const struct agent_stats *st,
+			const struct guard_view *g)
 {
 	print_tuples(l);
 	print_netns(nl, f);
+	print_guard(g);
 	if (st->counters[EPH_STAT_TUPLES_FULL] || st->counters[EPH_STAT_SOCKETS_FULL] ||
 	    st->counters[EPH_STAT_TIMEWAIT_FULL])
 		fprintf(stderr,
@@ -241,7 +293,8 @@ int cmd_query(int argc, char **argv)
 	struct ns_list nl = { 0 };
 	struct agent_stats st = { 0 };
 	int tuples_fd = -1, stats_fd = -1, sockets_fd = -1, ports_fd = -1, local_tw_fd = -1;
-	int info_fd = -1, ret = 1, err;
+	int info_fd = -1, failures_fd = -1, ret = 1, err;
+	struct guard_view guard = { 0 };
 	pid_t agent;
 
 	err = parse_opts(argc, argv, &filter);
@@ -259,7 +312,8 @@ int cmd_query(int argc, char **argv)
 	}
 	if (open_pinned("tuples", &tuples_fd) || open_pinned("stats", &stats_fd) ||
 	    open_pinned("sockets", &sockets_fd) || open_pinned("ports", &ports_fd) ||
-	    open_pinned("local_tw", &local_tw_fd) || open_pinned("netns_info", &info_fd))
+	    open_pinned("local_tw", &local_tw_fd) || open_pinned("netns_info", &info_fd) ||
+	    open_pinned("failures", &failures_fd))
 		goto cleanup;
 
 	st.max_tuples = map_max_entries(tuples_fd);
@@ -277,22 +331,30 @@ int cmd_query(int argc, char **argv)
 		tuple_list_capacity(&list, &nl);
 		err = stats_read(stats_fd, &st);
 	}
+	/* an agent from before the guard has no guard_info: the guard is off */
+	if (!err && guard_info_read(&guard.info))
+		guard.info.mode = GUARD_OFF;
+	if (!err)
+		err = guard_denials_read(failures_fd, &guard.denials, &guard.ndenials);
 	if (err) {
 		eph_err("cannot read the agent's maps: %s", strerror(-err));
 		goto cleanup;
 	}
 	tuple_list_sort(&list);
 	if (eph_json_mode) {
-		err = print_json(agent, &list, &nl, &filter, &st);
+		err = print_json(agent, &list, &nl, &filter, &st, &guard);
 		if (err) {
 			eph_err("cannot print JSON: %s", strerror(-err));
 			goto cleanup;
 		}
 	} else {
-		print_table(&list, &nl, &filter, &st);
+		print_table(&list, &nl, &filter, &st, &guard);
 	}
 	ret = 0;
 cleanup:
+	free(guard.denials);
+	if (failures_fd >= 0)
+		close(failures_fd);
 	ns_list_free(&nl);
 	tuple_list_free(&all);
 	tuple_list_free(&list);

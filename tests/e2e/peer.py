@@ -137,6 +137,26 @@ def cmd_bind(addr, n):
     return f"ok {ok} {inuse} {other}"
 
 
+def cmd_udp_connect(addr, port):
+    """A UDP connect(): its errno (0 when it worked)."""
+    s = socket.socket(family_of(addr), socket.SOCK_DGRAM)
+    err = s.connect_ex((addr, int(port)))
+    s.close()
+    return f"ok {err}"
+
+
+def cmd_unix_connect():
+    """A connect() on a unix stream socket to a listener of our own: its errno."""
+    a, path = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), f"\0ephport-peer-{os.getpid()}"
+    a.bind(path)
+    a.listen(1)
+    b = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    err = b.connect_ex(path)
+    a.close()
+    b.close()
+    return f"ok {err}"
+
+
 def cmd_connect_again(addr, port, addr2, port2):
     s = socket.socket(family_of(addr), socket.SOCK_STREAM)
     errs = [s.connect_ex((addr, int(port))), s.connect_ex((addr2, int(port2)))]
@@ -213,6 +233,10 @@ def main():
                 out = cmd_hammer(*args)
             elif cmd == "bind":
                 out = cmd_bind(*args)
+            elif cmd == "udp-connect":
+                out = cmd_udp_connect(*args)
+            elif cmd == "unix-connect":
+                out = cmd_unix_connect()
             elif cmd == "pid":
                 out = f"ok {os.getpid()}"
             elif cmd == "connect-bound":

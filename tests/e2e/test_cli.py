@@ -131,7 +131,7 @@ def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
         assert start["settings"] == {"interval": 1, "max_tuples": 65536, "max_sockets": 262144,
                                      "max_timewait": 262144, "tuple_idle": 600,
                                      "warn_at": 0.8, "critical_at": 0.95, "clear_margin": 0.05,
-                                     "hold": 30, "output": None}
+                                     "hold": 30, "output": None, "guard": None}
         assert start["schema_version"] == 1
         assert sorted(p["name"] for p in ephport_progs()) == sorted(PROG_NAMES)
 
@@ -201,7 +201,8 @@ def test_table_output(agent, make_netns, make_peer):
     def check():
         r = ephport("query", "--netns", str(ns.inode))
         assert r.returncode == 0 and r.stderr == ""
-        tuples, namespaces = r.stdout.split("\n\n")
+        tuples, namespaces, guard = r.stdout.split("\n\n")
+        assert guard == "guard: off\n"
         lines = tuples.splitlines()
         assert lines[0].split()[:7] == ["NETNS", "SRC", "DST", "UTIL%", "USAGE", "CAPACITY",
                                         "IN_USE"]

@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""The connect guard on the real kernel: a namespace with a 100-port range, clients in child
+cgroups of a private cgroup subtree the guard is attached to."""
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import EPHPORT, eventually, query, run
+from test_alerts import cgroup2_mount, first, peer_pid
+
+PORT = 8080
+
+
+@pytest.fixture
+def cgroups():
+    """A private subtree: root (where the guard attaches), apps and exempt below it."""
+    mount = cgroup2_mount()
+    if not mount:
+        pytest.skip("no cgroup2 hierarchy mounted")
+    root = os.path.join(mount, f"ephport-guard-{os.getpid()}")
+    dirs = {"root": root, "apps": os.path.join(root, "apps"),
+            "other": os.path.join(root, "other"), "exempt": os.path.join(root, "exempt")}
+    os.mkdir(root)
+    for name in ("apps", "other", "exempt"):
+        os.mkdir(dirs[name])
+    dirs["rel"] = {k: v[len(mount):] for k, v in dirs.items()}
+    try:
+        yield dirs
+    finally:
+        for d in (dirs["apps"], dirs["other"], dirs["exempt"], root):
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as f:
+                    for p in f.read().split():
+                        with open(os.path.join(mount, "cgroup.procs"), "w") as top:
+                            top.write(p)
+            except OSError:
+                pass
+            os.rmdir(d)
+
+
+def client(make_peer, ns, cgroup):
+    """A peer in the namespace, moved into the cgroup (ip netns exec hides /sys/fs/cgroup
+    from the peer itself)."""
+    p = make_peer(ns)
+    with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+        f.write(str(peer_pid(p)))
+    return p
+
+
+def wait_checks(agent, n=2):
+    """Let the agent run a few pressure checks (twice a second) over the new counts."""
+    for _ in range(n):
+        agent.wait_event("stats")
+
+
+def denied(agent, ns, **match):
+    return [e for e in agent.parsed() if e["event"] == "connect_denied" and e["netns"] == ns.inode
+            and all(e[k] == v for k, v in match.items())]
+
+
+def test_deny_at_the_line_exempt_passes_then_fail_open(make_netns, make_peer, make_agent, cgroups):
+    ns = make_netns((40000, 40099))
+    server = make_peer(ns)
+    server.cmd(f"listen 127.0.0.1 {PORT}")
+    app = client(make_peer, ns, cgroups["apps"])
+    exempt = client(make_peer, ns, cgroups["exempt"])
+    agent = make_agent("--interval", "1", "--guard", "--cgroup-root", cgroups["root"],
+                       "--exempt", cgroups["exempt"])
+    g = agent.start_event["settings"]["guard"]
+    assert g["mode"] == "enforce" and g["cgroup_root"] == cgroups["root"] and g["deny_at"] == 0.98
+
+    assert app.connect("127.0.0.1", PORT, 60) == (60, 0, 0)
+    wait_checks(agent)
+    assert app.connect("127.0.0.1", PORT, 38) == (38, 0, 0)  # 98 of 100: at the line
+    # two ports are free, but the guard refuses at once, with EADDRNOTAVAIL
+    assert app.connect("127.0.0.1", PORT, 3) == (0, 3, 0)
+    assert exempt.connect("127.0.0.1", PORT, 1) == (1, 0, 0)
+    # other protocols pass untouched
+    assert app.cmd(f"udp-connect 127.0.0.1 {PORT}") == ["0"]
+    assert app.cmd("unix-connect") == ["0"]
+
+    ev = eventually(lambda: first(denied(agent, ns)), timeout=5)
+    assert ev["mode"] == "enforce" and ev["reason"] == "utilization"
+    assert ev["errno"] == "EADDRNOTAVAIL" and ev["deny_at"] == 0.98 and ev["quota"] is None
+    assert ev["pid"] == peer_pid(app) and ev["comm"] == "python3"
+    assert ev["cgroup"] == cgroups["rel"]["apps"]
+    assert (ev["daddr"], ev["dport"], ev["saddr"]) == ("127.0.0.1", PORT, "127.0.0.1")
+    assert ev["usage"] == 98 and ev["capacity"] == 100
+
+    q = query("--netns", str(ns.inode))
+    assert q["guard"]["mode"] == "enforce" and q["guard"]["cgroup_root"] == cgroups["root"]
+    assert [(d["reason"], d["count"], d["dport"]) for d in q["denials"]] == [
+        ("utilization", 3, PORT)]
+    status = json.loads(run(EPHPORT, "guard", "status", "--json").stdout)
+    assert sorted(a["name"] for a in status["attached"]) == ["guard_connect4", "guard_connect6"]
+
+    # fail-open: with the agent gone, nothing is refused any more
+    agent.stop(signal.SIGKILL)
+    assert app.connect("127.0.0.1", PORT, 1) == (1, 0, 0)
+    assert sum(e["count"] for e in denied(agent, ns)) <= 3
+
+
+def test_audit_refuses_nothing_and_reports(make_netns, make_peer, make_agent, cgroups):
+    ns = make_netns((40000, 40099))
+    server = make_peer(ns)
+    server.cmd(f"listen 127.0.0.1 {PORT}")
+    app = client(make_peer, ns, cgroups["apps"])
+    agent = make_agent("--interval", "1", "--guard", "--audit", "--cgroup-root", cgroups["root"])
+    assert app.connect("127.0.0.1", PORT, 60) == (60, 0, 0)
+    wait_checks(agent)
+    assert app.connect("127.0.0.1", PORT, 40) == (40, 0, 0)  # all 100: nothing refused
+    agent.stop()
+    evs = denied(agent, ns)
+    assert evs and all(e["mode"] == "audit" and e["errno"] is None for e in evs)
+    assert sum(e["count"] for e in evs) == 2  # the 99th and 100th would have been refused
+
+
+def test_eperm_and_quota_per_cgroup(make_netns, make_peer, make_agent, cgroups):
+    ns = make_netns((40000, 40099))
+    server = make_peer(ns)
+    server.cmd(f"listen 127.0.0.1 {PORT}")
+    server.cmd(f"listen 127.0.0.1 {PORT + 1}")
+    app = client(make_peer, ns, cgroups["apps"])
+    other = client(make_peer, ns, cgroups["other"])
+    agent = make_agent("--interval", "1", "--guard", "--cgroup-root", cgroups["root"],
+                       "--quota", "5", "--deny-errno", "eperm")
+    assert app.connect("127.0.0.1", PORT, 7) == (5, 0, 2)  # 2 refused with EPERM
+    assert other.connect("127.0.0.1", PORT, 5) == (5, 0, 0)  # its own quota
+    assert app.connect("127.0.0.1", PORT + 1, 1) == (1, 0, 0)  # another destination
+    app.cmd("reset-clients")
+    assert eventually(lambda: _connect_ok(app), timeout=5)  # ports given back: room again
+    agent.stop()
+    evs = denied(agent, ns, reason="quota")
+    assert sum(e["count"] for e in evs) == 2
+    assert all(e["errno"] == "EPERM" and e["quota"] == 5 and e["pid"] == peer_pid(app)
+               for e in evs)
+
+
+def _connect_ok(peer):
+    assert peer.connect("127.0.0.1", PORT, 1) == (1, 0, 0)
+    return True
+
+
+def test_two_source_addresses(make_netns, make_peer, make_agent, cgroups):
+    """Bound to a source address, a socket is judged by its own tuple; unbound, by the most
+    used tuple of the namespace to that destination (docs/guard.md)."""
+    ns = make_netns((40000, 40099))
+    server = make_peer(ns)
+    server.cmd(f"listen 127.0.0.1 {PORT}")
+    app = client(make_peer, ns, cgroups["apps"])
+    agent = make_agent("--interval", "1", "--guard", "--cgroup-root", cgroups["root"])
+    assert app.connect("127.0.0.1", PORT, 60, src="127.0.0.2") == (60, 0, 0)
+    wait_checks(agent)
+    assert app.connect("127.0.0.1", PORT, 38, src="127.0.0.2") == (38, 0, 0)
+    assert app.connect("127.0.0.1", PORT, 1, src="127.0.0.2") == (0, 1, 0)  # its tuple: full
+    assert app.connect("127.0.0.1", PORT, 1, src="127.0.0.1") == (1, 0, 0)  # the other: empty
+    assert app.connect("127.0.0.1", PORT, 1) == (0, 1, 0)  # unbound: the most used one
+    agent.stop()
+    evs = denied(agent, ns)
+    assert sorted(e["saddr"] for e in evs) == ["127.0.0.2", "127.0.0.2"]
+
+
+def test_bad_guard_options(cgroups):
+    for args, msg in [(["--quota", "3"], "--quota needs --guard"),
+                      (["--guard", "--cgroup-root", "/tmp"], "not a cgroup v2 directory"),
+                      (["--guard", "--exempt", "/nonexistent"], "No such file or directory"),
+                      (["--guard", "--deny-errno", "eio"], "bad value 'eio' for --deny-errno")]:
+        r = run(EPHPORT, "agent", *args, check=False)
+        assert r.returncode in (1, 2) and msg in r.stderr and r.stdout == ""
+        assert len(r.stderr.splitlines()) <= 2
+    assert not os.path.exists("/sys/fs/bpf/ephport")
+    r = run(EPHPORT, "guard", "status", check=False)
+    assert r.returncode == 1 and "no ephport agent is running" in r.stderr

@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The connect guard's user side: which destinations are near the deny line (the
+ * "guard_dst" map the cgroup programs read), its settings and denials as query
+ * shows them, and "ephport guard status".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "ephport.h"
+#include "guard.h"
+
+static const struct {
+	const char *flag, *name;
+	__u32 errno_value;
+} deny_errnos[] = {
+	{ "eaddrnotavail", "EADDRNOTAVAIL", EADDRNOTAVAIL },
+	{ "eperm", "EPERM", EPERM },
+};
+
+int guard_parse_errno(const char *s, __u32 *out)
+{
+	for (size_t i = 0; i < sizeof(deny_errnos) / sizeof(deny_errnos[0]); i++) {
+		if (!strcasecmp(s, deny_errnos[i].flag)) {
+			*out = deny_errnos[i].errno_value;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *guard_errno_name(__u32 e)
+{
+	for (size_t i = 0; i < sizeof(deny_errnos) / sizeof(deny_errnos[0]); i++)
+		if (deny_errnos[i].errno_value == e)
+			return deny_errnos[i].name;
+	return "unknown";
+}
+
+const char *guard_mode_name(__u32 mode)
+{
+	return mode == GUARD_ENFORCE ? "enforce" : mode == GUARD_AUDIT ? "audit" : "off";
+}
+
+static int gkey_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct guard_key));
+}
+
+struct gentry {
+	struct guard_key key; /* first: sorted and searched by it */
+	struct guard_val val;
+};
+
+/*
+ * Every destination whose most used tuple is at half the deny line or more gets
+ * an entry: from then on the cgroup programs compare that tuple's live counts
+ * with the line at every connect(). The list is sorted most used first, so the
+ * first tuple of a destination is its most used one.
+ */
+int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, double deny_at)
+{
+	struct gentry *want = calloc(l->len + 1, sizeof(*want));
+	struct guard_key *keys = NULL;
+	struct guard_val *vals = NULL;
+	size_t n = 0, have = 0;
+	int err = 0;
+
+	if (!want)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->len; i++) {
+		const struct tuple *t = &l->items[i];
+		const struct ns_summary *ns;
+		struct gentry e = { 0 };
+		__u8 reuse;
+
+		if (t->capacity <= 0 || t->utilization < deny_at / 2)
+			continue;
+		e.key.netns = t->key.netns;
+		e.key.dport = t->key.dport;
+		e.key.family = t->key.family;
+		memcpy(e.key.daddr, t->key.daddr, 16);
+		if (n && lfind(&e.key, want, &n, sizeof(*want), gkey_cmp))
+			continue;
+		ns = ns_find(nl, t->key.netns, false);
+		reuse = ns && ns->has_info ? ns->tw_reuse : t->val.tw_reuse;
+		e.val.tuple = t->key;
+		e.val.deny_usage = (__u32)ceil((double)t->capacity * deny_at - 1e-9);
+		if (!e.val.deny_usage)
+			e.val.deny_usage = 1;
+		e.val.reuse = reuse == 1 || (reuse == 2 && tuple_is_loopback(&t->key));
+		want[n++] = e;
+	}
+	for (size_t i = 0; i < n && !err; i++)
+		if (bpf_map_update_elem(dst_fd, &want[i].key, &want[i].val, BPF_ANY))
+			err = -errno;
+	/* destinations no longer near the line */
+	qsort(want, n, sizeof(*want), gkey_cmp);
+	if (!err)
+		err = map_read_all(dst_fd, sizeof(*keys), sizeof(*vals), (void **)&keys,
+				   (void **)&vals, &have);
+	for (size_t i = 0; !err && i < have; i++)
+		if (!bsearch(&keys[i], want, n, sizeof(*want), gkey_cmp))
+			bpf_map_delete_elem(dst_fd, &keys[i]);
+	free(keys);
+	free(vals);
+	free(want);
+	return err;
+}
+
+int guard_info_to_json(const struct guard_info *gi, cJSON *obj)
+{
+	int err = 0;
+
+	err |= cJSON_AddStringToObject(obj, "mode", guard_mode_name(gi->mode)) ? 0 : -ENOMEM;
+	if (gi->mode == GUARD_OFF)
+		return err;
+	err |= cJSON_AddStringToObject(obj, "cgroup_root", gi->root) ? 0 : -ENOMEM;
+	err |= ADD_NUM(obj, "deny_at", gi->deny_at);
+	err |= cJSON_AddStringToObject(obj, "errno", guard_errno_name(gi->deny_errno)) ? 0 :
+											 -ENOMEM;
+	err |= gi->quota ? ADD_NUM(obj, "quota", gi->quota) :
+			   (cJSON_AddNullToObject(obj, "quota") ? 0 : -ENOMEM);
+	err |= ADD_NUM(obj, "exempt_cgroups", gi->exempt);
+	return err ? -ENOMEM : 0;
+}
+
+struct denial {
+	struct tuple_key tuple;
+	__u64 cgroup_id;
+	__u16 kind;
+	__u64 count;
+};
+
+static int denial_cmp(const void *a, const void *b)
+{
+	const struct denial *x = a, *y = b;
+
+	return x->count < y->count ? 1 : x->count > y->count ? -1 : 0;
+}
+
+/* the guard's denials per (tuple, cgroup, reason), most first, from the failures map */
+int guard_denials_read(int failures_fd, struct denial **out, size_t *len)
+{
+	struct fail_key *keys = NULL;
+	struct fail_val *vals = NULL;
+	struct denial *d;
+	size_t n = 0, m = 0;
+	int err;
+
+	err = map_read_all(failures_fd, sizeof(*keys), sizeof(*vals), (void **)&keys,
+			   (void **)&vals, &n);
+	if (err)
+		return err;
+	d = calloc(n + 1, sizeof(*d));
+	if (!d) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t j;
+
+		if (keys[i].kind != DENY_USAGE && keys[i].kind != DENY_QUOTA)
+			continue;
+		for (j = 0; j < m; j++)
+			if (!memcmp(&d[j].tuple, &keys[i].tuple, sizeof(d[j].tuple)) &&
+			    d[j].cgroup_id == vals[i].cgroup_id && d[j].kind == keys[i].kind)
+				break;
+		if (j == m) {
+			d[m].tuple = keys[i].tuple;
+			d[m].cgroup_id = vals[i].cgroup_id;
+			d[m++].kind = keys[i].kind;
+		}
+		d[j].count += vals[i].count;
+	}
+	qsort(d, m, sizeof(*d), denial_cmp);
+	*out = d;
+	*len = m;
+out:
+	free(keys);
+	free(vals);
+	return err;
+}
+
+int guard_denials_to_json(const struct denial *d, size_t n, cJSON *arr)
+{
+	char saddr[EPH_ADDRSTRLEN], daddr[EPH_ADDRSTRLEN];
+
+	for (size_t i = 0; i < n; i++) {
+		cJSON *o = cJSON_CreateObject();
+		int err = 0;
+
+		if (!o || !cJSON_AddItemToArray(arr, o)) {
+			cJSON_Delete(o);
+			return -ENOMEM;
+		}
+		addr_format(d[i].tuple.family, d[i].tuple.saddr, saddr, sizeof(saddr));
+		addr_format(d[i].tuple.family, d[i].tuple.daddr, daddr, sizeof(daddr));
+		err |= ADD_NUM(o, "netns", d[i].tuple.netns);
+		err |= cJSON_AddStringToObject(o, "family",
+					       d[i].tuple.family == AF_INET ? "ipv4" : "ipv6") ?
+			       0 :
+			       -ENOMEM;
+		err |= cJSON_AddStringToObject(o, "saddr", saddr) ? 0 : -ENOMEM;
+		err |= cJSON_AddStringToObject(o, "daddr", daddr) ? 0 : -ENOMEM;
+		err |= ADD_NUM(o, "dport", d[i].tuple.dport);
+		err |= ADD_NUM(o, "cgroup_id", d[i].cgroup_id);
+		err |= cJSON_AddStringToObject(o, "reason",
+					       d[i].kind == DENY_QUOTA ? "quota" : "utilization") ?
+			       0 :
+			       -ENOMEM;
+		err |= ADD_NUM(o, "count", d[i].count);
+		if (err)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ephport guard status */
+
+static const char guard_usage[] = "usage: ephport guard status [--json]\n";
+
+static const char guard_help[] =
+	"Show the running agent's connect guard: its settings, and the programs\n"
+	"attached to its cgroup (cgroup/connect4 and cgroup/connect6).\n"
+	"\n"
+	"  -j, --json             one JSON document instead of text\n"
+	"  -h, --help             this help\n"
+	"\n"
+	"The guard is started with 'ephport agent --guard'; see docs/guard.md.\n";
+
+static int attached_to_json(const char *root, cJSON *arr, bool print)
+{
+	static const struct {
+		enum bpf_attach_type type;
+		const char *name;
+	} hooks[] = { { BPF_CGROUP_INET4_CONNECT, "cgroup/connect4" },
+		      { BPF_CGROUP_INET6_CONNECT, "cgroup/connect6" } };
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (print)
+		printf("%-16s %8s  %s\n", "HOOK", "PROG_ID", "NAME");
+	for (size_t h = 0; h < sizeof(hooks) / sizeof(hooks[0]); h++) {
+		__u32 ids[64], cnt = 64, flags = 0;
+
+		if (bpf_prog_query(fd, hooks[h].type, 0, &flags, ids, &cnt))
+			cnt = 0;
+		for (__u32 i = 0; i < cnt; i++) {
+			struct bpf_prog_info info = { 0 };
+			__u32 len = sizeof(info);
+			int pfd = bpf_prog_get_fd_by_id(ids[i]);
+			cJSON *o;
+
+			if (pfd < 0)
+				continue;
+			if (bpf_obj_get_info_by_fd(pfd, &info, &len))
+				info.name[0] = '\0';
+			close(pfd);
+			if (print)
+				printf("%-16s %8u  %s\n", hooks[h].name, ids[i], info.name);
+			o = cJSON_CreateObject();
+			if (!o || !cJSON_AddItemToArray(arr, o) ||
+			    !cJSON_AddStringToObject(o, "hook", hooks[h].name) ||
+			    ADD_NUM(o, "prog_id", ids[i]) ||
+			    !cJSON_AddStringToObject(o, "name", info.name)) {
+				close(fd);
+				return -ENOMEM;
+			}
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+int guard_info_read(struct guard_info *gi)
+{
+	__u32 zero = 0;
+	int fd = bpf_obj_get(EPH_PIN_DIR "/guard_info"), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (bpf_map_lookup_elem(fd, &zero, gi))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static int guard_status(void)
+{
+	struct guard_info gi = { 0 };
+	cJSON *doc = cJSON_CreateObject(), *arr;
+	pid_t agent;
+	int err, ret = 1;
+
+	err = agent_lock_holder(&agent);
+	if (err <= 0) {
+		eph_err(err < 0 ? "cannot check for a running agent" :
+				  "no ephport agent is running (start one with 'ephport agent "
+				  "--guard')");
+		goto out;
+	}
+	err = guard_info_read(&gi);
+	if (err) {
+		eph_err("cannot read %s/guard_info: %s (guard status needs root)", EPH_PIN_DIR,
+			strerror(-err));
+		goto out;
+	}
+	if (!doc || guard_info_to_json(&gi, doc) || ADD_NUM(doc, "agent_pid", agent) ||
+	    !(arr = cJSON_AddArrayToObject(doc, "attached"))) {
+		eph_err("out of memory");
+		goto out;
+	}
+	if (!eph_json_mode) {
+		printf("guard: %s", guard_mode_name(gi.mode));
+		if (gi.mode != GUARD_OFF)
+			printf(" (deny at %.2f, errno %s, quota %s%.0u, %u exempt cgroups)\n"
+			       "cgroup: %s\n",
+			       gi.deny_at, guard_errno_name(gi.deny_errno), gi.quota ? "" : "none",
+			       gi.quota, gi.exempt, gi.root);
+		else
+			printf(" (start the agent with --guard)\n");
+	}
+	if (gi.mode != GUARD_OFF) {
+		err = attached_to_json(gi.root, arr, !eph_json_mode);
+		if (err) {
+			eph_err("cannot list the programs attached to %s: %s", gi.root,
+				strerror(-err));
+			goto out;
+		}
+	}
+	if (eph_json_mode && json_print_line(doc))
+		goto out;
+	ret = 0;
+out:
+	cJSON_Delete(doc);
+	return ret;
+}
+
+int cmd_guard(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char optbuf[3];
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			eph_json_mode = true;
+			break;
+		case 'h':
+			fputs(guard_usage, stdout);
+			fputs(guard_help, stdout);
+			return 0;
+		default:
+			fprintf(stderr, "ephport guard: unknown option '%s'\n%s",
+				bad_option(argv, optbuf), guard_usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc || strcmp(argv[optind], "status") || optind + 1 < argc) {
+		fprintf(stderr, "ephport guard: %s\n%s",
+			optind >= argc ? "which subcommand?" : "unknown subcommand", guard_usage);
+		return EXIT_USAGE;
+	}
+	return guard_status();
+}

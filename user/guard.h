@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The connect guard's user side (guard.c). */
+#ifndef EPHPORT_GUARD_H
+#define EPHPORT_GUARD_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "ephport.h"
+
+int guard_parse_errno(const char *s, __u32 *out);
+const char *guard_errno_name(__u32 e);
+const char *guard_mode_name(__u32 mode);
+/* destinations near the deny line into the guard_dst map; others out */
+int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, double deny_at);
+int guard_info_read(struct guard_info *gi);
+int guard_info_to_json(const struct guard_info *gi, cJSON *obj);
+
+struct denial;
+int guard_denials_read(int failures_fd, struct denial **out, size_t *len);
+int guard_denials_to_json(const struct denial *d, size_t n, cJSON *arr);
+
+#endif /* EPHPORT_GUARD_H */
