@@ -183,7 +183,9 @@ const volatile __u32 guard_mode = GUARD_OFF;
 const volatile __s32 guard_errno = 99; /* EADDRNOTAVAIL */
 const volatile __u32 guard_quota = 0;
 
-/* destinations near the deny line, kept by the agent */
+/* destinations near the deny line, kept by the agent, and how many there are */
+__u32 guard_dst_count = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_GUARD_DST);
@@ -1180,27 +1182,18 @@ static __always_inline bool guard_exempted(void)
 	return false;
 }
 
-/* 1 lets the connect() through, 0 refuses it */
-static __always_inline int guard(struct bpf_sock_addr *ctx, struct guard_key *gk, const void *src)
+/*
+ * The slow path: the destination is near the line or the cgroup has a quota.
+ * Kept out of line, so that the usual connect() does not pay for its stack.
+ */
+static __noinline int guard_judge(const struct guard_key *gk, const struct guard_val *gv,
+				  const void *src, __u64 cgroup_id)
 {
 	struct call c = { .has_tuple = 1 };
 	struct fail_key fk = { .protocol = IPPROTO_TCP };
-	const struct tcp_sock *tp;
-	const struct sock *sk;
-	struct guard_val *gv;
 	struct tuple_val *val;
 	__s32 usage, *held;
-	__u64 cgroup_id;
 
-	if (!ctx->sk)
-		return 1;
-	tp = bpf_skc_to_tcp_sock(ctx->sk);
-	if (!tp)
-		return 1; /* UDP, raw: not ours */
-	sk = (const struct sock *)tp;
-	gk->netns = sk->__sk_common.skc_net.net->ns.inum;
-	cgroup_id = sock_cgroup_id(sk);
-	gv = bpf_map_lookup_elem(&guard_dst, gk);
 	if (guard_quota) {
 		struct quota_key qk = { .cgroup_id = cgroup_id, .dst = *gk };
 
@@ -1209,16 +1202,15 @@ static __always_inline int guard(struct bpf_sock_addr *ctx, struct guard_key *gk
 			fk.kind = DENY_QUOTA;
 	}
 	if (!fk.kind && !gv)
-		return 1; /* far from the line: the usual case */
+		return 1;
 	if (gv) {
 		__builtin_memcpy(&c.tuple, &gv->tuple, sizeof(c.tuple));
-		c.tuple.netns = gk->netns;
 	} else {
-		c.tuple.netns = gk->netns;
 		c.tuple.dport = gk->dport;
 		c.tuple.family = gk->family;
 		__builtin_memcpy(c.tuple.daddr, gk->daddr, 16);
 	}
+	c.tuple.netns = gk->netns;
 	if (src && gk->family == AF_INET)
 		__builtin_memcpy(c.tuple.saddr, src, 4);
 	else if (src)
@@ -1248,6 +1240,29 @@ static __always_inline int guard(struct bpf_sock_addr *ctx, struct guard_key *gk
 		return 1;
 	bpf_set_retval(-guard_errno);
 	return 0;
+}
+
+/* 1 lets the connect() through, 0 refuses it */
+static __always_inline int guard(struct bpf_sock_addr *ctx, struct guard_key *gk, const void *src)
+{
+	const struct tcp_sock *tp;
+	const struct sock *sk;
+	struct guard_val *gv;
+
+	if (ctx->protocol != IPPROTO_TCP || !ctx->sk)
+		return 1; /* UDP, raw: not ours */
+	/* no destination anywhere near the line: the usual case, and the cheapest */
+	if (!guard_dst_count && !guard_quota)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(ctx->sk);
+	if (!tp)
+		return 1;
+	sk = (const struct sock *)tp;
+	gk->netns = sk->__sk_common.skc_net.net->ns.inum;
+	gv = bpf_map_lookup_elem(&guard_dst, gk);
+	if (!gv && !guard_quota)
+		return 1; /* far from the line: the usual case */
+	return guard_judge(gk, gv, src, sock_cgroup_id(sk));
 }
 
 SEC("cgroup/connect4")

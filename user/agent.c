@@ -905,7 +905,9 @@ static int check(struct agent *a)
 	if (a->guard.mode != GUARD_OFF) {
 		err = guard_refresh(bpf_map__fd(a->skel->maps.guard_dst), &a->latest, &a->latest_ns,
 				    a->opts.deny_at);
-		if (err)
+		if (err >= 0)
+			a->skel->bss->guard_dst_count = err;
+		else
 			eph_err("guard: cannot update the destinations near the line: %s",
 				strerror(-err));
 	}

@@ -65,7 +65,7 @@ struct gentry {
  * Every destination whose most used tuple is at half the deny line or more gets
  * an entry: from then on the cgroup programs compare that tuple's live counts
  * with the line at every connect(). The list is sorted most used first, so the
- * first tuple of a destination is its most used one.
+ * first tuple of a destination is its most used one. Returns how many there are.
  */
 int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, double deny_at)
 {
@@ -114,7 +114,7 @@ int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, do
 	free(keys);
 	free(vals);
 	free(want);
-	return err;
+	return err ? err : (int)n;
 }
 
 int guard_info_to_json(const struct guard_info *gi, cJSON *obj)
