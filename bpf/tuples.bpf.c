@@ -211,6 +211,15 @@ struct {
 	__type(value, __s32);
 } cg_ports SEC(".maps");
 
+/* refusals per (tuple, cgroup, reason), for "ephport query" */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_FAILURES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct denial_key);
+	__type(value, __u64);
+} denials SEC(".maps");
+
 /* written by the agent only, pinned for "ephport query" and "ephport guard status" */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -1182,6 +1191,23 @@ static __always_inline bool guard_exempted(void)
 	return false;
 }
 
+static __always_inline void denial_count(const struct tuple_key *t, __u64 cgroup_id, __u16 kind)
+{
+	struct denial_key dk = { .cgroup_id = cgroup_id, .kind = kind };
+	__u64 *n, zero = 0;
+
+	__builtin_memcpy(&dk.tuple, t, sizeof(*t));
+	n = bpf_map_lookup_elem(&denials, &dk);
+	if (!n) {
+		if (bpf_map_update_elem(&denials, &dk, &zero, BPF_NOEXIST) == -E2BIG)
+			stat_inc(EPH_STAT_FAILURES_FULL);
+		n = bpf_map_lookup_elem(&denials, &dk);
+		if (!n)
+			return;
+	}
+	__sync_fetch_and_add(n, 1);
+}
+
 /*
  * The slow path: the destination is near the line or the cgroup has a quota.
  * Kept out of line, so that the usual connect() does not pay for its stack.
@@ -1236,6 +1262,7 @@ static __noinline int guard_judge(const struct guard_key *gk, const struct guard
 	__builtin_memcpy(&fk.tuple, &c.tuple, sizeof(fk.tuple));
 	fk.tgid = bpf_get_current_pid_tgid() >> 32;
 	fail_count(&fk, &c);
+	denial_count(&c.tuple, cgroup_id, fk.kind);
 	if (guard_mode != GUARD_ENFORCE)
 		return 1;
 	bpf_set_retval(-guard_errno);

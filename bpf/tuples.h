@@ -260,6 +260,14 @@ struct quota_key {
 	struct guard_key dst;
 };
 
+/* every refusal since the agent started, per (tuple, cgroup, reason): "denials" */
+struct denial_key {
+	struct tuple_key tuple;
+	__u64 cgroup_id;
+	__u16 kind; /* DENY_USAGE or DENY_QUOTA */
+	__u16 pad[3];
+};
+
 /* the guard's settings, for "ephport query" and "ephport guard status" */
 struct guard_info {
 	__u32 mode; /* enum guard_mode */

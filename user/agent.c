@@ -192,9 +192,9 @@ static int ensure_bpffs(void)
 	return 0;
 }
 
-static const char *const pinned_maps[] = { "tuples",  "stats",	   "sockets",	 "timewait",
-					   "ports",   "local_tw",  "netns_info", "failures",
-					   "openers", "guard_info" };
+static const char *const pinned_maps[] = { "tuples",  "stats",	    "sockets",	  "timewait",
+					   "ports",   "local_tw",   "netns_info", "failures",
+					   "openers", "guard_info", "denials" };
 
 static void unpin_all(void)
 {
@@ -213,7 +213,8 @@ static int pin_maps(struct agent *a)
 				   a->skel->maps.sockets,    a->skel->maps.timewait,
 				   a->skel->maps.ports,	     a->skel->maps.local_tw,
 				   a->skel->maps.netns_info, a->skel->maps.failures,
-				   a->skel->maps.openers,    a->skel->maps.guard_info };
+				   a->skel->maps.openers,    a->skel->maps.guard_info,
+				   a->skel->maps.denials };
 	char path[256];
 	int err;
 

@@ -148,17 +148,17 @@ static int denial_cmp(const void *a, const void *b)
 	return x->count < y->count ? 1 : x->count > y->count ? -1 : 0;
 }
 
-/* the guard's denials per (tuple, cgroup, reason), most first, from the failures map */
-int guard_denials_read(int failures_fd, struct denial **out, size_t *len)
+/* the guard's refusals per (tuple, cgroup, reason), most first, from the denials map */
+int guard_denials_read(int denials_fd, struct denial **out, size_t *len)
 {
-	struct fail_key *keys = NULL;
-	struct fail_val *vals = NULL;
+	struct denial_key *keys = NULL;
+	__u64 *vals = NULL;
 	struct denial *d;
-	size_t n = 0, m = 0;
+	size_t n = 0;
 	int err;
 
-	err = map_read_all(failures_fd, sizeof(*keys), sizeof(*vals), (void **)&keys,
-			   (void **)&vals, &n);
+	err = map_read_all(denials_fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals,
+			   &n);
 	if (err)
 		return err;
 	d = calloc(n + 1, sizeof(*d));
@@ -167,24 +167,14 @@ int guard_denials_read(int failures_fd, struct denial **out, size_t *len)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		size_t j;
-
-		if (keys[i].kind != DENY_USAGE && keys[i].kind != DENY_QUOTA)
-			continue;
-		for (j = 0; j < m; j++)
-			if (!memcmp(&d[j].tuple, &keys[i].tuple, sizeof(d[j].tuple)) &&
-			    d[j].cgroup_id == vals[i].cgroup_id && d[j].kind == keys[i].kind)
-				break;
-		if (j == m) {
-			d[m].tuple = keys[i].tuple;
-			d[m].cgroup_id = vals[i].cgroup_id;
-			d[m++].kind = keys[i].kind;
-		}
-		d[j].count += vals[i].count;
+		d[i].tuple = keys[i].tuple;
+		d[i].cgroup_id = keys[i].cgroup_id;
+		d[i].kind = keys[i].kind;
+		d[i].count = vals[i];
 	}
-	qsort(d, m, sizeof(*d), denial_cmp);
+	qsort(d, n, sizeof(*d), denial_cmp);
 	*out = d;
-	*len = m;
+	*len = n;
 out:
 	free(keys);
 	free(vals);

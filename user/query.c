@@ -293,7 +293,7 @@ int cmd_query(int argc, char **argv)
 	struct ns_list nl = { 0 };
 	struct agent_stats st = { 0 };
 	int tuples_fd = -1, stats_fd = -1, sockets_fd = -1, ports_fd = -1, local_tw_fd = -1;
-	int info_fd = -1, failures_fd = -1, ret = 1, err;
+	int info_fd = -1, denials_fd = -1, ret = 1, err;
 	struct guard_view guard = { 0 };
 	pid_t agent;
 
@@ -313,7 +313,7 @@ int cmd_query(int argc, char **argv)
 	if (open_pinned("tuples", &tuples_fd) || open_pinned("stats", &stats_fd) ||
 	    open_pinned("sockets", &sockets_fd) || open_pinned("ports", &ports_fd) ||
 	    open_pinned("local_tw", &local_tw_fd) || open_pinned("netns_info", &info_fd) ||
-	    open_pinned("failures", &failures_fd))
+	    open_pinned("denials", &denials_fd))
 		goto cleanup;
 
 	st.max_tuples = map_max_entries(tuples_fd);
@@ -335,7 +335,7 @@ int cmd_query(int argc, char **argv)
 	if (!err && guard_info_read(&guard.info))
 		guard.info.mode = GUARD_OFF;
 	if (!err)
-		err = guard_denials_read(failures_fd, &guard.denials, &guard.ndenials);
+		err = guard_denials_read(denials_fd, &guard.denials, &guard.ndenials);
 	if (err) {
 		eph_err("cannot read the agent's maps: %s", strerror(-err));
 		goto cleanup;
@@ -353,8 +353,8 @@ int cmd_query(int argc, char **argv)
 	ret = 0;
 cleanup:
 	free(guard.denials);
-	if (failures_fd >= 0)
-		close(failures_fd);
+	if (denials_fd >= 0)
+		close(denials_fd);
 	ns_list_free(&nl);
 	tuple_list_free(&all);
 	tuple_list_free(&list);
