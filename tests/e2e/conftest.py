@@ -270,6 +270,29 @@ def make_peer():
         p.stop()
 
 
+def cgroup2_mount():
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified), or None."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ")
+            if right.split()[0] == "cgroup2":
+                return left.split()[4]
+    return None
+
+
+def remove_cgroups(mount, dirs):
+    """Remove cgroups made by a test, deepest first, moving what is left inside to the root."""
+    for d in dirs:
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                for pid in f.read().split():
+                    with open(os.path.join(mount, "cgroup.procs"), "w") as top:
+                        top.write(pid)
+        except OSError:
+            pass
+        os.rmdir(d)
+
+
 SCHEMA = os.path.join(ROOT, "docs", "events.schema.json")
 
 

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import EPHPORT, check_lines, eventually
+from conftest import EPHPORT, cgroup2_mount, check_lines, eventually, remove_cgroups
 
 F_SETPIPE_SZ = 1031
 
@@ -154,15 +154,6 @@ def test_bind_port_zero_exhaustion(make_netns, make_peer, make_agent):
     assert not failed_events(agent, ns, pid)  # no connect_failed for it
 
 
-def cgroup2_mount():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, right = line.split(" - ")
-            if right.split()[0] == "cgroup2":
-                return left.split()[4]
-    return None
-
-
 @pytest.fixture
 def pod_cgroup():
     """A cgroup named like a Kubernetes pod's container (systemd driver, containerd)."""
@@ -180,16 +171,7 @@ def pod_cgroup():
     try:
         yield dirs[-1], "/" + "/".join(rel), pod, cid
     finally:
-        for d in reversed(dirs):
-            # processes still inside go back to the root first
-            try:
-                with open(os.path.join(d, "cgroup.procs")) as f:
-                    for p in f.read().split():
-                        with open(os.path.join(mount, "cgroup.procs"), "w") as root:
-                            root.write(p)
-            except OSError:
-                pass
-            os.rmdir(d)
+        remove_cgroups(mount, reversed(dirs))
 
 
 def test_pod_attribution(make_netns, make_peer, make_agent, pod_cgroup):

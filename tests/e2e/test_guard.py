@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from conftest import EPHPORT, eventually, query, run
-from test_alerts import cgroup2_mount, first, peer_pid
+from conftest import EPHPORT, cgroup2_mount, eventually, query, remove_cgroups, run
+from test_alerts import first, peer_pid
 
 PORT = 8080
 
@@ -30,15 +30,7 @@ def cgroups():
     try:
         yield dirs
     finally:
-        for d in (dirs["apps"], dirs["other"], dirs["exempt"], root):
-            try:
-                with open(os.path.join(d, "cgroup.procs")) as f:
-                    for p in f.read().split():
-                        with open(os.path.join(mount, "cgroup.procs"), "w") as top:
-                            top.write(p)
-            except OSError:
-                pass
-            os.rmdir(d)
+        remove_cgroups(mount, [dirs["apps"], dirs["other"], dirs["exempt"], root])
 
 
 def client(make_peer, ns, cgroup):

@@ -90,7 +90,9 @@ Test(level, straight_to_ok_from_exhausted_when_empty)
 static void fill(struct series *s, int n, __u64 step, __s64 usage0, __s64 du, __u64 dc)
 {
 	for (int i = 0; i < n; i++) {
-		struct sample x = { .t_ns = i * step, .usage = usage0 + i * du, .connects = i * dc };
+		struct sample x = { .t_ns = i * step,
+				    .usage = usage0 + i * du,
+				    .connects = i * dc };
 
 		series_add(s, &x);
 	}
@@ -165,8 +167,12 @@ static const struct hint *find(const struct hint *h, size_t n, const char *id)
 Test(hints, time_wait_with_short_lived_connections)
 {
 	struct tuple t = busy(100, 26000, 0);
-	struct hint_input in = { .t = &t, .port_range = 32768 | 60999u << 16, .tw_reuse = 2,
-				 .connects_per_s = 433.0, .sources = 1, .destinations = 1 };
+	struct hint_input in = { .t = &t,
+				 .port_range = 32768 | 60999u << 16,
+				 .tw_reuse = 2,
+				 .connects_per_s = 433.0,
+				 .sources = 1,
+				 .destinations = 1 };
 	struct hint h[MAX_HINTS];
 	size_t n = hints_build(&in, h, MAX_HINTS);
 
@@ -184,8 +190,12 @@ Test(hints, time_wait_with_short_lived_connections)
 Test(hints, bind_before_connect_comes_first)
 {
 	struct tuple t = busy(900, 10, 40);
-	struct hint_input in = { .t = &t, .port_range = 1024 | 65535u << 16, .tw_reuse = 1,
-				 .connects_per_s = NAN, .bound_recent = 12, .sources = 3,
+	struct hint_input in = { .t = &t,
+				 .port_range = 1024 | 65535u << 16,
+				 .tw_reuse = 1,
+				 .connects_per_s = NAN,
+				 .bound_recent = 12,
+				 .sources = 3,
 				 .destinations = 4 };
 	struct hint h[MAX_HINTS];
 	size_t n = hints_build(&in, h, MAX_HINTS);
@@ -199,8 +209,12 @@ Test(hints, bind_before_connect_comes_first)
 Test(hints, nothing_specific_still_says_why)
 {
 	struct tuple t = busy(25000, 10, 0);
-	struct hint_input in = { .t = &t, .port_range = 1024 | 65535u << 16, .tw_reuse = 1,
-				 .connects_per_s = 2.0, .sources = 2, .destinations = 3 };
+	struct hint_input in = { .t = &t,
+				 .port_range = 1024 | 65535u << 16,
+				 .tw_reuse = 1,
+				 .connects_per_s = 2.0,
+				 .sources = 2,
+				 .destinations = 3 };
 	struct hint h[MAX_HINTS];
 
 	cr_assert_eq(hints_build(&in, h, MAX_HINTS), 1);
@@ -212,8 +226,12 @@ Test(hints, nothing_specific_still_says_why)
 Test(hints, tw_reuse_already_on_is_not_advised)
 {
 	struct tuple t = busy(10, 5000, 0);
-	struct hint_input in = { .t = &t, .port_range = 1024 | 65535u << 16, .tw_reuse = 1,
-				 .connects_per_s = NAN, .sources = 2, .destinations = 2 };
+	struct hint_input in = { .t = &t,
+				 .port_range = 1024 | 65535u << 16,
+				 .tw_reuse = 1,
+				 .connects_per_s = NAN,
+				 .sources = 2,
+				 .destinations = 2 };
 	struct hint h[MAX_HINTS];
 
 	hints_build(&in, h, MAX_HINTS);
