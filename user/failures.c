@@ -188,11 +188,11 @@ static void failure_emit(struct failures *f, struct failing *e, const struct fai
 		report_emit(f->report, NULL);
 	} else {
 		report_emit(f->report, ev);
+		f->lines++;
 	}
 	/* counted as reported either way: a line lost is in lines_dropped, not sent twice */
 	e->reported = v->count;
 	e->line_ns = now;
-	f->lines++;
 }
 
 /* one entry of the map, read at now; final: the agent stops, report what is left */

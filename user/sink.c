@@ -32,8 +32,7 @@ struct sink {
 	bool stop, reopen, started;
 	int fd;
 	char *path; /* NULL: standard output */
-	_Atomic __u64 dropped, written;
-	_Atomic int error; /* the latest write or reopen error, 0 after a success */
+	_Atomic __u64 dropped;
 };
 
 static int open_path(const char *path)
@@ -58,18 +57,13 @@ static void write_batch(struct sink *s, struct line *l)
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0) {
-				atomic_store(&s->error, n < 0 ? errno : EIO);
 				failed = true;
 				break;
 			}
 			off += n;
 		}
-		if (failed || off < l->len) {
+		if (failed || off < l->len)
 			atomic_fetch_add(&s->dropped, 1);
-		} else {
-			atomic_fetch_add(&s->written, 1);
-			atomic_store(&s->error, 0);
-		}
 		free(l);
 		l = next;
 	}
@@ -103,7 +97,8 @@ static void *writer_main(void *arg)
 				close(s->fd);
 				s->fd = fd;
 			} else {
-				atomic_store(&s->error, -fd);
+				eph_err("cannot open %s again, writing on to the old file: %s",
+					s->path, strerror(-fd));
 			}
 		}
 		write_batch(s, batch);
@@ -185,16 +180,6 @@ void sink_reopen(struct sink *s)
 __u64 sink_dropped(const struct sink *s)
 {
 	return atomic_load(&((struct sink *)s)->dropped);
-}
-
-__u64 sink_written(const struct sink *s)
-{
-	return atomic_load(&((struct sink *)s)->written);
-}
-
-int sink_error(const struct sink *s)
-{
-	return atomic_load(&((struct sink *)s)->error);
 }
 
 /*

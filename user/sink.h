@@ -15,8 +15,6 @@ int sink_put(struct sink *s, const char *text);
 /* open the file again at its path, for logrotate (SIGHUP) */
 void sink_reopen(struct sink *s);
 __u64 sink_dropped(const struct sink *s);
-__u64 sink_written(const struct sink *s);
-int sink_error(const struct sink *s);
 void sink_close(struct sink *s, int timeout_ms);
 
 #endif /* EPHPORT_SINK_H */
