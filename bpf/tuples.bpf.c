@@ -43,6 +43,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u64 tw_timer_fn = 0;
 /* set by the agent before each walk; entries a walk did not see are gone */
 __u32 walk_gen = 0;
+/* CLOCK_MONOTONIC as the agent last read it, twice a second: when connects happen */
+__u64 agent_clock_ns = 0;
 
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
@@ -68,6 +70,15 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sock_val);
 } sockets SEC(".maps");
+
+/*
+ * How many "sockets" entries hash to each slot. Most state changes are of
+ * sockets ephport does not track (accepted ones); a zero here says so without a
+ * lookup in "sockets", whose buckets are too many to stay in the CPU's caches.
+ * A slot is raised before its entry is made and lowered after it is deleted.
+ */
+#define SOCK_SLOTS 16384
+static __u32 sock_slots[SOCK_SLOTS];
 
 /* every TIME_WAIT socket of the host, by its 4-tuple */
 struct {
@@ -155,15 +166,15 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } notices SEC(".maps");
 
-/* a thread's connect() or bind() under way: its arguments, and what the port search saw */
+/*
+ * What a thread's failed port search saw, kept until its connect() returns:
+ * the tuple and its counts at that moment.
+ */
 struct call {
-	__u64 uaddr; /* the sockaddr argument */
-	__s32 fd;
-	__u32 addrlen;
-	__u8 op;	/* FAIL_CONNECT or FAIL_BIND: the syscall under way */
-	__u8 has_tuple; /* connect()'s port search failed for this tuple */
+	__u64 sk;	/* the socket: the syscall's fd must lead to it */
+	__u8 has_tuple; /* set by the port search, cleared by the syscall's exit */
 	__u8 tw_reuse;
-	__u8 pad;
+	__u8 pad[6];
 	__s32 in_use;
 	__s32 time_wait;
 	__s32 time_wait_ts;
@@ -485,15 +496,42 @@ static __always_inline struct tuple_val *sock_uncount(const struct sock_val *sv)
 	return val;
 }
 
+static __always_inline __u32 *sock_slot(__u64 skaddr)
+{
+	__u32 lo, i;
+
+	/* a 32-bit move makes a number of the pointer, as far as the verifier goes */
+	asm volatile("%0 = %1" : "=w"(lo) : "w"((__u32)skaddr));
+	/* sockets are cache-line aligned: a multiplicative hash of the rest */
+	i = ((lo >> 6) * 2654435761u) >> (32 - 14);
+	return &sock_slots[i & (SOCK_SLOTS - 1)];
+}
+
+static __always_inline struct sock_val *sock_tracked(__u64 skaddr)
+{
+	if (!*sock_slot(skaddr))
+		return NULL;
+	return bpf_map_lookup_elem(&sockets, &skaddr);
+}
+
+/* whoever deletes the entry takes its counts back: exactly once */
+static __always_inline bool sock_untrack(__u64 skaddr)
+{
+	if (bpf_map_delete_elem(&sockets, &skaddr))
+		return false;
+	__sync_fetch_and_add(sock_slot(skaddr), -1);
+	return true;
+}
+
 /* an entry already at this address is a socket whose CLOSE we missed */
 static __always_inline void forget_stale(__u64 skaddr)
 {
-	struct sock_val *stale = bpf_map_lookup_elem(&sockets, &skaddr);
+	struct sock_val *stale = sock_tracked(skaddr);
 
 	if (!stale)
 		return;
 	stat_inc(EPH_STAT_STALE_SOCKETS);
-	if (!bpf_map_delete_elem(&sockets, &skaddr))
+	if (sock_untrack(skaddr))
 		sock_uncount(stale);
 }
 
@@ -503,11 +541,17 @@ static __always_inline void forget_stale(__u64 skaddr)
  */
 static __always_inline bool sock_track(__u64 skaddr, const struct sock_val *sv)
 {
-	int err = bpf_map_update_elem(&sockets, &skaddr, sv, BPF_NOEXIST);
+	__u32 *slot = sock_slot(skaddr);
+	int err;
 
+	__sync_fetch_and_add(slot, 1);
+	err = bpf_map_update_elem(&sockets, &skaddr, sv, BPF_NOEXIST);
+	if (!err)
+		return true;
+	__sync_fetch_and_add(slot, -1);
 	if (err == -E2BIG)
 		stat_inc(EPH_STAT_SOCKETS_FULL);
-	return !err;
+	return false;
 }
 
 static __always_inline void listener_track(const struct sock *sk, __u64 skaddr)
@@ -573,6 +617,9 @@ static __always_inline void active_track(const struct sock *sk, __u64 skaddr, __
 	const struct net *net = sk->__sk_common.skc_net.net;
 	struct sock_val sv = { .state = state, .kind = SOCK_ACTIVE, .bound = bound };
 	struct tuple_val *val;
+	__u32 range;
+	__u64 now;
+	__u8 reuse;
 
 	if (guard_quota)
 		sv.cgroup_id = sock_cgroup_id(sk);
@@ -585,10 +632,20 @@ static __always_inline void active_track(const struct sock *sk, __u64 skaddr, __
 	sv.lport = sk->__sk_common.skc_num;
 	if (state == EPH_TCP_SYN_SENT) {
 		__sync_fetch_and_add(&val->connects, 1);
-		/* lets user space forget tuples that went idle; a tuple only wakes up here */
-		val->last_connect_ns = bpf_ktime_get_ns();
-		val->port_range = port_range_of(net);
-		val->tw_reuse = net->ipv4.sysctl_tcp_tw_reuse;
+		/*
+		 * Written only when they change, so that CPUs opening connections to
+		 * one tuple share its cache line. The agent's clock costs no clock
+		 * read, and idle expiry counts in seconds.
+		 */
+		now = agent_clock_ns;
+		if (val->last_connect_ns != now)
+			val->last_connect_ns = now;
+		range = port_range_of(net);
+		if (val->port_range != range)
+			val->port_range = range;
+		reuse = net->ipv4.sysctl_tcp_tw_reuse;
+		if (val->tw_reuse != reuse)
+			val->tw_reuse = reuse;
 		if (bound)
 			__sync_fetch_and_add(&val->bound_connects, 1);
 		if (live && tuple_watched(val))
@@ -626,14 +683,18 @@ static __always_inline bool connect_got_no_port(const struct sock *sk, int oldst
  * connect()'s port search failed: the thread's syscall exit reports it, with the
  * tuple and its counts as they were at this moment.
  */
-static __always_inline void port_search_failed(const struct tuple_key *key, struct tuple_val *val)
+static __always_inline void port_search_failed(const struct sock *sk, const struct tuple_key *key,
+					       struct tuple_val *val)
 {
-	struct call *c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
+	struct call *c;
 
 	__sync_fetch_and_add(&val->failed_connects, 1);
-	if (!c || c->op != FAIL_CONNECT)
-		return; /* not a connect() syscall (io_uring, in-kernel): counted in the tuple only
-			 */
+	/* a connect() from io_uring or the kernel leaves it unread: counted in the tuple only */
+	c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!c)
+		return;
+	c->sk = (__u64)sk;
 	c->has_tuple = 1;
 	__builtin_memcpy(&c->tuple, key, sizeof(*key));
 	c->in_use = tuple_live(val);
@@ -709,12 +770,14 @@ static __always_inline void untracked_close(const struct sock *sk)
 static __always_inline void tracked_change(const struct sock *sk, __u64 skaddr, int oldstate,
 					   int newstate)
 {
-	bool no_port = connect_got_no_port(sk, oldstate, newstate);
+	struct sock_val *sv = sock_tracked(skaddr);
 	struct tuple_val *val;
-	struct sock_val *sv;
 	struct tw_key k;
+	bool no_port;
 
-	sv = bpf_map_lookup_elem(&sockets, &skaddr);
+	if (!sv && newstate != EPH_TCP_CLOSE)
+		return; /* an accepted socket: the usual case of an untracked one */
+	no_port = connect_got_no_port(sk, oldstate, newstate);
 	if (!sv) {
 		struct tuple_key key;
 
@@ -723,19 +786,18 @@ static __always_inline void tracked_change(const struct sock *sk, __u64 skaddr, 
 		/* not tracked (the socket map was full): still count the failure */
 		else if (no_port && tuple_key_of(sk, &key) &&
 			 (val = bpf_map_lookup_elem(&tuples, &key)))
-			port_search_failed(&key, val);
+			port_search_failed(sk, &key, val);
 		return;
 	}
 	if (newstate == EPH_TCP_CLOSE) {
-		/* whoever deletes the entry takes its counts back: exactly once */
-		if (bpf_map_delete_elem(&sockets, &skaddr))
+		if (!sock_untrack(skaddr))
 			return;
 		/* one tuple lookup serves the close, the failure and the TIME_WAIT socket */
 		val = sock_uncount(sv);
 		if (!val)
 			return;
 		if (no_port)
-			port_search_failed(&sv->key, val);
+			port_search_failed(sk, &sv->key, val);
 		if (may_leave_timewait(oldstate, newstate) && sv->lport) {
 			__builtin_memcpy(&k, &sv->key, sizeof(sv->key));
 			k.sport = sv->lport;
@@ -762,6 +824,14 @@ int BPF_PROG(tuples_set_state, const struct sock *sk, int oldstate, int newstate
 {
 	__u64 skaddr = (__u64)sk;
 
+	/*
+	 * A listener's new child, and its handshake done: the commonest events of a
+	 * server, never ours. (An active open reaches SYN_RECV only by a
+	 * simultaneous open; it stays counted as SYN_RECV until its next change.)
+	 */
+	if (newstate == EPH_TCP_SYN_RECV ||
+	    (oldstate == EPH_TCP_SYN_RECV && newstate == EPH_TCP_ESTABLISHED))
+		return 0;
 	if (oldstate == EPH_TCP_CLOSE && newstate == EPH_TCP_SYN_SENT) {
 		forget_stale(skaddr);
 		/* the port is picked after this event unless bind() already took one */
@@ -929,6 +999,7 @@ int walk(struct bpf_iter__tcp *ctx)
 			walk_timewait(tw);
 		break;
 	case TCP_NEW_SYN_RECV:
+	case EPH_TCP_CLOSE: /* closed after the walk took it: holds no port now */
 		break;
 	case EPH_TCP_LISTEN:
 		tp = bpf_skc_to_tcp_sock(skc);
@@ -967,31 +1038,20 @@ int tw_forget(struct tw_forget_args *args)
  * counts stay exact when notices are lost.
  */
 
-static __always_inline void call_enter(struct syscall_trace_enter *ctx, __u8 op)
+/* a syscall's first three arguments, from the registers it saved on entry */
+struct sys_args {
+	__u64 fd;
+	__u64 uaddr;
+	__u64 addrlen;
+};
+
+static __always_inline void sys_args_of_current(struct sys_args *a)
 {
-	struct call *c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0,
-					      BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 
-	if (!c)
-		return;
-	c->op = op;
-	c->has_tuple = 0;
-	c->fd = ctx->args[0];
-	c->uaddr = ctx->args[1];
-	c->addrlen = ctx->args[2];
-}
-
-static __always_inline struct call *call_exit(struct syscall_trace_exit *ctx, long err, __u8 op)
-{
-	struct call *c;
-
-	if (ctx->ret != -err)
-		return NULL;
-	c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
-	if (!c || c->op != op)
-		return NULL;
-	c->op = 0;
-	return c;
+	a->fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	a->uaddr = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	a->addrlen = PT_REGS_PARM3_CORE_SYSCALL(regs);
 }
 
 /* the socket behind a file descriptor of the current process, or NULL */
@@ -1015,14 +1075,14 @@ static __always_inline const struct sock *sock_of_fd(int fd)
 }
 
 /* the address of a connect() or bind() call, into key (zeroed); its port in *port */
-static __always_inline bool call_sockaddr(const struct call *c, struct tuple_key *key, bool dst,
+static __always_inline bool call_sockaddr(const struct sys_args *a, struct tuple_key *key, bool dst,
 					  __u16 *port)
 {
 	struct sockaddr_in6 sa = {};
 	__u8 *addr = dst ? key->daddr : key->saddr;
 
-	if (c->addrlen < sizeof(struct sockaddr_in) ||
-	    bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), (void *)c->uaddr))
+	if (a->addrlen < sizeof(struct sockaddr_in) ||
+	    bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), (void *)a->uaddr))
 		return false;
 	*port = bpf_ntohs(sa.sin6_port);
 	if (sa.sin6_family == AF_INET) {
@@ -1030,8 +1090,8 @@ static __always_inline bool call_sockaddr(const struct call *c, struct tuple_key
 		__builtin_memcpy(addr, &((struct sockaddr_in *)&sa)->sin_addr, 4);
 		return true;
 	}
-	if (sa.sin6_family != AF_INET6 || c->addrlen < sizeof(sa) ||
-	    bpf_probe_read_user(&sa, sizeof(sa), (void *)c->uaddr))
+	if (sa.sin6_family != AF_INET6 || a->addrlen < sizeof(sa) ||
+	    bpf_probe_read_user(&sa, sizeof(sa), (void *)a->uaddr))
 		return false;
 	if (ipv6_is_v4mapped(&sa.sin6_addr)) {
 		key->family = AF_INET;
@@ -1097,49 +1157,45 @@ static __always_inline void fail_count(const struct fail_key *k, const struct ca
 		notify(k);
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int connect_enter(struct syscall_trace_enter *ctx)
-{
-	call_enter(ctx, FAIL_CONNECT);
-	return 0;
-}
-
+/*
+ * Only the exits are traced: a failing call finds its arguments in the
+ * registers its thread saved on entry (64-bit system calls; a 32-bit process's
+ * failures without a port search are not attributed).
+ */
 SEC("tracepoint/syscalls/sys_exit_connect")
 int connect_exit(struct syscall_trace_exit *ctx)
 {
 	struct fail_key k = { .kind = FAIL_CONNECT, .protocol = IPPROTO_TCP };
+	struct call *c, none = {};
 	const struct sock *sk;
-	struct call *c;
+	struct sys_args a;
 	__u16 port;
 
-	c = call_exit(ctx, EADDRNOTAVAIL, FAIL_CONNECT);
-	if (!c)
+	if (ctx->ret != -EADDRNOTAVAIL)
+		return 0;
+	sys_args_of_current(&a);
+	sk = sock_of_fd(a.fd);
+	if (!sk || sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
-	if (c->has_tuple) {
+	c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
+	if (c && c->has_tuple && c->sk == (__u64)sk) {
 		/* the usual case: the port search for this tuple found nothing */
 		__builtin_memcpy(&k.tuple, &c->tuple, sizeof(k.tuple));
-	} else {
-		/* it failed before a port search (no source address...): what the call said */
-		sk = sock_of_fd(c->fd);
-		if (!sk || sk->sk_protocol != IPPROTO_TCP ||
-		    !call_sockaddr(c, &k.tuple, true, &port))
-			return 0;
-		k.tuple.dport = port;
-		k.tuple.netns = sk->__sk_common.skc_net.net->ns.inum;
-		if (k.tuple.family == AF_INET)
-			__builtin_memcpy(k.tuple.saddr, &sk->__sk_common.skc_rcv_saddr, 4);
-		else
-			__builtin_memcpy(k.tuple.saddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		fail_count(&k, c);
+		c->has_tuple = 0;
+		return 0;
 	}
-	fail_count(&k, c);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_bind")
-int bind_enter(struct syscall_trace_enter *ctx)
-{
-	call_enter(ctx, FAIL_BIND);
+	/* it failed before a port search (no source address...): what the call said */
+	if (!call_sockaddr(&a, &k.tuple, true, &port))
+		return 0;
+	k.tuple.dport = port;
+	k.tuple.netns = sk->__sk_common.skc_net.net->ns.inum;
+	if (k.tuple.family == AF_INET)
+		__builtin_memcpy(k.tuple.saddr, &sk->__sk_common.skc_rcv_saddr, 4);
+	else
+		__builtin_memcpy(k.tuple.saddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+	fail_count(&k, &none);
 	return 0;
 }
 
@@ -1149,20 +1205,21 @@ int bind_exit(struct syscall_trace_exit *ctx)
 {
 	struct fail_key k = { .kind = FAIL_BIND };
 	const struct sock *sk;
-	struct call *c;
+	struct call none = {};
+	struct sys_args a;
 	__u16 port;
 
-	c = call_exit(ctx, EADDRINUSE, FAIL_BIND);
-	if (!c)
+	if (ctx->ret != -EADDRINUSE)
 		return 0;
-	sk = sock_of_fd(c->fd);
+	sys_args_of_current(&a);
+	sk = sock_of_fd(a.fd);
 	if (!sk || (sk->sk_protocol != IPPROTO_TCP && sk->sk_protocol != IPPROTO_UDP) ||
-	    !call_sockaddr(c, &k.tuple, false, &port) || port)
+	    !call_sockaddr(&a, &k.tuple, false, &port) || port)
 		return 0;
 	k.protocol = sk->sk_protocol;
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
 	k.tuple.netns = sk->__sk_common.skc_net.net->ns.inum;
-	fail_count(&k, c);
+	fail_count(&k, &none);
 	return 0;
 }
 

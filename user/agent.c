@@ -269,6 +269,14 @@ static int tw_timer_handler_addr(__u64 *addr)
 	return ret || !*addr ? -1 : 0;
 }
 
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* the clock of bpf_ktime_get_ns() */
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
 static int load_bpf(struct agent *a)
 {
 	int err;
@@ -306,6 +314,7 @@ static int load_bpf(struct agent *a)
 			strerror(-err));
 	if (err)
 		return -1;
+	a->skel->bss->agent_clock_ns = now_ns();
 	err = tuples_bpf__attach(a->skel);
 	if (err) {
 		eph_err("cannot attach to the tracepoints sock/inet_sock_set_state and "
@@ -338,14 +347,6 @@ static int walk_here(struct agent *a)
 	close(fd);
 	a->walks++;
 	return n < 0 ? -errno : 0;
-}
-
-static __u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* the clock of bpf_ktime_get_ns() */
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 /*
@@ -573,8 +574,7 @@ static int prog_stats_to_json(struct agent *a, cJSON *ev)
 {
 	const struct bpf_program *progs[] = {
 		a->skel->progs.tuples_set_state, a->skel->progs.tw_timer_start,
-		a->skel->progs.tw_timer_cancel,	 a->skel->progs.connect_enter,
-		a->skel->progs.connect_exit,	 a->skel->progs.bind_enter,
+		a->skel->progs.tw_timer_cancel,	 a->skel->progs.connect_exit,
 		a->skel->progs.bind_exit,
 	};
 	__u64 missed = 0, cnt = 0, ns = 0;
@@ -896,6 +896,7 @@ static int check(struct agent *a)
 		return err;
 	a->checks++;
 	a->last_check = now;
+	a->skel->bss->agent_clock_ns = now;
 	a->check_now = false;
 	/* failures first: they tell the pressure check which tuples are failing */
 	failures_drain(a->failures, &a->latest_ns, &a->latest, now, false);

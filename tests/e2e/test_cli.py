@@ -20,7 +20,7 @@ def ephport(*args, pre=()):
 
 # every program the agent loads
 PROG_NAMES = {"tuples_set_state", "tw_timer_start", "tw_timer_cancel", "walk", "tw_forget",
-              "connect_enter", "connect_exit", "bind_enter", "bind_exit"}
+              "connect_exit", "bind_exit"}
 
 
 def ephport_progs():
