@@ -21,6 +21,7 @@
 
 #include "ephport.h"
 #include "cgroup.h"
+#include "cost.h"
 #include "failures.h"
 #include "guard.h"
 #include "netns.h"
@@ -108,6 +109,7 @@ struct agent {
 	struct report report;
 	struct pressure *pressure;
 	struct failures *failures;
+	struct cost cost;
 	struct ring_buffer *notices;
 	struct bpf_link *guard4, *guard6;
 	struct guard_info guard;
@@ -564,36 +566,6 @@ static size_t expire_idle(struct agent *a, const struct tuple_list *l)
 	return expired;
 }
 
-/*
- * The programs' own cost, and the events the kernel skipped because a program was
- * already running on that CPU (state counts heal on the socket's next change;
- * TIME_WAIT counts at the next repair). run_time_ns and run_cnt stay 0 unless
- * sysctl kernel.bpf_stats_enabled=1.
- */
-static int prog_stats_to_json(struct agent *a, cJSON *ev)
-{
-	const struct bpf_program *progs[] = {
-		a->skel->progs.tuples_set_state, a->skel->progs.tw_timer_start,
-		a->skel->progs.tw_timer_cancel,	 a->skel->progs.connect_exit,
-		a->skel->progs.bind_exit,
-	};
-	__u64 missed = 0, cnt = 0, ns = 0;
-
-	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
-		struct bpf_prog_info info = { 0 };
-		__u32 len = sizeof(info);
-
-		if (bpf_obj_get_info_by_fd(bpf_program__fd(progs[i]), &info, &len))
-			return 0; /* leave the fields out rather than print wrong ones */
-		missed += info.recursion_misses;
-		cnt += info.run_cnt;
-		ns += info.run_time_ns;
-	}
-	return !cJSON_AddNumberToObject(ev, "events_missed", missed) ||
-	       !cJSON_AddNumberToObject(ev, "bpf_run_cnt", cnt) ||
-	       !cJSON_AddNumberToObject(ev, "bpf_run_time_ns", ns);
-}
-
 static bool port_val_zero(const void *v)
 {
 	const struct port_val *p = v;
@@ -705,7 +677,7 @@ static int snapshot(struct agent *a)
 		   !cJSON_AddNumberToObject(ev, "walks", a->walks) ||
 		   !cJSON_AddNumberToObject(ev, "time_wait_repairs", a->tw_repairs) ||
 		   !cJSON_AddNumberToObject(ev, "time_wait_repaired", a->tw_repaired) ||
-		   prog_stats_to_json(a, ev))) {
+		   cost_to_json(&a->cost, list.seen - expired, a->opts.max_tuples, ev))) {
 		cJSON_Delete(ev);
 		ev = NULL;
 	}
@@ -1206,6 +1178,7 @@ int cmd_agent(int argc, char **argv)
 	if (netns_round(&a))
 		goto cleanup;
 	a.bootstrap_ms = (now_ns() - (a.started.tv_sec * 1000000000ull + a.started.tv_nsec)) / 1e6;
+	cost_init(&a.cost, a.skel);
 	emit_start(&a);
 	err = run_loop(&a);
 	/* failures counted since the last check, so that the counts add up */
@@ -1216,6 +1189,8 @@ int cmd_agent(int argc, char **argv)
 cleanup:
 	if (a.pinned)
 		unpin_all();
+	if (a.cost.skel)
+		cost_free(&a.cost);
 	ring_buffer__free(a.notices);
 	bpf_link__destroy(a.guard4);
 	bpf_link__destroy(a.guard6);

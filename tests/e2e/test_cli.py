@@ -277,3 +277,84 @@ def test_idle_tuples_expire_busy_ones_stay(make_agent, make_netns, make_peer):
 
 def assert_keys(ns, ports):
     assert {k[2] for k in query_tuples(ns)} == ports
+
+
+BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
+# the programs whose cost the stats line reports, without and with --guard
+COST_PROGS = {"tuples_set_state", "tw_timer_start", "tw_timer_cancel", "connect_exit", "bind_exit"}
+GUARD_PROGS = {"guard_connect4", "guard_connect6"}
+DATA_MAPS = {"tuples", "sockets", "timewait", "ports", "local_tw", "failures", "openers",
+             "denials", "cg_ports", "guard_dst", "notices"}
+
+
+def bpf_stats_value():
+    with open(BPF_STATS) as f:
+        return f.read().strip()
+
+
+def stats_after_connects(agent, make_netns, make_peer):
+    """The stats line of the first snapshot that saw five connects in a private namespace."""
+    ns = make_netns()
+    peer = make_peer(ns)
+    peer.cmd("listen 127.0.0.1 7000")
+    assert peer.connect("127.0.0.1", 7000, 5) == (5, 0, 0)
+    agent.wait_event("tuple", pred=lambda e: e["netns"] == ns.inode and e["connects"] == 5)
+    return agent.wait_event("stats")  # the same snapshot's: it follows its tuple lines
+
+
+@pytest.mark.parametrize("guard", [False, True], ids=["default", "guard"])
+def test_stats_show_the_agents_cost(make_agent, make_netns, make_peer, guard):
+    stats_before = bpf_stats_value()
+    # --audit: the guard's programs run on every connect, and refuse nothing
+    a = make_agent("--interval", "1", *(["--guard", "--audit"] if guard else []))
+    ev = stats_after_connects(a, make_netns, make_peer)
+    stats_now = bpf_stats_value()
+
+    assert ev["bpf_stats"] is (stats_now == "1")
+    progs = ev["programs"]
+    assert set(progs) == (COST_PROGS | GUARD_PROGS if guard else COST_PROGS)
+    for name, p in progs.items():
+        assert p["runs"] >= 0 and p["run_time_ns"] >= 0 and p["missed"] >= 0, name
+        if p["runs"]:
+            assert p["ns_per_run"] == pytest.approx(p["run_time_ns"] / p["runs"], abs=0.05)
+        else:
+            assert p["ns_per_run"] is None and p["run_time_ns"] == 0, name
+    # the kernel counts runs only while BPF statistics are on
+    if stats_before == stats_now == "1":
+        assert progs["tuples_set_state"]["runs"] > 0
+    # the flat sums are the sums over the same programs
+    assert ev["bpf_run_cnt"] == sum(p["runs"] for p in progs.values())
+    assert ev["bpf_run_time_ns"] == sum(p["run_time_ns"] for p in progs.values())
+    assert ev["events_missed"] == sum(p["missed"] for p in progs.values())
+
+    maps = ev["maps"]
+    assert set(maps) == DATA_MAPS
+    assert maps["tuples"]["max_entries"] == 65536 and maps["tuples"]["bytes"] > 0
+    assert maps["sockets"]["max_entries"] == 262144
+    assert maps["timewait"]["max_entries"] == 262144
+    assert all(m["bytes"] > 0 for m in maps.values())
+    assert ev["tuples"] >= 1 and ev["tuples_fill"] == round(ev["tuples"] / 65536, 4)
+
+    assert 0 <= ev["agent_cpu_percent"] <= 100 * os.cpu_count()
+    assert ev["agent_rss_kib"] > 0
+    assert ev["agent_peak_rss_kib"] >= ev["agent_rss_kib"]
+
+
+def test_stats_time_the_programs_with_bpf_stats_on(make_agent, make_netns, make_peer):
+    saved = bpf_stats_value()
+    try:
+        with open(BPF_STATS, "w") as f:
+            f.write("1")
+        a = make_agent("--interval", "1")
+        ev = stats_after_connects(a, make_netns, make_peer)
+    finally:
+        with open(BPF_STATS, "w") as f:
+            f.write(saved)
+    assert ev["bpf_stats"] is True
+    p = ev["programs"]["tuples_set_state"]
+    # five connects and their servers' sides: at least ten state changes
+    assert p["runs"] >= 10
+    assert p["run_time_ns"] > 0 and p["ns_per_run"] > 0
+    assert p["ns_per_run"] == pytest.approx(p["run_time_ns"] / p["runs"], abs=0.05)
+    assert ev["programs"]["connect_exit"]["runs"] >= 5
+    assert ev["bpf_run_time_ns"] >= p["run_time_ns"] > 0
