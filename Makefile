@@ -21,14 +21,18 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 # Debian 12 packages: to build and run, and in addition to test
 BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev \
 	libcjson-dev iproute2 mount
-TEST_DEPS := libcriterion-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux
+TEST_DEPS := libcriterion-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux \
+	libbpf-tools
+# bench/run: python3, and tcpstates from libbpf-tools as the peer
+BENCH_DEPS := python3 procps util-linux libbpf-tools
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o tuples.o capacity.o netns.o lock.o cgroup.o \
-	report.o sink.o pressure.o failures.o guard.o)
+	report.o sink.o pressure.o failures.o guard.o cost.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
+BENCH_BINS := $(OUT)/loadgen $(OUT)/floor
 
 ifeq ($(V),1)
 Q :=
@@ -41,7 +45,7 @@ endif
 .DELETE_ON_ERROR:
 # keep the .bpf.o and skeletons that pattern rules make on the way
 .SECONDARY:
-.PHONY: all deps test-deps mounts run test unit vmlinux format clean help
+.PHONY: all deps test-deps bench-deps mounts run test bench unit vmlinux format clean help
 
 all: $(OUT)/ephport
 	@: # a recipe, so a recursive make does not say "Nothing to be done"
@@ -50,6 +54,7 @@ help:
 	@echo "make            build $(OUT)/ephport"
 	@echo "make run        install build deps (apt), build, mount bpffs/tracefs, start the agent"
 	@echo "make test       install build and test deps (apt), build, run every test"
+	@echo "make bench      run the benchmark (bench/run; BENCH_ARGS='--rounds 9' ...)"
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
 	@echo "make format     clang-format the C sources"
 	@echo "V=1             show full commands"
@@ -69,6 +74,20 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 $(OUT)/%.o: user/%.c $(SKELS) | $(OUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# the benchmark's load generator and floor program
+$(OUT)/floor.bpf.o: bench/floor.bpf.c vmlinux/vmlinux.h | $(OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(LLVM_STRIP) -g $@
+
+$(OUT)/floor: bench/floor.c $(OUT)/floor.skel.h
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -lbpf -lelf -lz -o $@
+
+$(OUT)/loadgen: bench/loadgen.c | $(OUT)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -lpthread -lm -o $@
 
 $(OUT)/ephport: $(CMD_OBJS) $(LIB_OBJS)
 	$(call msg,LINK,$@)
@@ -102,6 +121,9 @@ deps:
 test-deps: deps
 	$(call apt_install,$(TEST_DEPS))
 
+bench-deps: deps
+	$(call apt_install,$(BENCH_DEPS))
+
 mounts:
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
@@ -113,9 +135,14 @@ run: deps
 	@exec $(OUT)/ephport agent $(ARGS)
 
 test: test-deps
-	@$(MAKE) --no-print-directory all $(OUT)/unit_tests
+	@$(MAKE) --no-print-directory all $(OUT)/unit_tests $(BENCH_BINS)
 	@$(MAKE) --no-print-directory mounts
 	@tests/run
+
+bench: bench-deps
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@$(MAKE) --no-print-directory mounts
+	@bench/run $(BENCH_ARGS)
 
 unit: $(OUT)/unit_tests
 	$(OUT)/unit_tests
@@ -124,7 +151,7 @@ vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
 
 format:
-	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c
+	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c bench/*.c
 
 clean:
 	rm -rf $(OUT)
