@@ -77,7 +77,8 @@ struct {
  * lookup in "sockets", whose buckets are too many to stay in the CPU's caches.
  * A slot is raised before its entry is made and lowered after it is deleted.
  */
-#define SOCK_SLOTS 16384
+#define SOCK_SLOT_BITS 14
+#define SOCK_SLOTS     (1 << SOCK_SLOT_BITS)
 static __u32 sock_slots[SOCK_SLOTS];
 
 /* every TIME_WAIT socket of the host, by its 4-tuple */
@@ -503,7 +504,7 @@ static __always_inline __u32 *sock_slot(__u64 skaddr)
 	/* a 32-bit move makes a number of the pointer, as far as the verifier goes */
 	asm volatile("%0 = %1" : "=w"(lo) : "w"((__u32)skaddr));
 	/* sockets are cache-line aligned: a multiplicative hash of the rest */
-	i = ((lo >> 6) * 2654435761u) >> (32 - 14);
+	i = ((lo >> 6) * 2654435761u) >> (32 - SOCK_SLOT_BITS);
 	return &sock_slots[i & (SOCK_SLOTS - 1)];
 }
 
@@ -827,7 +828,8 @@ int BPF_PROG(tuples_set_state, const struct sock *sk, int oldstate, int newstate
 	/*
 	 * A listener's new child, and its handshake done: the commonest events of a
 	 * server, never ours. (An active open reaches SYN_RECV only by a
-	 * simultaneous open; it stays counted as SYN_RECV until its next change.)
+	 * simultaneous open; it stays counted as SYN_SENT until it leaves
+	 * ESTABLISHED.)
 	 */
 	if (newstate == EPH_TCP_SYN_RECV ||
 	    (oldstate == EPH_TCP_SYN_RECV && newstate == EPH_TCP_ESTABLISHED))

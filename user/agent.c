@@ -271,14 +271,6 @@ static int tw_timer_handler_addr(__u64 *addr)
 	return ret || !*addr ? -1 : 0;
 }
 
-static __u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* the clock of bpf_ktime_get_ns() */
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 static int load_bpf(struct agent *a)
 {
 	int err;
@@ -316,7 +308,7 @@ static int load_bpf(struct agent *a)
 			strerror(-err));
 	if (err)
 		return -1;
-	a->skel->bss->agent_clock_ns = now_ns();
+	a->skel->bss->agent_clock_ns = mono_ns();
 	err = tuples_bpf__attach(a->skel);
 	if (err) {
 		eph_err("cannot attach to the tracepoints sock/inet_sock_set_state and "
@@ -391,7 +383,7 @@ static int netns_round(struct agent *a)
 		}
 		if (err)
 			continue;
-		ns->info.checked_ns = now_ns();
+		ns->info.checked_ns = mono_ns();
 		snprintf(ns->info.path, sizeof(ns->info.path), "%s",
 			 ns->home ? "/proc/self/ns/net" : ns->path);
 		bpf_map_update_elem(info_fd, &ns->inum, &ns->info, BPF_ANY);
@@ -411,7 +403,7 @@ static int tw_repair(struct agent *a, struct netns *ns)
 	int prog_fd = bpf_program__fd(a->skel->progs.tw_forget);
 	struct tw_key *keys = NULL;
 	struct tw_val *vals = NULL;
-	__u64 started = now_ns();
+	__u64 started = mono_ns();
 	size_t n = 0;
 	int err;
 
@@ -543,15 +535,13 @@ static size_t expire_idle(struct agent *a, const struct tuple_list *l)
 {
 	int fd = bpf_map__fd(a->skel->maps.tuples);
 	__u64 idle_ns = a->opts.tuple_idle * 1000000000ull;
-	struct timespec now;
 	struct tuple fresh;
 	size_t expired = 0;
 	__u64 now_ns;
 
 	if (!a->opts.tuple_idle)
 		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &now); /* the clock of bpf_ktime_get_ns() */
-	now_ns = now.tv_sec * 1000000000ull + now.tv_nsec;
+	now_ns = mono_ns();
 	for (size_t i = 0; i < l->len; i++) {
 		if (!tuple_idle(&l->items[i], now_ns, idle_ns))
 			continue;
@@ -698,7 +688,7 @@ static void emit_stop(struct agent *a, const char *reason)
 		   (stop_signal && !cJSON_AddStringToObject(ev, "signal", sig)) ||
 		   !cJSON_AddNumberToObject(
 			   ev, "uptime_s",
-			   (now_ns() - (a->started.tv_sec * 1000000000ull + a->started.tv_nsec)) /
+			   (mono_ns() - (a->started.tv_sec * 1000000000ull + a->started.tv_nsec)) /
 				   1000000000ull))) {
 		cJSON_Delete(ev);
 		ev = NULL;
@@ -718,7 +708,7 @@ static int on_notice(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*n) || n->type != NOTICE_FAILURE)
 		return 0;
-	failures_notice(a->failures, &n->key, &a->latest_ns, &a->latest, now_ns());
+	failures_notice(a->failures, &n->key, &a->latest_ns, &a->latest, mono_ns());
 	a->check_now = true;
 	return 0;
 }
@@ -858,7 +848,7 @@ static int watch_setup(struct agent *a)
 
 static int check(struct agent *a)
 {
-	__u64 now = now_ns();
+	__u64 now = mono_ns();
 	int err;
 
 	tuple_list_free(&a->latest);
@@ -891,7 +881,7 @@ static int check(struct agent *a)
 static int run_loop(struct agent *a)
 {
 	__u64 interval_ns = a->opts.interval * 1000000000ull;
-	__u64 next_snap = now_ns() + interval_ns, next_check = now_ns(), now;
+	__u64 next_snap = mono_ns() + interval_ns, next_check = mono_ns(), now;
 	int err;
 
 	while (!stop_signal) {
@@ -903,7 +893,7 @@ static int run_loop(struct agent *a)
 		}
 		if (a->check_now && a->last_check + CHECK_GAP_NS < wake)
 			wake = a->last_check + CHECK_GAP_NS;
-		now = now_ns();
+		now = mono_ns();
 		/* a signal ends the wait with -EINTR */
 		err = ring_buffer__poll(a->notices,
 					wake > now ? (wake - now + 999999) / 1000000 : 0);
@@ -913,7 +903,7 @@ static int run_loop(struct agent *a)
 		}
 		if (stop_signal)
 			break;
-		now = now_ns();
+		now = mono_ns();
 		if (now >= next_check || (a->check_now && now >= a->last_check + CHECK_GAP_NS)) {
 			if (check(a))
 				return -1;
@@ -1177,13 +1167,13 @@ int cmd_agent(int argc, char **argv)
 	/* after attaching: what the walk misses, the events catch */
 	if (netns_round(&a))
 		goto cleanup;
-	a.bootstrap_ms = (now_ns() - (a.started.tv_sec * 1000000000ull + a.started.tv_nsec)) / 1e6;
+	a.bootstrap_ms = (mono_ns() - (a.started.tv_sec * 1000000000ull + a.started.tv_nsec)) / 1e6;
 	cost_init(&a.cost, a.skel);
 	emit_start(&a);
 	err = run_loop(&a);
 	/* failures counted since the last check, so that the counts add up */
 	ring_buffer__consume(a.notices);
-	failures_drain(a.failures, &a.latest_ns, &a.latest, now_ns(), true);
+	failures_drain(a.failures, &a.latest_ns, &a.latest, mono_ns(), true);
 	emit_stop(&a, err ? "error" : "signal");
 	ret = err ? 1 : 0;
 cleanup:

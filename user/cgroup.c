@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ephport.h"
 #include "cgroup.h"
 
 #define CID_LEN 64
@@ -187,14 +188,6 @@ const char *cgroup_resolver_mount(const struct cgroup_resolver *r)
 	return r->mount;
 }
 
-static __u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
 /* ids are inode numbers handed out in sequence: their low bits spread well */
 static struct cache_ent *slot(struct cgroup_resolver *r, __u64 id)
 {
@@ -320,7 +313,7 @@ int cgroup_resolve(struct cgroup_resolver *r, __u64 id, pid_t pid, char *path, s
 	if (!id)
 		return -ENOENT; /* what bpf_get_current_cgroup_id() gives without cgroup2 */
 	e = slot(r, id);
-	now = now_ns();
+	now = mono_ns();
 	if (e->id == id && (e->path || now < e->expires)) {
 		r->stats.cached++;
 		return e->path ? copy_out(e->path, path, len) : -ENOENT;

@@ -86,14 +86,6 @@ static void proc_close(struct proc_file *f)
 	f->fd = -1;
 }
 
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 /* user and system time of every thread of the agent */
 static __u64 cpu_us(void)
 {

@@ -37,6 +37,7 @@ void eph_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *bad_option(char **argv, char buf[3]);
 const char *option_of_value(char **argv, int optind_now);
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+__u64 mono_ns(void);
 int format_rfc3339_ms(const struct timespec *ts, char *buf, size_t len);
 int json_print_line(cJSON *obj);
 int map_read_all(int fd, size_t ksz, size_t vsz, void **keys, void **vals, size_t *n);

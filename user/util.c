@@ -161,3 +161,12 @@ int map_read_all(int fd, size_t ksz, size_t vsz, void **keys_out, void **vals_ou
 	*n = len;
 	return 0;
 }
+
+/* CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns() */
+__u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
