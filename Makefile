@@ -15,13 +15,13 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/pp
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -Wall -Wextra -Werror
 CPPFLAGS += -D_GNU_SOURCE -DEPHPORT_VERSION='"$(VERSION)"' -I$(OUT) -Ibpf -Iuser
-LDLIBS += -lbpf -lelf -lz -lcjson -lm -lpthread
+LDLIBS += -lbpf -lelf -lz -lcjson -lmicrohttpd -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
 
 # Debian 12 packages: to build and run, and in addition to test
 BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev \
-	libcjson-dev iproute2 mount
-TEST_DEPS := libcriterion-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux \
+	libcjson-dev libmicrohttpd-dev iproute2 mount
+TEST_DEPS := libcriterion-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
 	libbpf-tools
 # bench/run: python3, and tcpstates from libbpf-tools as the peer
 BENCH_DEPS := python3 procps util-linux libbpf-tools
@@ -29,7 +29,7 @@ BENCH_DEPS := python3 procps util-linux libbpf-tools
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o tuples.o capacity.o netns.o lock.o cgroup.o \
-	report.o sink.o pressure.o failures.o guard.o cost.o)
+	report.o sink.o pressure.o failures.o guard.o cost.o metrics.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 BENCH_BINS := $(OUT)/loadgen $(OUT)/floor

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -24,6 +25,7 @@
 #include "cost.h"
 #include "failures.h"
 #include "guard.h"
+#include "metrics.h"
 #include "netns.h"
 #include "pressure.h"
 #include "sink.h"
@@ -73,6 +75,11 @@ static const char agent_help[] =
 	"      --tuple-idle SEC   forget tuples with nothing in use and no connect for SEC\n"
 	"                         seconds (default 600; 0 keeps them for ever)\n"
 	"      --host NAME        value of every line's \"host\" (default: the hostname)\n"
+	"      --metrics-addr HOST:PORT  serve Prometheus metrics on http://HOST:PORT/metrics,\n"
+	"                         and /healthz, /readyz; [IPV6]:PORT, or :PORT for every\n"
+	"                         address; off by default\n"
+	"      --metrics-top N    per-tuple series for the N tuples nearest exhaustion\n"
+	"                         (0-100000, default 100); the rest are in sums\n"
 	"  -v, --verbose          show libbpf's messages, including the verifier log\n"
 	"  -h, --help             this help\n"
 	"\n"
@@ -98,6 +105,9 @@ struct agent_opts {
 	uint64_t max_timewait;
 	uint64_t tuple_idle;
 	const char *host;
+	const char *metrics_addr; /* as given; NULL: no metrics */
+	struct metrics_addr metrics;
+	uint64_t metrics_top;
 	bool verbose;
 };
 
@@ -128,6 +138,9 @@ struct agent {
 	__u64 tw_repaired; /* TIME_WAIT entries a repair walk no longer found */
 	__u64 netns_unreachable;
 	double bootstrap_ms;
+	struct metrics *metrics;
+	struct retired_set retired; /* counters of expired tuples, for /metrics */
+	double start_time_s;	    /* Unix time */
 };
 
 static volatile sig_atomic_t stop_signal, reopen_signal;
@@ -483,6 +496,21 @@ static int guard_to_json(struct agent *a, cJSON *settings)
 	return 0;
 }
 
+static int metrics_to_json(struct agent *a, cJSON *settings)
+{
+	char url[128];
+	cJSON *m;
+
+	if (!a->metrics)
+		return cJSON_AddNullToObject(settings, "metrics") ? 0 : -ENOMEM;
+	if (!(m = cJSON_AddObjectToObject(settings, "metrics")) ||
+	    !cJSON_AddStringToObject(m, "addr", a->opts.metrics_addr) ||
+	    metrics_url(a->metrics, url, sizeof(url)) || !cJSON_AddStringToObject(m, "url", url) ||
+	    !cJSON_AddNumberToObject(m, "top", a->opts.metrics_top))
+		return -ENOMEM;
+	return 0;
+}
+
 static void emit_start(struct agent *a)
 {
 	cJSON *ev = report_new(&a->report, "agent_start");
@@ -508,7 +536,8 @@ static void emit_start(struct agent *a)
 	    !cJSON_AddNumberToObject(settings, "hold", a->opts.hold) ||
 	    !(a->opts.output ? cJSON_AddStringToObject(settings, "output", a->opts.output) :
 			       cJSON_AddNullToObject(settings, "output")) ||
-	    guard_to_json(a, settings) || !(boot = cJSON_AddObjectToObject(ev, "bootstrap")) ||
+	    guard_to_json(a, settings) || metrics_to_json(a, settings) ||
+	    !(boot = cJSON_AddObjectToObject(ev, "bootstrap")) ||
 	    !cJSON_AddNumberToObject(boot, "netns", a->netns.len) ||
 	    !cJSON_AddNumberToObject(boot, "ms", round(a->bootstrap_ms * 10) / 10)) {
 		cJSON_Delete(ev);
@@ -549,8 +578,10 @@ static size_t expire_idle(struct agent *a, const struct tuple_list *l)
 		if (bpf_map_lookup_elem(fd, &fresh.key, &fresh.val))
 			continue;
 		tuple_finish(&fresh);
-		if (tuple_idle(&fresh, now_ns, idle_ns) && !bpf_map_delete_elem(fd, &fresh.key))
+		if (tuple_idle(&fresh, now_ns, idle_ns) && !bpf_map_delete_elem(fd, &fresh.key)) {
 			expired++;
+			retired_add(&a->retired, &fresh);
+		}
 	}
 	a->tuples_expired += expired;
 	return expired;
@@ -846,6 +877,62 @@ static int watch_setup(struct agent *a)
 	return 0;
 }
 
+/* /metrics from this check's reading; the previous text stays if this one fails */
+static void metrics_update(struct agent *a)
+{
+	const struct tuple_list *l = &a->latest;
+	struct agent_stats st = { .max_tuples = a->opts.max_tuples,
+				  .max_sockets = a->opts.max_sockets };
+	struct cost_reading cost;
+	struct timespec now;
+	struct rusage ru;
+	struct text t = { 0 };
+	__u64 *denials = NULL;
+	__u8 *levels = calloc(l->len + 1, sizeof(*levels));
+
+	if (!levels)
+		return;
+	for (size_t i = 0; i < l->len; i++)
+		levels[i] = pressure_level(a->pressure, &l->items[i].key);
+	if (a->guard.mode != GUARD_OFF) {
+		denials = calloc(l->len + 1, sizeof(*denials));
+		if (denials &&
+		    guard_denials_per_tuple(bpf_map__fd(a->skel->maps.denials), l, denials)) {
+			free(denials);
+			denials = NULL;
+		}
+	}
+	cost_read(&a->cost, &cost);
+	getrusage(RUSAGE_SELF, &ru);
+	clock_gettime(CLOCK_REALTIME, &now);
+	retired_prune(&a->retired, &a->latest_ns);
+	metrics_render(
+		&(struct metrics_view){
+			.tuples = l,
+			.ns = &a->latest_ns,
+			.levels = levels,
+			.denials = denials,
+			.top = a->opts.metrics_top,
+			.retired = &a->retired,
+			.stats = stats_read(bpf_map__fd(a->skel->maps.stats), &st) ? NULL : &st,
+			.cost = &cost,
+			.max_tuples = a->opts.max_tuples,
+			.lines_dropped = report_dropped(&a->report),
+			.checks = a->checks,
+			.ready = true,
+			.last_check_s = now.tv_sec + now.tv_nsec / 1e9,
+			.cpu_s = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+				 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+			.start_time_s = a->start_time_s,
+			.version = EPHPORT_VERSION,
+		},
+		&t);
+	metrics_publish(a->metrics, &t);
+	metrics_beat(a->metrics, true);
+	free(levels);
+	free(denials);
+}
+
 static int check(struct agent *a)
 {
 	__u64 now = mono_ns();
@@ -875,6 +962,8 @@ static int check(struct agent *a)
 			eph_err("guard: cannot update the destinations near the line: %s",
 				strerror(-err));
 	}
+	if (a->metrics)
+		metrics_update(a);
 	return 0;
 }
 
@@ -958,6 +1047,8 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 		{ "max-timewait", required_argument, NULL, 'W' },
 		{ "tuple-idle", required_argument, NULL, 'I' },
 		{ "host", required_argument, NULL, 'H' },
+		{ "metrics-addr", required_argument, NULL, 'P' },
+		{ "metrics-top", required_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -1052,6 +1143,15 @@ static int parse_opts(int argc, char **argv, struct agent_opts *o)
 				goto bad_value;
 			o->host = optarg;
 			break;
+		case 'P':
+			if (metrics_addr_parse(optarg, &o->metrics))
+				goto bad_value;
+			o->metrics_addr = optarg;
+			break;
+		case 'n':
+			if (parse_u64(optarg, 0, METRICS_TOP_MAX, &o->metrics_top))
+				goto bad_value;
+			break;
 		case 'v':
 			o->verbose = true;
 			break;
@@ -1112,7 +1212,8 @@ int cmd_agent(int argc, char **argv)
 				     .max_tuples = MAX_TUPLES_DEFAULT,
 				     .max_sockets = MAX_SOCKETS_DEFAULT,
 				     .max_timewait = MAX_TIMEWAIT_DEFAULT,
-				     .tuple_idle = 600 } };
+				     .tuple_idle = 600,
+				     .metrics_top = METRICS_TOP_DEFAULT } };
 	struct sigaction sa = { .sa_handler = on_signal };
 	int lock_fd = -1, ret = 1, err;
 	long holder = 0;
@@ -1146,6 +1247,20 @@ int cmd_agent(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (a.opts.metrics_addr) {
+		err = metrics_start(&a.metrics, &a.opts.metrics);
+		if (err) {
+			eph_err("cannot serve metrics on %s: %s", a.opts.metrics_addr,
+				strerror(-err));
+			goto cleanup;
+		}
+	}
+	{
+		struct timespec rt;
+
+		clock_gettime(CLOCK_REALTIME, &rt);
+		a.start_time_s = rt.tv_sec + rt.tv_nsec / 1e9;
+	}
 	a.report.host = a.host;
 	err = sink_open(&a.report.sink, a.opts.output, a.opts.output_kib * 1024);
 	if (err) {
@@ -1177,6 +1292,9 @@ int cmd_agent(int argc, char **argv)
 	emit_stop(&a, err ? "error" : "signal");
 	ret = err ? 1 : 0;
 cleanup:
+	/* first: probes see the agent go before its pins do */
+	metrics_stop(a.metrics);
+	retired_free(&a.retired);
 	if (a.pinned)
 		unpin_all();
 	if (a.cost.skel)

@@ -22,8 +22,6 @@
 #include "cost.h"
 #include "tuples.skel.h"
 
-#define COST_PROGS 7
-
 int proc_field(const char *text, const char *key, const char *unit, __u64 *out)
 {
 	size_t klen, ulen;
@@ -128,11 +126,6 @@ void cost_free(struct cost *c)
 		proc_close(&c->maps[i].fdinfo);
 }
 
-struct prog_cost {
-	const char *name;
-	struct bpf_prog_info info;
-};
-
 /*
  * The programs that count events, and the guard's when it is loaded; -1 if one
  * is unreadable. recursion_misses are events the kernel skipped because a
@@ -140,7 +133,7 @@ struct prog_cost {
  * next change, TIME_WAIT counts at the next repair). run_cnt and run_time_ns
  * stay 0 unless BPF statistics are on (sysctl kernel.bpf_stats_enabled=1).
  */
-static int progs_read(struct cost *c, struct prog_cost *out)
+static int progs_read(struct cost *c, struct cost_reading *r)
 {
 	const struct bpf_program *progs[COST_PROGS] = {
 		c->skel->progs.tuples_set_state, c->skel->progs.tw_timer_start,
@@ -151,85 +144,109 @@ static int progs_read(struct cost *c, struct prog_cost *out)
 	int n = 0;
 
 	for (size_t i = 0; i < COST_PROGS; i++) {
-		__u32 len = sizeof(out[n].info);
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
 		int fd = bpf_program__fd(progs[i]);
 
 		if (fd < 0)
 			continue; /* not loaded: the guard's, without --guard */
-		memset(&out[n].info, 0, sizeof(out[n].info));
-		if (bpf_obj_get_info_by_fd(fd, &out[n].info, &len))
+		if (bpf_obj_get_info_by_fd(fd, &info, &len))
 			return -1;
-		out[n++].name = bpf_program__name(progs[i]);
+		r->progs[n].name = bpf_program__name(progs[i]);
+		r->progs[n].runs = info.run_cnt;
+		r->progs[n].run_time_ns = info.run_time_ns;
+		r->progs[n++].missed = info.recursion_misses;
 	}
 	return n;
 }
 
-static int progs_to_json(const struct prog_cost *p, int n, cJSON *obj)
+/* max_entries and the kernel's memory figure (memlock) of each map, from its fdinfo */
+static size_t maps_read(struct cost *c, struct cost_reading *r)
+{
+	char text[1024];
+	size_t n = 0;
+
+	for (size_t i = 0; i < COST_MAPS; i++) {
+		if (proc_read(&c->maps[i].fdinfo, text, sizeof(text)) ||
+		    proc_field(text, "max_entries", "", &r->maps[n].max_entries) ||
+		    proc_field(text, "memlock", "", &r->maps[n].bytes))
+			continue;
+		r->maps[n++].name = bpf_map__name(c->maps[i].map);
+	}
+	return n;
+}
+
+void cost_read(struct cost *c, struct cost_reading *r)
+{
+	char text[4096];
+
+	memset(r, 0, sizeof(*r));
+	r->nprogs = progs_read(c, r);
+	r->nmaps = maps_read(c, r);
+	r->bpf_stats = !proc_read(&c->bpf_stats, text, sizeof(text)) && proc_flag_on(text);
+	if (proc_read(&c->status, text, sizeof(text)) ||
+	    proc_field(text, "VmRSS", " kB", &r->rss_kib) ||
+	    proc_field(text, "VmHWM", " kB", &r->peak_rss_kib))
+		r->rss_kib = r->peak_rss_kib = 0;
+}
+
+static int progs_to_json(const struct cost_reading *r, cJSON *obj)
 {
 	cJSON *all = cJSON_AddObjectToObject(obj, "programs"), *m;
 
 	if (!all)
 		return -ENOMEM;
-	for (int i = 0; i < n; i++) {
-		__u64 cnt = p[i].info.run_cnt, ns = p[i].info.run_time_ns;
+	for (int i = 0; i < r->nprogs; i++) {
+		__u64 cnt = r->progs[i].runs, ns = r->progs[i].run_time_ns;
 
-		if (!(m = cJSON_AddObjectToObject(all, p[i].name)) || ADD_NUM(m, "runs", cnt) ||
-		    ADD_NUM(m, "run_time_ns", ns) ||
+		if (!(m = cJSON_AddObjectToObject(all, r->progs[i].name)) ||
+		    ADD_NUM(m, "runs", cnt) || ADD_NUM(m, "run_time_ns", ns) ||
 		    !(cnt ? cJSON_AddNumberToObject(m, "ns_per_run", round(ns * 10.0 / cnt) / 10) :
 			    cJSON_AddNullToObject(m, "ns_per_run")) ||
-		    ADD_NUM(m, "missed", p[i].info.recursion_misses))
+		    ADD_NUM(m, "missed", r->progs[i].missed))
 			return -ENOMEM;
 	}
 	return 0;
 }
 
-/* max_entries and the kernel's memory figure (memlock) of each map, from its fdinfo */
-static int maps_to_json(struct cost *c, cJSON *obj)
+static int maps_to_json(const struct cost_reading *r, cJSON *obj)
 {
 	cJSON *all = cJSON_AddObjectToObject(obj, "maps"), *m;
-	char text[1024];
-	__u64 max, bytes;
 
 	if (!all)
 		return -ENOMEM;
-	for (size_t i = 0; i < COST_MAPS; i++) {
-		if (proc_read(&c->maps[i].fdinfo, text, sizeof(text)) ||
-		    proc_field(text, "max_entries", "", &max) ||
-		    proc_field(text, "memlock", "", &bytes))
-			continue;
-		if (!(m = cJSON_AddObjectToObject(all, bpf_map__name(c->maps[i].map))) ||
-		    ADD_NUM(m, "max_entries", max) || ADD_NUM(m, "bytes", bytes))
+	for (size_t i = 0; i < r->nmaps; i++)
+		if (!(m = cJSON_AddObjectToObject(all, r->maps[i].name)) ||
+		    ADD_NUM(m, "max_entries", r->maps[i].max_entries) ||
+		    ADD_NUM(m, "bytes", r->maps[i].bytes))
 			return -ENOMEM;
-	}
 	return 0;
 }
 
 int cost_to_json(struct cost *c, size_t tuples, __u32 max_tuples, cJSON *obj)
 {
-	struct prog_cost progs[COST_PROGS];
-	__u64 missed = 0, cnt = 0, ns = 0, cpu = cpu_us(), now = mono_ns(), rss, hwm;
-	char text[4096];
+	struct cost_reading r;
+	__u64 missed = 0, cnt = 0, ns = 0, cpu = cpu_us(), now = mono_ns();
 	double pct = 0, fill = 0;
-	int n = progs_read(c, progs); /* -1: no program fields rather than wrong sums */
-	bool stats_on;
 	int err = 0;
 
-	for (int i = 0; i < n; i++) {
-		missed += progs[i].info.recursion_misses;
-		cnt += progs[i].info.run_cnt;
-		ns += progs[i].info.run_time_ns;
+	cost_read(c, &r);
+	for (int i = 0; i < r.nprogs; i++) {
+		missed += r.progs[i].missed;
+		cnt += r.progs[i].runs;
+		ns += r.progs[i].run_time_ns;
 	}
-	if (n >= 0) {
+	/* nprogs -1: no program fields rather than wrong sums */
+	if (r.nprogs >= 0) {
 		err |= ADD_NUM(obj, "events_missed", missed);
 		err |= ADD_NUM(obj, "bpf_run_cnt", cnt);
 		err |= ADD_NUM(obj, "bpf_run_time_ns", ns);
 	}
-	stats_on = !proc_read(&c->bpf_stats, text, sizeof(text)) && proc_flag_on(text);
-	if (!cJSON_AddBoolToObject(obj, "bpf_stats", stats_on))
+	if (!cJSON_AddBoolToObject(obj, "bpf_stats", r.bpf_stats))
 		return -ENOMEM;
-	if (n >= 0)
-		err |= progs_to_json(progs, n, obj);
-	err |= maps_to_json(c, obj);
+	if (r.nprogs >= 0)
+		err |= progs_to_json(&r, obj);
+	err |= maps_to_json(&r, obj);
 
 	/* a map walk that raced with deletes may see an entry twice: at most full */
 	if (max_tuples)
@@ -240,10 +257,9 @@ int cost_to_json(struct cost *c, size_t tuples, __u32 max_tuples, cJSON *obj)
 	c->cpu_us = cpu;
 	c->at_ns = now;
 	err |= ADD_NUM(obj, "agent_cpu_percent", round(pct * 100) / 100);
-	if (!proc_read(&c->status, text, sizeof(text)) && !proc_field(text, "VmRSS", " kB", &rss) &&
-	    !proc_field(text, "VmHWM", " kB", &hwm)) {
-		err |= ADD_NUM(obj, "agent_rss_kib", rss);
-		err |= ADD_NUM(obj, "agent_peak_rss_kib", hwm);
+	if (r.rss_kib) {
+		err |= ADD_NUM(obj, "agent_rss_kib", r.rss_kib);
+		err |= ADD_NUM(obj, "agent_peak_rss_kib", r.peak_rss_kib);
 	}
 	return err ? -ENOMEM : 0;
 }

@@ -30,9 +30,29 @@ struct cost {
 	__u64 cpu_us, at_ns; /* at the previous stats line */
 };
 
+/* the programs that count events and the guard's: at most this many */
+#define COST_PROGS 7
+
+/* one reading of what the programs and maps cost, for the stats line and /metrics */
+struct cost_reading {
+	int nprogs; /* -1: the programs' figures could not be read */
+	struct {
+		const char *name;
+		__u64 runs, run_time_ns, missed;
+	} progs[COST_PROGS];
+	size_t nmaps;
+	struct {
+		const char *name;
+		__u64 max_entries, bytes;
+	} maps[COST_MAPS];
+	bool bpf_stats; /* kernel.bpf_stats_enabled: runs and run time are counted */
+	__u64 rss_kib, peak_rss_kib; /* 0: unknown */
+};
+
 /* after the programs are attached: CPU time is counted from here */
 void cost_init(struct cost *c, struct tuples_bpf *skel);
 void cost_free(struct cost *c);
+void cost_read(struct cost *c, struct cost_reading *r);
 /* the stats line's cost fields; tuples and max_tuples as that line has them */
 int cost_to_json(struct cost *c, size_t tuples, __u32 max_tuples, cJSON *obj);
 

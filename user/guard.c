@@ -181,6 +181,42 @@ out:
 	return err;
 }
 
+static int denial_key_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const struct denial *)a)->tuple, &((const struct denial *)b)->tuple,
+		      sizeof(struct tuple_key));
+}
+
+int guard_denials_per_tuple(int denials_fd, const struct tuple_list *l, __u64 *per_tuple)
+{
+	struct denial *d = NULL, probe = { 0 };
+	size_t n = 0;
+	int err = guard_denials_read(denials_fd, &d, &n);
+
+	if (err)
+		return err;
+	qsort(d, n, sizeof(*d), denial_key_cmp);
+	for (size_t i = 0; i < l->len; i++) {
+		size_t lo = 0, hi = n;
+
+		per_tuple[i] = 0;
+		probe.tuple = l->items[i].key;
+		/* the first denial of this tuple, then its others after it */
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+
+			if (denial_key_cmp(&d[mid], &probe) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < n && !denial_key_cmp(&d[lo], &probe); lo++)
+			per_tuple[i] += d[lo].count;
+	}
+	free(d);
+	return 0;
+}
+
 int guard_denials_to_json(const struct denial *d, size_t n, cJSON *arr)
 {
 	char saddr[EPH_ADDRSTRLEN], daddr[EPH_ADDRSTRLEN];

@@ -324,6 +324,13 @@ static struct tracked *tracked_get(struct pressure *p, const struct tuple_key *k
 	return t;
 }
 
+enum level pressure_level(struct pressure *p, const struct tuple_key *key)
+{
+	struct tracked *t = tracked_get(p, key, false);
+
+	return t ? t->level : LEVEL_OK;
+}
+
 void pressure_failing(struct pressure *p, const struct tuple_key *key)
 {
 	struct tracked *t = tracked_get(p, key, true);

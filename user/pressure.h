@@ -92,6 +92,8 @@ void pressure_failing(struct pressure *p, const struct tuple_key *key);
 int pressure_openers(struct pressure *p, int openers_fd, __u64 now);
 /* a check over a fresh reading of every tuple: pressure events on level changes */
 int pressure_check(struct pressure *p, const struct tuple_list *l, struct ns_list *nl, __u64 now);
+/* a tuple's level at the latest check */
+enum level pressure_level(struct pressure *p, const struct tuple_key *key);
 /* tuples not at ok now */
 size_t pressure_active(const struct pressure *p);
 

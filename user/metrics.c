@@ -1,0 +1,786 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Prometheus metrics. After each check (twice a second) the agent renders the
+ * text exposition format from the reading it already has; a libmicrohttpd
+ * thread serves the latest text, so a scrape never touches the BPF maps and
+ * never waits for the agent. Cardinality is bounded: per-tuple series for the
+ * --metrics-top tuples nearest exhaustion, the rest in per-namespace and
+ * per-node sums.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <microhttpd.h>
+
+#include "ephport.h"
+#include "metrics.h"
+#include "pressure.h"
+
+/* text */
+
+void text_printf(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (t->oom)
+		return;
+	for (;;) {
+		size_t room = t->cap - t->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(t->s ? t->s + t->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			t->oom = true;
+			return;
+		}
+		if ((size_t)n < room) {
+			t->len += n;
+			return;
+		}
+		size_t cap = t->cap ? t->cap * 2 : 16384;
+		while (cap - t->len <= (size_t)n)
+			cap *= 2;
+		char *s = realloc(t->s, cap);
+		if (!s) {
+			t->oom = true;
+			return;
+		}
+		t->s = s;
+		t->cap = cap;
+	}
+}
+
+void text_free(struct text *t)
+{
+	free(t->s);
+	memset(t, 0, sizeof(*t));
+}
+
+/* --metrics-addr */
+
+int metrics_addr_parse(const char *s, struct metrics_addr *out)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char host[256];
+	const char *colon, *port;
+	size_t hlen;
+	uint64_t pnum;
+
+	memset(out, 0, sizeof(*out));
+	if (!s || !(colon = strrchr(s, ':')))
+		return -EINVAL;
+	port = colon + 1;
+	hlen = colon - s;
+	if (parse_u64(port, 0, 65535, &pnum))
+		return -EINVAL;
+	if (hlen && s[0] == '[') {
+		/* [IPv6]:PORT */
+		if (hlen < 3 || s[hlen - 1] != ']')
+			return -EINVAL;
+		s++;
+		hlen -= 2;
+		hints.ai_family = AF_INET6;
+		hints.ai_flags |= AI_NUMERICHOST;
+	} else if (memchr(s, ':', hlen)) {
+		return -EINVAL; /* an IPv6 address needs its brackets */
+	}
+	if (hlen >= sizeof(host))
+		return -EINVAL;
+	if (!hlen) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_any;
+		sin6->sin6_port = htons(pnum);
+		out->len = sizeof(*sin6);
+		out->any = true;
+		return 0;
+	}
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (getaddrinfo(host, port, &hints, &res) || !res)
+		return -EINVAL;
+	memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+	out->len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* counters of forgotten tuples */
+
+static struct retired *retired_find(struct retired_set *r, __u32 netns, bool create)
+{
+	for (size_t i = 0; i < r->len; i++)
+		if (r->items[i].netns == netns)
+			return &r->items[i];
+	if (!create)
+		return NULL;
+	if (r->len == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		struct retired *items = realloc(r->items, cap * sizeof(*items));
+
+		if (!items)
+			return NULL;
+		r->items = items;
+		r->cap = cap;
+	}
+	r->items[r->len] = (struct retired){ .netns = netns };
+	return &r->items[r->len++];
+}
+
+int retired_add(struct retired_set *r, const struct tuple *t)
+{
+	struct retired *n = retired_find(r, t->key.netns, true);
+
+	r->connects += t->val.connects;
+	r->failed += t->val.failed_connects;
+	if (!n)
+		return -ENOMEM;
+	n->connects += t->val.connects;
+	n->failed += t->val.failed_connects;
+	return 0;
+}
+
+void retired_prune(struct retired_set *r, const struct ns_list *nl)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < r->len; i++) {
+		bool alive = false;
+
+		for (size_t j = 0; j < nl->len && !alive; j++)
+			alive = nl->items[j].inum == r->items[i].netns;
+		if (alive)
+			r->items[kept++] = r->items[i];
+	}
+	r->len = kept;
+}
+
+void retired_free(struct retired_set *r)
+{
+	free(r->items);
+	memset(r, 0, sizeof(*r));
+}
+
+/* rendering */
+
+static void family(struct text *t, const char *name, const char *type, const char *help)
+{
+	text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* a sample value as the format spells it: NaN, +Inf, -Inf or a number */
+static void value(struct text *t, double v)
+{
+	if (isnan(v))
+		text_printf(t, " NaN\n");
+	else if (isinf(v))
+		text_printf(t, " %sInf\n", v > 0 ? "+" : "-");
+	else if (v == (double)(long long)v && fabs(v) < 1e15)
+		text_printf(t, " %lld\n", (long long)v);
+	else
+		text_printf(t, " %.15g\n", v);
+}
+
+/* one sample with no labels */
+static void plain(struct text *t, const char *name, const char *type, const char *help, double v)
+{
+	family(t, name, type, help);
+	text_printf(t, "%s", name);
+	value(t, v);
+}
+
+/* a label value: backslash, double quote and line feed escaped */
+static void label_value(struct text *t, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			text_printf(t, "\\%c", *s);
+		else if (*s == '\n')
+			text_printf(t, "\\n");
+		else
+			text_printf(t, "%c", *s);
+	}
+}
+
+static void tuple_labels(struct text *t, const struct tuple_key *k)
+{
+	char saddr[EPH_ADDRSTRLEN], daddr[EPH_ADDRSTRLEN];
+
+	addr_format(k->family, k->saddr, saddr, sizeof(saddr));
+	addr_format(k->family, k->daddr, daddr, sizeof(daddr));
+	text_printf(t, "netns=\"%u\",family=\"%s\",saddr=\"", k->netns,
+		    k->family == AF_INET ? "ipv4" : "ipv6");
+	label_value(t, saddr);
+	text_printf(t, "\",daddr=\"");
+	label_value(t, daddr);
+	text_printf(t, "\",dport=\"%u\"", k->dport);
+}
+
+/* the live states, as "ephport query" names them */
+static const struct {
+	int state;
+	const char *name;
+} live_states[] = {
+	{ EPH_TCP_SYN_SENT, "syn_sent" },     { EPH_TCP_SYN_RECV, "syn_recv" },
+	{ EPH_TCP_ESTABLISHED, "established" }, { EPH_TCP_FIN_WAIT1, "fin_wait1" },
+	{ EPH_TCP_FIN_WAIT2, "fin_wait2" },   { EPH_TCP_CLOSE_WAIT, "close_wait" },
+	{ EPH_TCP_LAST_ACK, "last_ack" },     { EPH_TCP_CLOSING, "closing" },
+};
+
+enum tuple_field {
+	TF_IN_USE,
+	TF_TIME_WAIT,
+	TF_CAPACITY,
+	TF_USAGE,
+	TF_UTILIZATION,
+	TF_LEVEL,
+	TF_CONNECTS,
+	TF_FAILED,
+	TF_DENIALS,
+};
+
+static const struct {
+	const char *name, *type, *help;
+} tuple_families[] = {
+	[TF_IN_USE] = { "ephport_tuple_in_use_sockets", "gauge",
+			"Live sockets of the tuple in every state but TIME_WAIT." },
+	[TF_TIME_WAIT] = { "ephport_tuple_time_wait_sockets", "gauge",
+			   "TIME_WAIT sockets of the tuple (its side closed first)." },
+	[TF_CAPACITY] = { "ephport_tuple_capacity_ports", "gauge",
+			  "Local ports connect() can use for the tuple." },
+	[TF_USAGE] = { "ephport_tuple_usage_ports", "gauge",
+		       "Ports the tuple holds: in use plus TIME_WAIT not reusable." },
+	[TF_UTILIZATION] = { "ephport_tuple_utilization_ratio", "gauge",
+			     "Usage divided by capacity, 0 to 1." },
+	[TF_LEVEL] = { "ephport_tuple_pressure_level", "gauge",
+		       "Pressure level: 0 ok, 1 warning, 2 critical, 3 exhausted." },
+	[TF_CONNECTS] = { "ephport_tuple_connects_total", "counter",
+			  "Active opens to the tuple since the agent started counting it." },
+	[TF_FAILED] = { "ephport_tuple_failed_connects_total", "counter",
+			"connect() calls that found no local port for the tuple (EADDRNOTAVAIL)." },
+	[TF_DENIALS] = { "ephport_tuple_denials_total", "counter",
+			 "connect() calls the guard refused or, in audit mode, would have." },
+};
+
+static double tuple_field(const struct metrics_view *v, size_t i, enum tuple_field f)
+{
+	const struct tuple *t = &v->tuples->items[i];
+
+	switch (f) {
+	case TF_IN_USE:
+		return t->in_use;
+	case TF_TIME_WAIT:
+		return t->time_wait;
+	case TF_CAPACITY:
+		return t->capacity;
+	case TF_USAGE:
+		return t->usage;
+	case TF_UTILIZATION:
+		return t->utilization;
+	case TF_LEVEL:
+		return v->levels ? v->levels[i] : 0;
+	case TF_CONNECTS:
+		return t->val.connects;
+	case TF_FAILED:
+		return t->val.failed_connects;
+	case TF_DENIALS:
+		return v->denials ? v->denials[i] : 0;
+	}
+	return NAN;
+}
+
+static void render_tuples(const struct metrics_view *v, struct text *t, size_t top)
+{
+	const struct tuple *items = v->tuples->items;
+
+	family(t, "ephport_tuple_sockets", "gauge",
+	       "Sockets of the tuple per TCP state, TIME_WAIT included.");
+	for (size_t i = 0; i < top; i++) {
+		for (size_t s = 0; s < sizeof(live_states) / sizeof(live_states[0]); s++) {
+			text_printf(t, "ephport_tuple_sockets{");
+			tuple_labels(t, &items[i].key);
+			text_printf(t, ",state=\"%s\"}", live_states[s].name);
+			value(t, items[i].val.states[live_states[s].state]);
+		}
+		text_printf(t, "ephport_tuple_sockets{");
+		tuple_labels(t, &items[i].key);
+		text_printf(t, ",state=\"time_wait\"}");
+		value(t, items[i].time_wait);
+	}
+	for (size_t f = 0; f < sizeof(tuple_families) / sizeof(tuple_families[0]); f++) {
+		if (f == TF_DENIALS && !v->denials)
+			continue;
+		family(t, tuple_families[f].name, tuple_families[f].type, tuple_families[f].help);
+		for (size_t i = 0; i < top; i++) {
+			text_printf(t, "%s{", tuple_families[f].name);
+			tuple_labels(t, &items[i].key);
+			text_printf(t, "}");
+			value(t, tuple_field(v, i, f));
+		}
+	}
+}
+
+/* a namespace's sums over all its tuples, exported or not */
+struct ns_sums {
+	__u32 inum;
+	__u64 tuples;
+	__s64 in_use;
+	double max_util;
+	__u64 connects, failed, denials;
+};
+
+static void render_netns(const struct metrics_view *v, struct text *t, struct ns_sums *sums)
+{
+	const struct ns_list *nl = v->ns;
+	static const struct {
+		const char *name, *type, *help;
+	} fams[] = {
+		{ "ephport_netns_tuples", "gauge", "Destination tuples the namespace has." },
+		{ "ephport_netns_in_use_sockets", "gauge",
+		  "Live sockets of the namespace's tuples, TIME_WAIT not included." },
+		{ "ephport_netns_max_utilization_ratio", "gauge",
+		  "Utilization of the namespace's tuple nearest exhaustion." },
+		{ "ephport_netns_connects_total", "counter",
+		  "Active opens in the namespace since the agent started." },
+		{ "ephport_netns_failed_connects_total", "counter",
+		  "connect() calls in the namespace that found no local port." },
+		{ "ephport_netns_denials_total", "counter",
+		  "connect() calls in the namespace the guard refused." },
+	};
+
+	family(t, "ephport_netns_port_range_first", "gauge",
+	       "First port of net.ipv4.ip_local_port_range.");
+	for (size_t i = 0; i < nl->len; i++)
+		if (nl->items[i].port_range) {
+			text_printf(t, "ephport_netns_port_range_first{netns=\"%u\"}",
+				    nl->items[i].inum);
+			value(t, PORT_LOW(nl->items[i].port_range));
+		}
+	family(t, "ephport_netns_port_range_last", "gauge",
+	       "Last port of net.ipv4.ip_local_port_range.");
+	for (size_t i = 0; i < nl->len; i++)
+		if (nl->items[i].port_range) {
+			text_printf(t, "ephport_netns_port_range_last{netns=\"%u\"}",
+				    nl->items[i].inum);
+			value(t, PORT_HIGH(nl->items[i].port_range));
+		}
+	family(t, "ephport_netns_time_wait_sockets", "gauge",
+	       "TIME_WAIT sockets of the namespace by whose they are: client (a tuple's), "
+	       "server (a listener's port), other.");
+	for (size_t i = 0; i < nl->len; i++) {
+		const struct ns_summary *ns = &nl->items[i];
+
+		text_printf(t, "ephport_netns_time_wait_sockets{netns=\"%u\",side=\"client\"}",
+			    ns->inum);
+		value(t, ns->tw_tuples);
+		text_printf(t, "ephport_netns_time_wait_sockets{netns=\"%u\",side=\"server\"}",
+			    ns->inum);
+		value(t, ns->tw_server);
+		text_printf(t, "ephport_netns_time_wait_sockets{netns=\"%u\",side=\"other\"}",
+			    ns->inum);
+		value(t, ns->tw_other);
+	}
+	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+		if (f == 5 && !v->denials)
+			continue;
+		family(t, fams[f].name, fams[f].type, fams[f].help);
+		for (size_t i = 0; i < nl->len; i++) {
+			const struct ns_sums *s = &sums[i];
+			double x = f == 0 ? s->tuples :
+				   f == 1 ? s->in_use :
+				   f == 2 ? s->max_util :
+				   f == 3 ? s->connects :
+				   f == 4 ? s->failed :
+					    s->denials;
+
+			text_printf(t, "%s{netns=\"%u\"}", fams[f].name, s->inum);
+			value(t, x);
+		}
+	}
+}
+
+static void render_health(const struct metrics_view *v, struct text *t)
+{
+	const struct cost_reading *c = v->cost;
+	static const char *const lost[EPH_STAT_MAX] = {
+		[EPH_STAT_TUPLES_FULL] = "tuples_full",
+		[EPH_STAT_SOCKETS_FULL] = "sockets_full",
+		[EPH_STAT_TUPLE_MISSING] = "tuple_missing",
+		[EPH_STAT_STALE_SOCKETS] = "stale_sockets",
+		[EPH_STAT_TIMEWAIT_FULL] = "timewait_full",
+		[EPH_STAT_PORTS_FULL] = "ports_full",
+		[EPH_STAT_FAILURES_FULL] = "failures_full",
+		[EPH_STAT_NOTICES_LOST] = "notices_lost",
+	};
+
+	family(t, "ephport_build_info", "gauge", "The agent's version; always 1.");
+	text_printf(t, "ephport_build_info{version=\"");
+	label_value(t, v->version);
+	text_printf(t, "\"} 1\n");
+	plain(t, "ephport_ready", "gauge",
+	      "1 once the start-up walk and the first check are done.", v->ready);
+	plain(t, "ephport_last_check_timestamp_seconds", "gauge",
+	      "Unix time of the check these figures come from.", v->last_check_s);
+	plain(t, "ephport_pressure_checks_total", "counter", "Pressure checks done.", v->checks);
+	plain(t, "ephport_lines_dropped_total", "counter",
+	      "Event lines dropped because the output did not keep up.", v->lines_dropped);
+	if (v->stats) {
+		family(t, "ephport_lost_events_total", "counter",
+		       "What the BPF programs could not record, by reason: a full map, a lost "
+		       "notice, a missed close.");
+		for (int i = 0; i < EPH_STAT_MAX; i++)
+			if (lost[i]) {
+				text_printf(t, "ephport_lost_events_total{reason=\"%s\"}", lost[i]);
+				value(t, v->stats->counters[i]);
+			}
+	}
+	if (c) {
+		plain(t, "ephport_bpf_stats_enabled", "gauge",
+		      "1 when kernel.bpf_stats_enabled=1: program run counts and times are kept.",
+		      c->bpf_stats);
+		if (c->nprogs > 0) {
+			if (c->bpf_stats) {
+				family(t, "ephport_bpf_program_runs_total", "counter",
+				       "Runs of each BPF program (while bpf_stats is on).");
+				for (int i = 0; i < c->nprogs; i++) {
+					text_printf(t, "ephport_bpf_program_runs_total{program=\"%s\"}",
+						    c->progs[i].name);
+					value(t, c->progs[i].runs);
+				}
+				family(t, "ephport_bpf_program_run_seconds_total", "counter",
+				       "Time spent in each BPF program (while bpf_stats is on).");
+				for (int i = 0; i < c->nprogs; i++) {
+					text_printf(t,
+						    "ephport_bpf_program_run_seconds_total{program="
+						    "\"%s\"}",
+						    c->progs[i].name);
+					value(t, c->progs[i].run_time_ns / 1e9);
+				}
+			}
+			family(t, "ephport_bpf_program_missed_runs_total", "counter",
+			       "Events the kernel did not run a program for, because it was already "
+			       "running on that CPU.");
+			for (int i = 0; i < c->nprogs; i++) {
+				text_printf(t, "ephport_bpf_program_missed_runs_total{program=\"%s\"}",
+					    c->progs[i].name);
+				value(t, c->progs[i].missed);
+			}
+		}
+		family(t, "ephport_map_memory_bytes", "gauge",
+		       "Kernel memory of each BPF map, as the kernel counts it.");
+		for (size_t i = 0; i < c->nmaps; i++) {
+			text_printf(t, "ephport_map_memory_bytes{map=\"%s\"}", c->maps[i].name);
+			value(t, c->maps[i].bytes);
+		}
+		if (c->rss_kib)
+			plain(t, "process_resident_memory_bytes", "gauge",
+			      "Resident memory of the agent.", c->rss_kib * 1024.0);
+	}
+	if (v->max_tuples)
+		plain(t, "ephport_tuples_map_fill_ratio", "gauge",
+		      "Tuples tracked divided by --max-tuples.",
+		      fmin(1, (double)v->tuples->seen / v->max_tuples));
+	plain(t, "process_cpu_seconds_total", "counter", "CPU time of the agent, user and system.",
+	      v->cpu_s);
+	plain(t, "process_start_time_seconds", "gauge", "Unix time the agent started.",
+	      v->start_time_s);
+}
+
+void metrics_render(const struct metrics_view *v, struct text *t)
+{
+	const struct tuple_list *l = v->tuples;
+	const struct ns_list *nl = v->ns;
+	size_t top = v->top < l->len ? v->top : l->len;
+	struct ns_sums *sums = calloc(nl->len + 1, sizeof(*sums));
+	__u64 at_level[LEVEL_EXHAUSTED + 1] = { 0 };
+	__u64 connects = v->retired ? v->retired->connects : 0;
+	__u64 failed = v->retired ? v->retired->failed : 0, denials = 0;
+	__s64 in_use = 0, time_wait = 0;
+	double max_util = 0;
+	size_t last = 0;
+
+	if (!sums) {
+		t->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < nl->len; i++) {
+		const struct retired *r = NULL;
+
+		sums[i].inum = nl->items[i].inum;
+		for (size_t j = 0; v->retired && j < v->retired->len && !r; j++)
+			if (v->retired->items[j].netns == sums[i].inum)
+				r = &v->retired->items[j];
+		if (r) {
+			sums[i].connects = r->connects;
+			sums[i].failed = r->failed;
+		}
+		time_wait += nl->items[i].tw_tuples + nl->items[i].tw_server + nl->items[i].tw_other;
+	}
+	for (size_t i = 0; i < l->len; i++) {
+		const struct tuple *tu = &l->items[i];
+		struct ns_sums *s = &sums[last];
+		__u8 level = v->levels ? v->levels[i] : 0;
+
+		/* tuples of one namespace mostly come together: try the previous one first */
+		if (last >= nl->len || s->inum != tu->key.netns) {
+			size_t j = 0;
+
+			while (j < nl->len && sums[j].inum != tu->key.netns)
+				j++;
+			last = j; /* nl->len: a namespace the list lacks, summed in the spare slot */
+			s = &sums[last];
+		}
+		s->tuples++;
+		s->in_use += tu->in_use;
+		s->max_util = fmax(s->max_util, tu->utilization);
+		s->connects += tu->val.connects;
+		s->failed += tu->val.failed_connects;
+		s->denials += v->denials ? v->denials[i] : 0;
+		in_use += tu->in_use;
+		max_util = fmax(max_util, tu->utilization);
+		connects += tu->val.connects;
+		failed += tu->val.failed_connects;
+		denials += v->denials ? v->denials[i] : 0;
+		if (level <= LEVEL_EXHAUSTED)
+			at_level[level]++;
+	}
+
+	render_tuples(v, t, top);
+	render_netns(v, t, sums);
+	plain(t, "ephport_tuples", "gauge", "Destination tuples tracked on this node.", l->len);
+	plain(t, "ephport_tuples_exported", "gauge",
+	      "Tuples with their own series here (--metrics-top).", top);
+	plain(t, "ephport_in_use_sockets", "gauge",
+	      "Live sockets of every tuple, TIME_WAIT not included.", in_use);
+	plain(t, "ephport_time_wait_sockets", "gauge", "TIME_WAIT sockets of every namespace.",
+	      time_wait);
+	plain(t, "ephport_max_utilization_ratio", "gauge",
+	      "Utilization of the tuple nearest exhaustion on this node.", max_util);
+	family(t, "ephport_tuples_at_level", "gauge", "Tuples at each pressure level above ok.");
+	for (int lv = LEVEL_WARNING; lv <= LEVEL_EXHAUSTED; lv++) {
+		text_printf(t, "ephport_tuples_at_level{level=\"%s\"}", level_name(lv));
+		value(t, at_level[lv]);
+	}
+	plain(t, "ephport_connects_total", "counter", "Active opens since the agent started.",
+	      connects);
+	plain(t, "ephport_failed_connects_total", "counter",
+	      "connect() calls that found no local port (EADDRNOTAVAIL).", failed);
+	if (v->denials)
+		plain(t, "ephport_denials_total", "counter",
+		      "connect() calls the guard refused or, in audit mode, would have.", denials);
+	render_health(v, t);
+	free(sums);
+}
+
+/* the HTTP side */
+
+struct metrics {
+	struct MHD_Daemon *daemon;
+	struct sockaddr_storage bound;
+	socklen_t bound_len;
+	pthread_mutex_t lock;
+	struct text text; /* under lock */
+	atomic_bool ready;
+	_Atomic __u64 beat_ns; /* CLOCK_MONOTONIC of the latest check; 0 none yet */
+};
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
+			     const char *body, size_t len)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned int status, const char *s)
+{
+	return reply(c, status, "text/plain; charset=utf-8", s, strlen(s));
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **state)
+{
+	struct metrics *m = cls;
+	__u64 beat = atomic_load(&m->beat_ns), now = mono_ns();
+	char msg[128];
+	enum MHD_Result ret;
+
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)state;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+	if (!strcmp(url, "/metrics")) {
+		if (!atomic_load(&m->ready))
+			return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
+		pthread_mutex_lock(&m->lock);
+		ret = reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", m->text.s,
+			    m->text.len);
+		pthread_mutex_unlock(&m->lock);
+		return ret;
+	}
+	if (!strcmp(url, "/healthz")) {
+		/* alive: starting up, or checking on time */
+		if (!beat || now - beat < METRICS_STALL_NS)
+			return reply_text(c, MHD_HTTP_OK, beat ? "ok\n" : "starting\n");
+		snprintf(msg, sizeof(msg), "stalled: no check for %.1f s\n", (now - beat) / 1e9);
+		return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+	}
+	if (!strcmp(url, "/readyz"))
+		return atomic_load(&m->ready) ?
+			       reply_text(c, MHD_HTTP_OK, "ready\n") :
+			       reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
+	if (!strcmp(url, "/"))
+		return reply_text(c, MHD_HTTP_OK, "ephport agent: /metrics /healthz /readyz\n");
+	return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: /metrics /healthz /readyz\n");
+}
+
+/* a listening socket; the wildcard is IPv6 and IPv4 where IPv6 is on, else IPv4 */
+static int listen_on(const struct metrics_addr *a, struct sockaddr_storage *bound,
+		     socklen_t *bound_len)
+{
+	struct sockaddr_in any4 = { .sin_family = AF_INET };
+	const struct sockaddr *sa = (const struct sockaddr *)&a->ss;
+	socklen_t len = a->len;
+	int one = 1, zero = 0, fd, err;
+
+	for (;;) {
+		fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0) {
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (a->any && sa->sa_family == AF_INET6)
+				setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+			if (!bind(fd, sa, len) && !listen(fd, 64)) {
+				*bound_len = sizeof(*bound);
+				getsockname(fd, (struct sockaddr *)bound, bound_len);
+				return fd;
+			}
+		}
+		err = -errno;
+		if (fd >= 0)
+			close(fd);
+		/* IPv6 turned off on this host: the IPv4 wildcard will do */
+		if (!a->any || sa->sa_family != AF_INET6 ||
+		    (err != -EAFNOSUPPORT && err != -EADDRNOTAVAIL))
+			return err;
+		any4.sin_port = ((const struct sockaddr_in6 *)&a->ss)->sin6_port;
+		sa = (const struct sockaddr *)&any4;
+		len = sizeof(any4);
+	}
+}
+
+int metrics_start(struct metrics **out, const struct metrics_addr *addr)
+{
+	struct metrics *m = calloc(1, sizeof(*m));
+	sigset_t block, old;
+	int fd;
+
+	if (!m)
+		return -ENOMEM;
+	fd = listen_on(addr, &m->bound, &m->bound_len);
+	if (fd < 0) {
+		free(m);
+		return fd;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	/* the server's thread must leave SIGINT, SIGTERM and SIGHUP to the main loop */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL,
+				     NULL, on_request, m, MHD_OPTION_LISTEN_SOCKET, fd,
+				     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32,
+				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+				     MHD_OPTION_END);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!m->daemon) {
+		close(fd);
+		pthread_mutex_destroy(&m->lock);
+		free(m);
+		return -EIO;
+	}
+	*out = m;
+	return 0;
+}
+
+int metrics_url(const struct metrics *m, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+	unsigned int port;
+	int n;
+
+	if (m->bound.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&m->bound;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
+		port = ntohs(s->sin6_port);
+		n = snprintf(buf, len, "http://[%s]:%u/metrics", host, port);
+	} else {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)&m->bound;
+
+		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
+		port = ntohs(s->sin_port);
+		n = snprintf(buf, len, "http://%s:%u/metrics", host, port);
+	}
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+void metrics_publish(struct metrics *m, struct text *t)
+{
+	struct text old;
+
+	if (t->oom) {
+		text_free(t);
+		return; /* the previous text stays */
+	}
+	pthread_mutex_lock(&m->lock);
+	old = m->text;
+	m->text = *t;
+	pthread_mutex_unlock(&m->lock);
+	memset(t, 0, sizeof(*t));
+	text_free(&old);
+}
+
+void metrics_beat(struct metrics *m, bool ready)
+{
+	atomic_store(&m->beat_ns, mono_ns());
+	if (ready)
+		atomic_store(&m->ready, true);
+}
+
+void metrics_stop(struct metrics *m)
+{
+	if (!m)
+		return;
+	MHD_stop_daemon(m->daemon);
+	pthread_mutex_destroy(&m->lock);
+	text_free(&m->text);
+	free(m);
+}

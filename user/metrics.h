@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Prometheus metrics: the text format rendered after each check, served over HTTP (metrics.c). */
+#ifndef EPHPORT_METRICS_H
+#define EPHPORT_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <linux/types.h>
+
+#include "ephport.h"
+#include "cost.h"
+
+#define METRICS_TOP_DEFAULT 100
+#define METRICS_TOP_MAX	    100000
+/* /healthz fails when no check has finished for this long */
+#define METRICS_STALL_NS (5 * 1000000000ull)
+
+/* --metrics-addr: HOST:PORT, [IPV6]:PORT, or :PORT for every address */
+struct metrics_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	bool any; /* no host: IPv6 and IPv4 wildcard, IPv4 alone where IPv6 is off */
+};
+
+/* 0, or -EINVAL */
+int metrics_addr_parse(const char *s, struct metrics_addr *out);
+
+/* a growing text; an allocation failure sticks (oom) and the text is dropped */
+struct text {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+
+void text_printf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void text_free(struct text *t);
+
+/* counters of tuples the agent forgot (idle expiry), so that sums never go down */
+struct retired {
+	__u32 netns;
+	__u64 connects, failed;
+};
+
+struct retired_set {
+	struct retired *items;
+	size_t len, cap;
+	__u64 connects, failed; /* over every namespace, gone ones too */
+};
+
+int retired_add(struct retired_set *r, const struct tuple *t);
+/* drops namespaces no longer in nl (their series end with them) */
+void retired_prune(struct retired_set *r, const struct ns_list *nl);
+void retired_free(struct retired_set *r);
+
+/* what one rendering shows */
+struct metrics_view {
+	const struct tuple_list *tuples; /* every tuple, nearest to exhaustion first */
+	const struct ns_list *ns;
+	const __u8 *levels;    /* enum level of each tuple; NULL: all ok */
+	const __u64 *denials;  /* guard refusals of each tuple; NULL: none */
+	size_t top;	       /* per-tuple series for this many tuples */
+	const struct retired_set *retired;
+	const struct agent_stats *stats;
+	const struct cost_reading *cost;
+	__u32 max_tuples;
+	__u64 lines_dropped, checks;
+	bool ready;
+	double last_check_s; /* Unix time of the check this reading is from */
+	double cpu_s, start_time_s;
+	const char *version;
+};
+
+/* the Prometheus text exposition format (version 0.0.4) */
+void metrics_render(const struct metrics_view *v, struct text *out);
+
+/* the HTTP side: /metrics, /healthz, /readyz */
+struct metrics;
+/* listens on addr and serves from its own thread: 0, or -errno */
+int metrics_start(struct metrics **out, const struct metrics_addr *addr);
+/* the address it listens on, for the agent_start line */
+int metrics_url(const struct metrics *m, char *buf, size_t len);
+/* the next /metrics answer; takes the text over */
+void metrics_publish(struct metrics *m, struct text *t);
+/* a check has finished; ready: the start-up walk and a first check are done */
+void metrics_beat(struct metrics *m, bool ready);
+void metrics_stop(struct metrics *m);
+
+#endif /* EPHPORT_METRICS_H */
