@@ -45,7 +45,7 @@ endif
 .DELETE_ON_ERROR:
 # keep the .bpf.o and skeletons that pattern rules make on the way
 .SECONDARY:
-.PHONY: all deps test-deps bench-deps mounts run test bench unit vmlinux format clean help
+.PHONY: all deps test-deps bench-deps mounts run demo test bench unit vmlinux format clean help
 
 all: $(OUT)/ephport
 	@: # a recipe, so a recursive make does not say "Nothing to be done"
@@ -53,6 +53,7 @@ all: $(OUT)/ephport
 help:
 	@echo "make            build $(OUT)/ephport"
 	@echo "make run        install build deps (apt), build, mount bpffs/tracefs, start the agent"
+	@echo "make demo       ports running out and ephport warning, in under a minute (root; cleans up)"
 	@echo "make test       install build and test deps (apt), build, run every test"
 	@echo "make bench      run the benchmark (bench/run; BENCH_ARGS='--rounds 9' ...)"
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
@@ -133,6 +134,13 @@ run: deps
 	@$(MAKE) --no-print-directory mounts
 	@echo "starting $(OUT)/ephport agent $(ARGS) (Ctrl-C stops it)" >&2
 	@exec $(OUT)/ephport agent $(ARGS)
+
+# demo/run: a namespace with 100 ports, a client using them up, the agent watching
+demo: deps
+	$(call apt_install,python3)
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory mounts
+	@demo/run
 
 test: test-deps
 	@$(MAKE) --no-print-directory all $(OUT)/unit_tests $(BENCH_BINS)
