@@ -185,10 +185,18 @@ size_t hints_build(const struct hint_input *in, struct hint *out, size_t max)
 		len = snprintf(reason, sizeof(reason),
 			       "TIME_WAIT holds %lld of the %lld ports in use (%.0f%%)",
 			       (long long)tw, (long long)usage, 100.0 * (double)tw / (double)usage);
-		if (!isnan(life) && len > 0 && (size_t)len < sizeof(reason))
+		if (!isnan(life) && len > 0 && (size_t)len < sizeof(reason)) {
+			char lives[32];
+
+			/* open / rate (Little's law); below 10 ms it only says short */
+			if (life < 0.01)
+				snprintf(lives, sizeof(lives), "under 10 ms");
+			else
+				snprintf(lives, sizeof(lives), "about %.2f s", life);
 			snprintf(reason + len, sizeof(reason) - len,
-				 "; connections live about %.2f s (%lld open at %.1f connects/s)",
-				 life, (long long)t->in_use, in->connects_per_s);
+				 "; connections live %s (%lld open at %.1f connects/s)", lives,
+				 (long long)t->in_use, in->connects_per_s);
+		}
 		hint_set(&out[n++], "time_wait", advice, reason);
 	}
 	if (n < max && size && size < FULL_RANGE) {
