@@ -22,7 +22,8 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev \
 	libcjson-dev libmicrohttpd-dev iproute2 mount
 TEST_DEPS := libcriterion-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
-	libbpf-tools yamllint python3-yaml kubectl nodejs
+	libbpf-tools yamllint python3-yaml kubectl nodejs \
+	buildah binutils bash-completion groff-base man-db systemd
 # bench/run: python3, and tcpstates from libbpf-tools as the peer
 BENCH_DEPS := python3 procps util-linux libbpf-tools
 
@@ -45,7 +46,8 @@ endif
 .DELETE_ON_ERROR:
 # keep the .bpf.o and skeletons that pattern rules make on the way
 .SECONDARY:
-.PHONY: all deps test-deps bench-deps mounts run demo test bench unit vmlinux format clean help
+.PHONY: all deps test-deps bench-deps mounts run demo test bench unit vmlinux format clean help \
+	image install uninstall
 
 all: $(OUT)/ephport
 	@: # a recipe, so a recursive make does not say "Nothing to be done"
@@ -58,6 +60,9 @@ help:
 	@echo "make bench      run the benchmark (bench/run; BENCH_ARGS='--rounds 9' ...)"
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
 	@echo "make format     clang-format the C sources"
+	@echo "make image      build the container image $(IMAGE) with buildah (root; IMAGE=name:tag)"
+	@echo "make install    install to $(PREFIX) (DESTDIR=, PREFIX=; docs/install.md)"
+	@echo "make uninstall  remove what make install installed (same DESTDIR and PREFIX)"
 	@echo "V=1             show full commands"
 
 $(OUT):
@@ -160,6 +165,76 @@ vmlinux:
 
 format:
 	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c bench/*.c
+
+# the container image: FROM scratch plus the binary, the libraries it links and the loader
+# (deploy/image-rootfs.sh says why not static); buildah needs no daemon. vfs storage works
+# on any file system; see the image with '$(BUILDAH) images'.
+IMAGE ?= ephport:$(VERSION)
+BUILDAH ?= buildah --storage-driver vfs
+IMAGE_DEPS := buildah binutils libc-bin
+
+image: deps
+	$(call apt_install,$(IMAGE_DEPS))
+	@$(MAKE) --no-print-directory all
+	$(call msg,IMAGE,$(IMAGE))
+	$(Q)sh deploy/image-rootfs.sh $(OUT)/ephport $(OUT)/image/rootfs
+	$(Q)$(BUILDAH) bud --quiet --isolation chroot --build-arg VERSION=$(VERSION) \
+		-f deploy/Containerfile -t $(IMAGE) $(OUT)/image >/dev/null
+	@echo "  built $(IMAGE): '$(BUILDAH) images' lists it, '$(BUILDAH) push' ships it"
+
+# host install (docs/install.md). DESTDIR stages for a package; the unit's ExecStart and
+# EnvironmentFile are rewritten for SBINDIR and SYSCONFDIR. systemd reads units from
+# /usr/lib/systemd/system (PREFIX=/usr) and /usr/local/lib/systemd/system (the default);
+# for another PREFIX set SYSTEMDUNITDIR=/etc/systemd/system.
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/ephport
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALLED = $(SBINDIR)/ephport $(MANDIR)/man8/ephport.8 $(BASHCOMPDIR)/ephport \
+	$(SYSTEMDUNITDIR)/ephport.service $(DOCDIR)/README.md \
+	$(addprefix $(DOCDIR)/,$(wildcard docs/*.md docs/*.json))
+
+# every directory must be absolute: a relative one would install below the working tree
+define check_dirs
+	@for d in "PREFIX=$(PREFIX)" "SBINDIR=$(SBINDIR)" "MANDIR=$(MANDIR)" "DOCDIR=$(DOCDIR)" \
+		"BASHCOMPDIR=$(BASHCOMPDIR)" "SYSTEMDUNITDIR=$(SYSTEMDUNITDIR)" \
+		"SYSCONFDIR=$(SYSCONFDIR)"; do \
+		case "$${d#*=}" in /*) ;; *) echo "make: $${d%%=*} must be an absolute path," \
+			"not '$${d#*=}'" >&2; exit 2 ;; esac; \
+	done
+endef
+
+install: $(OUT)/ephport
+	$(call check_dirs)
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -D -m 0755 $(OUT)/ephport $(DESTDIR)$(SBINDIR)/ephport
+	$(Q)install -D -m 0644 deploy/man/ephport.8 $(DESTDIR)$(MANDIR)/man8/ephport.8
+	$(Q)install -D -m 0644 deploy/completion/ephport.bash $(DESTDIR)$(BASHCOMPDIR)/ephport
+	$(Q)install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)/docs
+	$(Q)sed -e 's|/usr/local/sbin/ephport|$(SBINDIR)/ephport|' \
+		-e 's|/etc/default/ephport|$(SYSCONFDIR)/default/ephport|' \
+		deploy/systemd/ephport.service > $(DESTDIR)$(SYSTEMDUNITDIR)/ephport.service
+	$(Q)chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/ephport.service
+	$(Q)install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	$(Q)install -m 0644 $(wildcard docs/*.md docs/*.json) $(DESTDIR)$(DOCDIR)/docs/
+	@# the settings file is the admin's: written once, never replaced
+	$(Q)[ -e $(DESTDIR)$(SYSCONFDIR)/default/ephport ] || install -D -m 0644 \
+		deploy/systemd/ephport.default $(DESTDIR)$(SYSCONFDIR)/default/ephport
+	@[ -n "$(DESTDIR)" ] || echo "  next: systemctl daemon-reload; systemctl enable --now ephport"
+
+uninstall:
+	$(call check_dirs)
+	$(call msg,UNINSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	$(Q)rmdir $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	@# the settings file goes only if the admin never changed it
+	$(Q)f=$(DESTDIR)$(SYSCONFDIR)/default/ephport; \
+	if cmp -s deploy/systemd/ephport.default $$f; then rm -f $$f; \
+	elif [ -e $$f ]; then echo "  kept $$f (changed)"; fi
+	@[ -n "$(DESTDIR)" ] || ! systemctl is-active --quiet ephport 2>/dev/null || \
+		echo "  ephport.service still runs: systemctl disable --now ephport"
 
 clean:
 	rm -rf $(OUT)
