@@ -77,7 +77,8 @@ class Netns:
         out = self.exec("ss", "-Htano").stdout
         for line in out.splitlines():
             f = line.split()
-            if f[0] == "LISTEN":
+            # a listener, or one caught closing (its peer is "*"): not a connection
+            if f[0] == "LISTEN" or f[4].endswith(":*"):
                 continue
             state = "TIME-WAIT" if "timer:(timewait," in line else f[0]
             yield state, split_hostport(f[3]), split_hostport(f[4])
