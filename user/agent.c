@@ -887,7 +887,9 @@ static void metrics_update(struct agent *a)
 	struct timespec now;
 	struct rusage ru;
 	struct text t = { 0 };
-	__u64 *denials = NULL;
+	__u64 *denials = NULL, denials_total = 0;
+	struct netns_count *denials_netns = NULL;
+	size_t denials_nnetns = 0;
 	__u8 *levels = calloc(l->len + 1, sizeof(*levels));
 
 	if (!levels)
@@ -896,8 +898,8 @@ static void metrics_update(struct agent *a)
 		levels[i] = pressure_level(a->pressure, &l->items[i].key);
 	if (a->guard.mode != GUARD_OFF) {
 		denials = calloc(l->len + 1, sizeof(*denials));
-		if (denials &&
-		    guard_denials_per_tuple(bpf_map__fd(a->skel->maps.denials), l, denials)) {
+		if (denials && guard_denials_sums(bpf_map__fd(a->skel->maps.denials), l, denials,
+						  &denials_netns, &denials_nnetns, &denials_total)) {
 			free(denials);
 			denials = NULL;
 		}
@@ -912,6 +914,9 @@ static void metrics_update(struct agent *a)
 			.ns = &a->latest_ns,
 			.levels = levels,
 			.denials = denials,
+			.denials_netns = denials_netns,
+			.denials_nnetns = denials_nnetns,
+			.denials_total = denials_total,
 			.top = a->opts.metrics_top,
 			.retired = &a->retired,
 			.stats = stats_read(bpf_map__fd(a->skel->maps.stats), &st) ? NULL : &st,
@@ -931,6 +936,7 @@ static void metrics_update(struct agent *a)
 	metrics_beat(a->metrics, true);
 	free(levels);
 	free(denials);
+	free(denials_netns);
 }
 
 static int check(struct agent *a)

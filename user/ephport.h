@@ -123,6 +123,12 @@ void tuple_capacity(struct tuple *t, const struct ns_summary *ns);
 void tuple_list_capacity(struct tuple_list *l, struct ns_list *nl);
 int reserved_ports_count(const char *list, __u32 range, __u32 *count);
 
+/* a count per network namespace */
+struct netns_count {
+	__u32 netns;
+	__u64 count;
+};
+
 /* counters the BPF side keeps about itself, plus map sizes */
 struct agent_stats {
 	__u64 counters[EPH_STAT_MAX];

@@ -187,14 +187,36 @@ static int denial_key_cmp(const void *a, const void *b)
 		      sizeof(struct tuple_key));
 }
 
-int guard_denials_per_tuple(int denials_fd, const struct tuple_list *l, __u64 *per_tuple)
+int guard_denials_sums(int denials_fd, const struct tuple_list *l, __u64 *per_tuple,
+		       struct netns_count **by_netns, size_t *nnetns, __u64 *total)
 {
 	struct denial *d = NULL, probe = { 0 };
-	size_t n = 0;
+	struct netns_count *ns;
+	size_t n = 0, nns = 0;
 	int err = guard_denials_read(denials_fd, &d, &n);
 
 	if (err)
 		return err;
+	/* by key: a namespace's entries come together (netns is not the key's first field,
+	 * so they are merged as found) */
+	ns = calloc(n + 1, sizeof(*ns));
+	if (!ns) {
+		free(d);
+		return -ENOMEM;
+	}
+	*total = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = 0;
+
+		while (j < nns && ns[j].netns != d[i].tuple.netns)
+			j++;
+		if (j == nns)
+			ns[nns++].netns = d[i].tuple.netns;
+		ns[j].count += d[i].count;
+		*total += d[i].count;
+	}
+	*by_netns = ns;
+	*nnetns = nns;
 	qsort(d, n, sizeof(*d), denial_key_cmp);
 	for (size_t i = 0; i < l->len; i++) {
 		size_t lo = 0, hi = n;

@@ -18,8 +18,13 @@ int guard_info_to_json(const struct guard_info *gi, cJSON *obj);
 
 struct denial;
 int guard_denials_read(int failures_fd, struct denial **out, size_t *len);
-/* each tuple's refusals, summed over cgroups and reasons, into per_tuple[l->len] */
-int guard_denials_per_tuple(int denials_fd, const struct tuple_list *l, __u64 *per_tuple);
+/*
+ * Refusals summed: per tuple of l over cgroups and reasons into per_tuple[l->len],
+ * and over the whole map (tuples forgotten since included) per namespace, into
+ * *by_netns (malloc'd, *nnetns long) and *total.
+ */
+int guard_denials_sums(int denials_fd, const struct tuple_list *l, __u64 *per_tuple,
+		       struct netns_count **by_netns, size_t *nnetns, __u64 *total);
 int guard_denials_to_json(const struct denial *d, size_t n, cJSON *arr);
 
 #endif /* EPHPORT_GUARD_H */

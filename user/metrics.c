@@ -189,7 +189,7 @@ static void value(struct text *t, double v)
 		text_printf(t, " NaN\n");
 	else if (isinf(v))
 		text_printf(t, " %sInf\n", v > 0 ? "+" : "-");
-	else if (v == (double)(long long)v && fabs(v) < 1e15)
+	else if (fabs(v) < 1e15 && v == (double)(long long)v)
 		text_printf(t, " %lld\n", (long long)v);
 	else
 		text_printf(t, " %.15g\n", v);
@@ -480,6 +480,13 @@ static void render_health(const struct metrics_view *v, struct text *t)
 				value(t, c->progs[i].missed);
 			}
 		}
+		family(t, "ephport_map_max_entries", "gauge",
+		       "Entries each BPF map can hold (--max-tuples, --max-sockets, --max-timewait; "
+		       "fixed for the others).");
+		for (size_t i = 0; i < c->nmaps; i++) {
+			text_printf(t, "ephport_map_max_entries{map=\"%s\"}", c->maps[i].name);
+			value(t, c->maps[i].max_entries);
+		}
 		family(t, "ephport_map_memory_bytes", "gauge",
 		       "Kernel memory of each BPF map, as the kernel counts it.");
 		for (size_t i = 0; i < c->nmaps; i++) {
@@ -508,7 +515,7 @@ void metrics_render(const struct metrics_view *v, struct text *t)
 	struct ns_sums *sums = calloc(nl->len + 1, sizeof(*sums));
 	__u64 at_level[LEVEL_EXHAUSTED + 1] = { 0 };
 	__u64 connects = v->retired ? v->retired->connects : 0;
-	__u64 failed = v->retired ? v->retired->failed : 0, denials = 0;
+	__u64 failed = v->retired ? v->retired->failed : 0;
 	__s64 in_use = 0, time_wait = 0;
 	double max_util = 0;
 	size_t last = 0;
@@ -529,6 +536,10 @@ void metrics_render(const struct metrics_view *v, struct text *t)
 			sums[i].failed = r->failed;
 		}
 		time_wait += nl->items[i].tw_tuples + nl->items[i].tw_server + nl->items[i].tw_other;
+		/* the denials map is never pruned: its sums never go down */
+		for (size_t j = 0; v->denials && j < v->denials_nnetns; j++)
+			if (v->denials_netns[j].netns == sums[i].inum)
+				sums[i].denials = v->denials_netns[j].count;
 	}
 	for (size_t i = 0; i < l->len; i++) {
 		const struct tuple *tu = &l->items[i];
@@ -549,12 +560,10 @@ void metrics_render(const struct metrics_view *v, struct text *t)
 		s->max_util = fmax(s->max_util, tu->utilization);
 		s->connects += tu->val.connects;
 		s->failed += tu->val.failed_connects;
-		s->denials += v->denials ? v->denials[i] : 0;
 		in_use += tu->in_use;
 		max_util = fmax(max_util, tu->utilization);
 		connects += tu->val.connects;
 		failed += tu->val.failed_connects;
-		denials += v->denials ? v->denials[i] : 0;
 		if (level <= LEVEL_EXHAUSTED)
 			at_level[level]++;
 	}
@@ -581,7 +590,8 @@ void metrics_render(const struct metrics_view *v, struct text *t)
 	      "connect() calls that found no local port (EADDRNOTAVAIL).", failed);
 	if (v->denials)
 		plain(t, "ephport_denials_total", "counter",
-		      "connect() calls the guard refused or, in audit mode, would have.", denials);
+		      "connect() calls the guard refused or, in audit mode, would have.",
+		      v->denials_total);
 	render_health(v, t);
 	free(sums);
 }

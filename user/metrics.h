@@ -58,7 +58,10 @@ struct metrics_view {
 	const struct tuple_list *tuples; /* every tuple, nearest to exhaustion first */
 	const struct ns_list *ns;
 	const __u8 *levels;    /* enum level of each tuple; NULL: all ok */
-	const __u64 *denials;  /* guard refusals of each tuple; NULL: none */
+	const __u64 *denials;  /* guard refusals of each tuple; NULL: the guard is off */
+	const struct netns_count *denials_netns; /* refusals per namespace, forgotten tuples too */
+	size_t denials_nnetns;
+	__u64 denials_total;
 	size_t top;	       /* per-tuple series for this many tuples */
 	const struct retired_set *retired;
 	const struct agent_stats *stats;
