@@ -22,7 +22,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev \
 	libcjson-dev libmicrohttpd-dev iproute2 mount
 TEST_DEPS := libcriterion-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
-	libbpf-tools yamllint python3-yaml kubectl nodejs \
+	libbpf-tools yamllint python3-yaml nodejs \
 	buildah binutils bash-completion groff-base man-db systemd
 # bench/run: python3, and tcpstates from libbpf-tools as the peer
 BENCH_DEPS := python3 procps util-linux libbpf-tools

@@ -128,7 +128,7 @@ def test_probes_ports_and_service(variant):
     objs = objects(variant)
     ds, pod, c = container(objs)
     assert c["ports"] == [{"name": "metrics", "containerPort": 9979, "protocol": "TCP"}]
-    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"),
+    for probe, path in (("startupProbe", "/readyz"), ("livenessProbe", "/healthz"),
                         ("readinessProbe", "/readyz")):
         assert c[probe]["httpGet"] == {"path": path, "port": "metrics"}, probe
     svc = objs[("Service", "ephport")]

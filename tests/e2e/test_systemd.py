@@ -26,7 +26,7 @@ from test_install import make
 
 SYSTEMD = "/lib/systemd/systemd"
 # linux/capability.h
-CAPS = {"CAP_NET_ADMIN": 12, "CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21, "CAP_SYSLOG": 34,
+CAPS = {"CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21, "CAP_SYSLOG": 34,
         "CAP_PERFMON": 38, "CAP_BPF": 39}
 
 # PID 1 of the new namespaces: a fresh /proc and cgroup2 (rooted at the test's cgroup),
@@ -333,7 +333,7 @@ def test_each_capability_is_needed(installed, hidden_netns, without):
     """With the unit's capabilities the agent finds a namespace that only a process holds
     and reads its port range; without CAP_SYS_PTRACE it cannot open the process's
     namespace, without CAP_SYS_ADMIN it cannot enter it, without CAP_SYSLOG it cannot
-    start. (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN are implied by CAP_SYS_ADMIN, which the
+    start. (CAP_BPF and CAP_PERFMON are implied by CAP_SYS_ADMIN, which the
     kernel accepts in their place; the unit names them for what the agent does.)"""
     with open(unit_path(installed)) as f:
         caps = [c for c in re.search(r"^CapabilityBoundingSet=(.*)$", f.read(), re.M)[1].split()
