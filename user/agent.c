@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -885,7 +884,6 @@ static void metrics_update(struct agent *a)
 				  .max_sockets = a->opts.max_sockets };
 	struct cost_reading cost;
 	struct timespec now;
-	struct rusage ru;
 	struct text t = { 0 };
 	__u64 *denials = NULL, denials_total = 0;
 	struct netns_count *denials_netns = NULL;
@@ -898,14 +896,14 @@ static void metrics_update(struct agent *a)
 		levels[i] = pressure_level(a->pressure, &l->items[i].key);
 	if (a->guard.mode != GUARD_OFF) {
 		denials = calloc(l->len + 1, sizeof(*denials));
-		if (denials && guard_denials_sums(bpf_map__fd(a->skel->maps.denials), l, denials,
-						  &denials_netns, &denials_nnetns, &denials_total)) {
+		if (denials &&
+		    guard_denials_sums(bpf_map__fd(a->skel->maps.denials), l, denials,
+				       &denials_netns, &denials_nnetns, &denials_total)) {
 			free(denials);
 			denials = NULL;
 		}
 	}
 	cost_read(&a->cost, &cost);
-	getrusage(RUSAGE_SELF, &ru);
 	clock_gettime(CLOCK_REALTIME, &now);
 	retired_prune(&a->retired, &a->latest_ns);
 	metrics_render(
@@ -924,16 +922,13 @@ static void metrics_update(struct agent *a)
 			.max_tuples = a->opts.max_tuples,
 			.lines_dropped = report_dropped(&a->report),
 			.checks = a->checks,
-			.ready = true,
 			.last_check_s = now.tv_sec + now.tv_nsec / 1e9,
-			.cpu_s = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-				 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
 			.start_time_s = a->start_time_s,
 			.version = EPHPORT_VERSION,
 		},
 		&t);
 	metrics_publish(a->metrics, &t);
-	metrics_beat(a->metrics, true);
+	metrics_beat(a->metrics);
 	free(levels);
 	free(denials);
 	free(denials_netns);

@@ -181,6 +181,7 @@ void cost_read(struct cost *c, struct cost_reading *r)
 	char text[4096];
 
 	memset(r, 0, sizeof(*r));
+	r->cpu_us = cpu_us();
 	r->nprogs = progs_read(c, r);
 	r->nmaps = maps_read(c, r);
 	r->bpf_stats = !proc_read(&c->bpf_stats, text, sizeof(text)) && proc_flag_on(text);
@@ -226,11 +227,12 @@ static int maps_to_json(const struct cost_reading *r, cJSON *obj)
 int cost_to_json(struct cost *c, size_t tuples, __u32 max_tuples, cJSON *obj)
 {
 	struct cost_reading r;
-	__u64 missed = 0, cnt = 0, ns = 0, cpu = cpu_us(), now = mono_ns();
+	__u64 missed = 0, cnt = 0, ns = 0, cpu, now = mono_ns();
 	double pct = 0, fill = 0;
 	int err = 0;
 
 	cost_read(c, &r);
+	cpu = r.cpu_us;
 	for (int i = 0; i < r.nprogs; i++) {
 		missed += r.progs[i].missed;
 		cnt += r.progs[i].runs;

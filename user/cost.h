@@ -33,20 +33,25 @@ struct cost {
 /* the programs that count events and the guard's: at most this many */
 #define COST_PROGS 7
 
+struct cost_prog {
+	const char *name;
+	__u64 runs, run_time_ns, missed;
+};
+
+struct cost_map {
+	const char *name;
+	__u64 max_entries, bytes;
+};
+
 /* one reading of what the programs and maps cost, for the stats line and /metrics */
 struct cost_reading {
 	int nprogs; /* -1: the programs' figures could not be read */
-	struct {
-		const char *name;
-		__u64 runs, run_time_ns, missed;
-	} progs[COST_PROGS];
+	struct cost_prog progs[COST_PROGS];
 	size_t nmaps;
-	struct {
-		const char *name;
-		__u64 max_entries, bytes;
-	} maps[COST_MAPS];
-	bool bpf_stats; /* kernel.bpf_stats_enabled: runs and run time are counted */
+	struct cost_map maps[COST_MAPS];
+	bool bpf_stats;		     /* kernel.bpf_stats_enabled: runs and run time are counted */
 	__u64 rss_kib, peak_rss_kib; /* 0: unknown */
+	__u64 cpu_us;		     /* user and system time of the agent */
 };
 
 /* after the programs are attached: CPU time is counted from here */

@@ -197,8 +197,7 @@ int guard_denials_sums(int denials_fd, const struct tuple_list *l, __u64 *per_tu
 
 	if (err)
 		return err;
-	/* by key: a namespace's entries come together (netns is not the key's first field,
-	 * so they are merged as found) */
+	/* per namespace, over every entry: the map is never pruned */
 	ns = calloc(n + 1, sizeof(*ns));
 	if (!ns) {
 		free(d);

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -235,10 +236,10 @@ static const struct {
 	int state;
 	const char *name;
 } live_states[] = {
-	{ EPH_TCP_SYN_SENT, "syn_sent" },     { EPH_TCP_SYN_RECV, "syn_recv" },
+	{ EPH_TCP_SYN_SENT, "syn_sent" },	{ EPH_TCP_SYN_RECV, "syn_recv" },
 	{ EPH_TCP_ESTABLISHED, "established" }, { EPH_TCP_FIN_WAIT1, "fin_wait1" },
-	{ EPH_TCP_FIN_WAIT2, "fin_wait2" },   { EPH_TCP_CLOSE_WAIT, "close_wait" },
-	{ EPH_TCP_LAST_ACK, "last_ack" },     { EPH_TCP_CLOSING, "closing" },
+	{ EPH_TCP_FIN_WAIT2, "fin_wait2" },	{ EPH_TCP_CLOSE_WAIT, "close_wait" },
+	{ EPH_TCP_LAST_ACK, "last_ack" },	{ EPH_TCP_CLOSING, "closing" },
 };
 
 enum tuple_field {
@@ -334,83 +335,103 @@ static void render_tuples(const struct metrics_view *v, struct text *t, size_t t
 	}
 }
 
+/* one sample with one label */
+static void labelled(struct text *t, const char *name, const char *label, const char *lv, double v)
+{
+	text_printf(t, "%s{%s=\"", name, label);
+	label_value(t, lv);
+	text_printf(t, "\"}");
+	value(t, v);
+}
+
 /* a namespace's sums over all its tuples, exported or not */
-struct ns_sums {
-	__u32 inum;
-	__u64 tuples;
-	__s64 in_use;
-	double max_util;
-	__u64 connects, failed, denials;
+enum ns_field {
+	NS_TUPLES,
+	NS_IN_USE,
+	NS_MAX_UTIL,
+	NS_CONNECTS,
+	NS_FAILED,
+	NS_DENIALS,
+	NS_FIELDS,
 };
 
-static void render_netns(const struct metrics_view *v, struct text *t, struct ns_sums *sums)
+struct ns_sums {
+	char netns[16]; /* the label value */
+	double v[NS_FIELDS];
+};
+
+static const struct {
+	const char *name, *type, *help;
+} ns_families[NS_FIELDS] = {
+	[NS_TUPLES] = { "ephport_netns_tuples", "gauge", "Destination tuples the namespace has." },
+	[NS_IN_USE] = { "ephport_netns_in_use_sockets", "gauge",
+			"Live sockets of the namespace's tuples, TIME_WAIT not included." },
+	[NS_MAX_UTIL] = { "ephport_netns_max_utilization_ratio", "gauge",
+			  "Utilization of the namespace's tuple nearest exhaustion." },
+	[NS_CONNECTS] = { "ephport_netns_connects_total", "counter",
+			  "Active opens in the namespace since the agent started." },
+	[NS_FAILED] = { "ephport_netns_failed_connects_total", "counter",
+			"connect() calls in the namespace that found no local port." },
+	[NS_DENIALS] = { "ephport_netns_denials_total", "counter",
+			 "connect() calls in the namespace the guard refused." },
+};
+
+static void render_netns(const struct metrics_view *v, struct text *t, const struct ns_sums *sums)
 {
 	const struct ns_list *nl = v->ns;
-	static const struct {
-		const char *name, *type, *help;
-	} fams[] = {
-		{ "ephport_netns_tuples", "gauge", "Destination tuples the namespace has." },
-		{ "ephport_netns_in_use_sockets", "gauge",
-		  "Live sockets of the namespace's tuples, TIME_WAIT not included." },
-		{ "ephport_netns_max_utilization_ratio", "gauge",
-		  "Utilization of the namespace's tuple nearest exhaustion." },
-		{ "ephport_netns_connects_total", "counter",
-		  "Active opens in the namespace since the agent started." },
-		{ "ephport_netns_failed_connects_total", "counter",
-		  "connect() calls in the namespace that found no local port." },
-		{ "ephport_netns_denials_total", "counter",
-		  "connect() calls in the namespace the guard refused." },
-	};
+	static const char *const sides[] = { "client", "server", "other" };
 
 	family(t, "ephport_netns_port_range_first", "gauge",
 	       "First port of net.ipv4.ip_local_port_range.");
 	for (size_t i = 0; i < nl->len; i++)
-		if (nl->items[i].port_range) {
-			text_printf(t, "ephport_netns_port_range_first{netns=\"%u\"}",
-				    nl->items[i].inum);
-			value(t, PORT_LOW(nl->items[i].port_range));
-		}
+		if (nl->items[i].port_range)
+			labelled(t, "ephport_netns_port_range_first", "netns", sums[i].netns,
+				 PORT_LOW(nl->items[i].port_range));
 	family(t, "ephport_netns_port_range_last", "gauge",
 	       "Last port of net.ipv4.ip_local_port_range.");
 	for (size_t i = 0; i < nl->len; i++)
-		if (nl->items[i].port_range) {
-			text_printf(t, "ephport_netns_port_range_last{netns=\"%u\"}",
-				    nl->items[i].inum);
-			value(t, PORT_HIGH(nl->items[i].port_range));
-		}
+		if (nl->items[i].port_range)
+			labelled(t, "ephport_netns_port_range_last", "netns", sums[i].netns,
+				 PORT_HIGH(nl->items[i].port_range));
 	family(t, "ephport_netns_time_wait_sockets", "gauge",
 	       "TIME_WAIT sockets of the namespace by whose they are: client (a tuple's), "
 	       "server (a listener's port), other.");
 	for (size_t i = 0; i < nl->len; i++) {
 		const struct ns_summary *ns = &nl->items[i];
+		const __s64 counts[] = { ns->tw_tuples, ns->tw_server, ns->tw_other };
 
-		text_printf(t, "ephport_netns_time_wait_sockets{netns=\"%u\",side=\"client\"}",
-			    ns->inum);
-		value(t, ns->tw_tuples);
-		text_printf(t, "ephport_netns_time_wait_sockets{netns=\"%u\",side=\"server\"}",
-			    ns->inum);
-		value(t, ns->tw_server);
-		text_printf(t, "ephport_netns_time_wait_sockets{netns=\"%u\",side=\"other\"}",
-			    ns->inum);
-		value(t, ns->tw_other);
-	}
-	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
-		if (f == 5 && !v->denials)
-			continue;
-		family(t, fams[f].name, fams[f].type, fams[f].help);
-		for (size_t i = 0; i < nl->len; i++) {
-			const struct ns_sums *s = &sums[i];
-			double x = f == 0 ? s->tuples :
-				   f == 1 ? s->in_use :
-				   f == 2 ? s->max_util :
-				   f == 3 ? s->connects :
-				   f == 4 ? s->failed :
-					    s->denials;
-
-			text_printf(t, "%s{netns=\"%u\"}", fams[f].name, s->inum);
-			value(t, x);
+		for (size_t k = 0; k < 3; k++) {
+			text_printf(t, "ephport_netns_time_wait_sockets{netns=\"%s\",side=\"%s\"}",
+				    sums[i].netns, sides[k]);
+			value(t, counts[k]);
 		}
 	}
+	for (int f = 0; f < NS_FIELDS; f++) {
+		if (f == NS_DENIALS && !v->denials)
+			continue;
+		family(t, ns_families[f].name, ns_families[f].type, ns_families[f].help);
+		for (size_t i = 0; i < nl->len; i++)
+			labelled(t, ns_families[f].name, "netns", sums[i].netns, sums[i].v[f]);
+	}
+}
+
+/* one family with a series per program: a field of struct cost_prog, scaled */
+static void per_program(struct text *t, const struct cost_reading *c, const char *name,
+			const char *help, size_t field, double scale)
+{
+	family(t, name, "counter", help);
+	for (int i = 0; i < c->nprogs; i++)
+		labelled(t, name, "program", c->progs[i].name,
+			 *(const __u64 *)((const char *)&c->progs[i] + field) * scale);
+}
+
+static void per_map(struct text *t, const struct cost_reading *c, const char *name,
+		    const char *help, size_t field)
+{
+	family(t, name, "gauge", help);
+	for (size_t i = 0; i < c->nmaps; i++)
+		labelled(t, name, "map", c->maps[i].name,
+			 *(const __u64 *)((const char *)&c->maps[i] + field));
 }
 
 static void render_health(const struct metrics_view *v, struct text *t)
@@ -428,11 +449,9 @@ static void render_health(const struct metrics_view *v, struct text *t)
 	};
 
 	family(t, "ephport_build_info", "gauge", "The agent's version; always 1.");
-	text_printf(t, "ephport_build_info{version=\"");
-	label_value(t, v->version);
-	text_printf(t, "\"} 1\n");
-	plain(t, "ephport_ready", "gauge",
-	      "1 once the start-up walk and the first check are done.", v->ready);
+	labelled(t, "ephport_build_info", "version", v->version, 1);
+	plain(t, "ephport_ready", "gauge", "1 once the start-up walk and the first check are done.",
+	      1);
 	plain(t, "ephport_last_check_timestamp_seconds", "gauge",
 	      "Unix time of the check these figures come from.", v->last_check_s);
 	plain(t, "ephport_pressure_checks_total", "counter", "Pressure checks done.", v->checks);
@@ -443,66 +462,44 @@ static void render_health(const struct metrics_view *v, struct text *t)
 		       "What the BPF programs could not record, by reason: a full map, a lost "
 		       "notice, a missed close.");
 		for (int i = 0; i < EPH_STAT_MAX; i++)
-			if (lost[i]) {
-				text_printf(t, "ephport_lost_events_total{reason=\"%s\"}", lost[i]);
-				value(t, v->stats->counters[i]);
-			}
+			if (lost[i])
+				labelled(t, "ephport_lost_events_total", "reason", lost[i],
+					 v->stats->counters[i]);
 	}
 	if (c) {
 		plain(t, "ephport_bpf_stats_enabled", "gauge",
 		      "1 when kernel.bpf_stats_enabled=1: program run counts and times are kept.",
 		      c->bpf_stats);
-		if (c->nprogs > 0) {
-			if (c->bpf_stats) {
-				family(t, "ephport_bpf_program_runs_total", "counter",
-				       "Runs of each BPF program (while bpf_stats is on).");
-				for (int i = 0; i < c->nprogs; i++) {
-					text_printf(t, "ephport_bpf_program_runs_total{program=\"%s\"}",
-						    c->progs[i].name);
-					value(t, c->progs[i].runs);
-				}
-				family(t, "ephport_bpf_program_run_seconds_total", "counter",
-				       "Time spent in each BPF program (while bpf_stats is on).");
-				for (int i = 0; i < c->nprogs; i++) {
-					text_printf(t,
-						    "ephport_bpf_program_run_seconds_total{program="
-						    "\"%s\"}",
-						    c->progs[i].name);
-					value(t, c->progs[i].run_time_ns / 1e9);
-				}
-			}
-			family(t, "ephport_bpf_program_missed_runs_total", "counter",
-			       "Events the kernel did not run a program for, because it was already "
-			       "running on that CPU.");
-			for (int i = 0; i < c->nprogs; i++) {
-				text_printf(t, "ephport_bpf_program_missed_runs_total{program=\"%s\"}",
-					    c->progs[i].name);
-				value(t, c->progs[i].missed);
-			}
+		/* the kernel counts runs and their time only while bpf_stats is on */
+		if (c->bpf_stats) {
+			per_program(t, c, "ephport_bpf_program_runs_total",
+				    "Runs of each BPF program (while bpf_stats is on).",
+				    offsetof(struct cost_prog, runs), 1);
+			per_program(t, c, "ephport_bpf_program_run_seconds_total",
+				    "Time spent in each BPF program (while bpf_stats is on).",
+				    offsetof(struct cost_prog, run_time_ns), 1e-9);
 		}
-		family(t, "ephport_map_max_entries", "gauge",
-		       "Entries each BPF map can hold (--max-tuples, --max-sockets, --max-timewait; "
-		       "fixed for the others).");
-		for (size_t i = 0; i < c->nmaps; i++) {
-			text_printf(t, "ephport_map_max_entries{map=\"%s\"}", c->maps[i].name);
-			value(t, c->maps[i].max_entries);
-		}
-		family(t, "ephport_map_memory_bytes", "gauge",
-		       "Kernel memory of each BPF map, as the kernel counts it.");
-		for (size_t i = 0; i < c->nmaps; i++) {
-			text_printf(t, "ephport_map_memory_bytes{map=\"%s\"}", c->maps[i].name);
-			value(t, c->maps[i].bytes);
-		}
+		per_program(t, c, "ephport_bpf_program_missed_runs_total",
+			    "Events the kernel did not run a program for, because it was already "
+			    "running on that CPU.",
+			    offsetof(struct cost_prog, missed), 1);
+		per_map(t, c, "ephport_map_max_entries",
+			"Entries each BPF map can hold (--max-tuples, --max-sockets, "
+			"--max-timewait; fixed for the others).",
+			offsetof(struct cost_map, max_entries));
+		per_map(t, c, "ephport_map_memory_bytes",
+			"Kernel memory of each BPF map, as the kernel counts it.",
+			offsetof(struct cost_map, bytes));
 		if (c->rss_kib)
 			plain(t, "process_resident_memory_bytes", "gauge",
 			      "Resident memory of the agent.", c->rss_kib * 1024.0);
+		plain(t, "process_cpu_seconds_total", "counter",
+		      "CPU time of the agent, user and system.", c->cpu_us / 1e6);
 	}
 	if (v->max_tuples)
 		plain(t, "ephport_tuples_map_fill_ratio", "gauge",
 		      "Tuples tracked divided by --max-tuples.",
 		      fmin(1, (double)v->tuples->seen / v->max_tuples));
-	plain(t, "process_cpu_seconds_total", "counter", "CPU time of the agent, user and system.",
-	      v->cpu_s);
 	plain(t, "process_start_time_seconds", "gauge", "Unix time the agent started.",
 	      v->start_time_s);
 }
@@ -525,41 +522,39 @@ void metrics_render(const struct metrics_view *v, struct text *t)
 		return;
 	}
 	for (size_t i = 0; i < nl->len; i++) {
-		const struct retired *r = NULL;
+		__u32 inum = nl->items[i].inum;
 
-		sums[i].inum = nl->items[i].inum;
-		for (size_t j = 0; v->retired && j < v->retired->len && !r; j++)
-			if (v->retired->items[j].netns == sums[i].inum)
-				r = &v->retired->items[j];
-		if (r) {
-			sums[i].connects = r->connects;
-			sums[i].failed = r->failed;
-		}
-		time_wait += nl->items[i].tw_tuples + nl->items[i].tw_server + nl->items[i].tw_other;
+		snprintf(sums[i].netns, sizeof(sums[i].netns), "%u", inum);
+		for (size_t j = 0; v->retired && j < v->retired->len; j++)
+			if (v->retired->items[j].netns == inum) {
+				sums[i].v[NS_CONNECTS] = v->retired->items[j].connects;
+				sums[i].v[NS_FAILED] = v->retired->items[j].failed;
+			}
 		/* the denials map is never pruned: its sums never go down */
 		for (size_t j = 0; v->denials && j < v->denials_nnetns; j++)
-			if (v->denials_netns[j].netns == sums[i].inum)
-				sums[i].denials = v->denials_netns[j].count;
+			if (v->denials_netns[j].netns == inum)
+				sums[i].v[NS_DENIALS] = v->denials_netns[j].count;
+		time_wait +=
+			nl->items[i].tw_tuples + nl->items[i].tw_server + nl->items[i].tw_other;
 	}
 	for (size_t i = 0; i < l->len; i++) {
 		const struct tuple *tu = &l->items[i];
-		struct ns_sums *s = &sums[last];
 		__u8 level = v->levels ? v->levels[i] : 0;
+		double *s;
 
 		/* tuples of one namespace mostly come together: try the previous one first */
-		if (last >= nl->len || s->inum != tu->key.netns) {
-			size_t j = 0;
-
-			while (j < nl->len && sums[j].inum != tu->key.netns)
-				j++;
-			last = j; /* nl->len: a namespace the list lacks, summed in the spare slot */
-			s = &sums[last];
+		if (last >= nl->len || nl->items[last].inum != tu->key.netns) {
+			last = 0;
+			while (last < nl->len && nl->items[last].inum != tu->key.netns)
+				last++;
+			/* nl->len: a namespace the list lacks, summed in the spare slot */
 		}
-		s->tuples++;
-		s->in_use += tu->in_use;
-		s->max_util = fmax(s->max_util, tu->utilization);
-		s->connects += tu->val.connects;
-		s->failed += tu->val.failed_connects;
+		s = sums[last].v;
+		s[NS_TUPLES]++;
+		s[NS_IN_USE] += tu->in_use;
+		s[NS_MAX_UTIL] = fmax(s[NS_MAX_UTIL], tu->utilization);
+		s[NS_CONNECTS] += tu->val.connects;
+		s[NS_FAILED] += tu->val.failed_connects;
 		in_use += tu->in_use;
 		max_util = fmax(max_util, tu->utilization);
 		connects += tu->val.connects;
@@ -580,10 +575,8 @@ void metrics_render(const struct metrics_view *v, struct text *t)
 	plain(t, "ephport_max_utilization_ratio", "gauge",
 	      "Utilization of the tuple nearest exhaustion on this node.", max_util);
 	family(t, "ephport_tuples_at_level", "gauge", "Tuples at each pressure level above ok.");
-	for (int lv = LEVEL_WARNING; lv <= LEVEL_EXHAUSTED; lv++) {
-		text_printf(t, "ephport_tuples_at_level{level=\"%s\"}", level_name(lv));
-		value(t, at_level[lv]);
-	}
+	for (int lv = LEVEL_WARNING; lv <= LEVEL_EXHAUSTED; lv++)
+		labelled(t, "ephport_tuples_at_level", "level", level_name(lv), at_level[lv]);
 	plain(t, "ephport_connects_total", "counter", "Active opens since the agent started.",
 	      connects);
 	plain(t, "ephport_failed_connects_total", "counter",
@@ -603,9 +596,8 @@ struct metrics {
 	struct sockaddr_storage bound;
 	socklen_t bound_len;
 	pthread_mutex_t lock;
-	struct text text; /* under lock */
-	atomic_bool ready;
-	_Atomic __u64 beat_ns; /* CLOCK_MONOTONIC of the latest check; 0 none yet */
+	struct text text;      /* under lock */
+	_Atomic __u64 beat_ns; /* CLOCK_MONOTONIC of the latest check; 0: none yet, not ready */
 };
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
@@ -646,7 +638,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
 	if (!strcmp(url, "/metrics")) {
-		if (!atomic_load(&m->ready))
+		if (!beat)
 			return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
 		pthread_mutex_lock(&m->lock);
 		ret = reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", m->text.s,
@@ -662,9 +654,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
 	}
 	if (!strcmp(url, "/readyz"))
-		return atomic_load(&m->ready) ?
-			       reply_text(c, MHD_HTTP_OK, "ready\n") :
-			       reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
+		return beat ? reply_text(c, MHD_HTTP_OK, "ready\n") :
+			      reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
 	if (!strcmp(url, "/"))
 		return reply_text(c, MHD_HTTP_OK, "ephport agent: /metrics /healthz /readyz\n");
 	return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: /metrics /healthz /readyz\n");
@@ -724,11 +715,10 @@ int metrics_start(struct metrics **out, const struct metrics_addr *addr)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL,
-				     NULL, on_request, m, MHD_OPTION_LISTEN_SOCKET, fd,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-				     MHD_OPTION_END);
+	m->daemon = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request, m,
+		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!m->daemon) {
 		close(fd);
@@ -778,11 +768,9 @@ void metrics_publish(struct metrics *m, struct text *t)
 	text_free(&old);
 }
 
-void metrics_beat(struct metrics *m, bool ready)
+void metrics_beat(struct metrics *m)
 {
 	atomic_store(&m->beat_ns, mono_ns());
-	if (ready)
-		atomic_store(&m->ready, true);
 }
 
 void metrics_stop(struct metrics *m)

@@ -57,20 +57,19 @@ void retired_free(struct retired_set *r);
 struct metrics_view {
 	const struct tuple_list *tuples; /* every tuple, nearest to exhaustion first */
 	const struct ns_list *ns;
-	const __u8 *levels;    /* enum level of each tuple; NULL: all ok */
-	const __u64 *denials;  /* guard refusals of each tuple; NULL: the guard is off */
+	const __u8 *levels;   /* enum level of each tuple; NULL: all ok */
+	const __u64 *denials; /* guard refusals of each tuple; NULL: the guard is off */
 	const struct netns_count *denials_netns; /* refusals per namespace, forgotten tuples too */
 	size_t denials_nnetns;
 	__u64 denials_total;
-	size_t top;	       /* per-tuple series for this many tuples */
+	size_t top; /* per-tuple series for this many tuples */
 	const struct retired_set *retired;
 	const struct agent_stats *stats;
 	const struct cost_reading *cost;
 	__u32 max_tuples;
 	__u64 lines_dropped, checks;
-	bool ready;
 	double last_check_s; /* Unix time of the check this reading is from */
-	double cpu_s, start_time_s;
+	double start_time_s;
 	const char *version;
 };
 
@@ -85,8 +84,8 @@ int metrics_start(struct metrics **out, const struct metrics_addr *addr);
 int metrics_url(const struct metrics *m, char *buf, size_t len);
 /* the next /metrics answer; takes the text over */
 void metrics_publish(struct metrics *m, struct text *t);
-/* a check has finished; ready: the start-up walk and a first check are done */
-void metrics_beat(struct metrics *m, bool ready);
+/* a check has finished: the first one makes /metrics and /readyz answer */
+void metrics_beat(struct metrics *m);
 void metrics_stop(struct metrics *m);
 
 #endif /* EPHPORT_METRICS_H */

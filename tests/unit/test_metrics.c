@@ -35,9 +35,10 @@ Test(metrics_addr, accepts_ipv4_ipv6_and_wildcard)
 
 Test(metrics_addr, refuses_malformed)
 {
-	const char *bad[] = { "",	  "9979",	"nope",	     ":",	  "1.2.3.4:65536",
-			      "::1:80",	  "[::1:80",	"[]:80",     "[1.2.3.4]:80", "1.2.3.4:x",
-			      "1.2.3.4:-1", "1.2.3.4: 80" };
+	const char *bad[] = { "",	   "9979",	    "nope",
+			      ":",	   "1.2.3.4:65536", "::1:80",
+			      "[::1:80",   "[]:80",	    "[1.2.3.4]:80",
+			      "1.2.3.4:x", "1.2.3.4:-1",    "1.2.3.4: 80" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct metrics_addr a;
@@ -101,15 +102,20 @@ Test(metrics_render, top_n_sums_and_levels)
 	struct tuple items[3] = { make_tuple(7, 81, 90, 5, 100), make_tuple(7, 80, 40, 10, 100),
 				  make_tuple(8, 80, 1, 0, 100) };
 	struct tuple_list l = { .items = items, .len = 3, .seen = 3 };
-	struct ns_summary ns[2] = { { .inum = 7, .port_range = 40000 | 40099u << 16, .tw_tuples = 15,
-				      .tw_server = 2 },
-				    { .inum = 8 } };
+	struct ns_summary ns[2] = {
+		{ .inum = 7, .port_range = 40000 | 40099u << 16, .tw_tuples = 15, .tw_server = 2 },
+		{ .inum = 8 }
+	};
 	struct ns_list nl = { .items = ns, .len = 2 };
 	__u8 levels[3] = { LEVEL_CRITICAL, LEVEL_OK, LEVEL_OK };
 	struct retired r = { .netns = 7, .connects = 1000, .failed = 3 };
 	struct retired_set rs = { .items = &r, .len = 1, .cap = 1, .connects = 1500, .failed = 3 };
-	struct metrics_view v = { .tuples = &l, .ns = &nl, .levels = levels, .top = 2,
-				  .retired = &rs, .max_tuples = 100, .ready = true,
+	struct metrics_view v = { .tuples = &l,
+				  .ns = &nl,
+				  .levels = levels,
+				  .top = 2,
+				  .retired = &rs,
+				  .max_tuples = 100,
 				  .version = "0.1.0" };
 	struct text t = { 0 };
 	const char *lbl = "{netns=\"7\",family=\"ipv4\",saddr=\"10.0.0.1\",daddr=\"10.0.0.2\","
@@ -165,9 +171,14 @@ Test(metrics_render, denials_when_the_guard_is_on)
 	__u64 denials[1] = { 12 };
 	/* 3 more refusals were of a tuple forgotten since: the sums keep them */
 	struct netns_count by_netns[1] = { { .netns = 7, .count = 15 } };
-	struct metrics_view v = { .tuples = &l, .ns = &nl, .denials = denials,
-				  .denials_netns = by_netns, .denials_nnetns = 1,
-				  .denials_total = 15, .top = 100, .version = "0.1.0" };
+	struct metrics_view v = { .tuples = &l,
+				  .ns = &nl,
+				  .denials = denials,
+				  .denials_netns = by_netns,
+				  .denials_nnetns = 1,
+				  .denials_total = 15,
+				  .top = 100,
+				  .version = "0.1.0" };
 	struct text t = { 0 };
 
 	metrics_render(&v, &t);
