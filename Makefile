@@ -26,10 +26,14 @@ TEST_DEPS := libcriterion-dev python3 python3-pytest python3-jsonschema rsyslog 
 	buildah binutils bash-completion groff-base man-db systemd
 # bench/run: python3, and tcpstates from libbpf-tools as the peer
 BENCH_DEPS := python3 procps util-linux libbpf-tools
+# make vmtest: qemu, the initramfs (cpio, static init), modprobe and depmod for the guest
+VMTEST_DEPS := qemu-system-x86 cpio kmod xz-utils zstd debian-archive-keyring
+# the kernels make vmtest boots (Debian's: 5.10 bullseye, 6.1 bookworm, 6.12 trixie)
+KERNELS ?= 5.10 6.1 6.12
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
-LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o tuples.o capacity.o netns.o lock.o cgroup.o \
+LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o tuples.o capacity.o netns.o lock.o cgroup.o kernel.o \
 	report.o sink.o pressure.o failures.o guard.o cost.o metrics.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)

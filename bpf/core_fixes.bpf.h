@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Kernel layouts that changed between versions, read with CO-RE in one place. */
+/*
+ * Kernel differences, in one place: layouts read with CO-RE ___old/___new
+ * flavours, and helpers that only some kernels have, each with the change that
+ * brought it. One object serves Linux 5.10 to 6.18 (docs/kernels.md).
+ */
 #ifndef EPHPORT_CORE_FIXES_BPF_H
 #define EPHPORT_CORE_FIXES_BPF_H
 
@@ -7,9 +11,10 @@
 #include <bpf/bpf_core_read.h>
 
 /*
- * Older kernels keep ip_local_port_range as int range[2] beside a seqlock, in an
- * anonymous struct; newer ones (Linux 6.18 here) pack it in one u32, low port in
- * the low 16 bits, read without a lock. Both give low | high << 16 here.
+ * ip_local_port_range: "ipv4: Use READ/WRITE_ONCE() for IP local_port_range"
+ * (Linux 6.8) packed the pair into one u32, low port in the low 16 bits, read
+ * without a lock; before it, int range[2] beside a seqlock. Both give
+ * low | high << 16 here.
  */
 struct netns_ipv4___old {
 	struct {
@@ -30,15 +35,52 @@ static __always_inline __u32 port_range_of(const struct net *net)
 
 		return (__u32)(lo & 0xffff) | (__u32)(hi & 0xffff) << 16;
 	}
-	/* a plain load: every caller holds a BTF pointer (tp_btf, iter, rdonly cast) */
+	/* a plain load: every caller holds a BTF pointer */
 	return net->ipv4.ip_local_ports.range;
 }
 
 /*
- * Since SOCK_CONNECT_BIND (Linux 6.17, "tcp: Restore fastreuse for connect()
- * bound sockets"), a socket whose port connect() chose carries that flag and its
+ * The cgroup a socket was made in: "bpf, cgroups: Fix cgroup v2 fallback on
+ * v1/v2 mixed mode" (8520e224f547, Linux 5.15) made sock_cgroup_data a plain
+ * struct cgroup pointer. Before it a u64 held either that pointer or, with one
+ * of its low two bits set, net_prio/net_cls data (the socket then counts in the
+ * root cgroup, id 1).
+ */
+struct sock_cgroup_data___old {
+	__u64 val;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
+{
+	const struct cgroup *cg;
+
+	if (bpf_core_field_exists(((struct sock_cgroup_data___old *)0)->val)) {
+		const struct sock_cgroup_data___old *d = (const void *)&sk->sk_cgrp_data;
+		__u64 v = BPF_CORE_READ(d, val);
+
+		if (v & 3)
+			return 1;
+		cg = (const struct cgroup *)v;
+		return cg ? BPF_CORE_READ(cg, kn, id) : 0;
+	}
+	/* plain loads: sk is a BTF pointer */
+	cg = sk->sk_cgrp_data.cgroup;
+	return cg ? cg->kn->id : 0;
+}
+
+/*
+ * A map helper's error: until "bpf: return long from bpf_map_ops funcs" (Linux
+ * 6.4) the map's op returned an int that reached the program zero-extended
+ * (-E2BIG as 0xfffffff9 on 5.10 and 6.1, measured). Compare the low 32 bits.
+ */
+#define map_err(ret) ((int)(ret))
+
+/*
+ * Since SOCK_CONNECT_BIND ("tcp: Restore fastreuse for connect() bound sockets",
+ * Linux 6.17), a socket whose port connect() chose carries that flag and its
  * TIME_WAIT socket carries tw_connect_bind: proof of an active open with an
- * ephemeral port. 1 yes, 0 no, -1 this kernel cannot tell.
+ * ephemeral port. 1 yes, 0 no, -1 this kernel cannot tell. Plain (probed)
+ * reads: tw may be a BTF pointer or an address.
  */
 #define SOCK_CONNECT_BIND 16
 
@@ -46,7 +88,7 @@ static __always_inline int tw_connect_bound(const struct inet_timewait_sock *tw)
 {
 	if (!bpf_core_field_exists(struct inet_timewait_sock, tw_connect_bind))
 		return -1;
-	return BPF_CORE_READ_BITFIELD(tw, tw_connect_bind);
+	return BPF_CORE_READ_BITFIELD_PROBED(tw, tw_connect_bind);
 }
 
 static __always_inline int sk_connect_bound(const struct sock *sk)
@@ -55,5 +97,54 @@ static __always_inline int sk_connect_bound(const struct sock *sk)
 		return -1;
 	return (sk->sk_userlocks & SOCK_CONNECT_BIND) != 0;
 }
+
+/*
+ * Helpers some kernels lack. bpf_core_enum_value_exists() is resolved against
+ * the running kernel's BTF at load time; the branch not taken is dead code the
+ * verifier never checks, so a missing helper costs nothing.
+ *
+ * bpf_task_pt_regs: "bpf: Add bpf_task_pt_regs() helper" (Linux 5.15). Without
+ * it, a failing connect() or bind() finds its arguments where the syscall entry
+ * programs saved them.
+ */
+#define HAVE_TASK_PT_REGS bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)
+
+/*
+ * bpf_set_retval: "bpf: Add cgroup helpers bpf_{get,set}_retval to get/set
+ * syscall return value" (Linux 5.18). Without it, a connect() the guard refuses
+ * fails with EPERM, whatever --deny-errno says.
+ */
+#define HAVE_SET_RETVAL bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_set_retval)
+
+/*
+ * Atomic exchange and compare-and-exchange: "bpf: Add instructions for
+ * atomic_[cmp]xchg" (Linux 5.12). Older verifiers reject the instructions even
+ * in dead code, so the programs that need them come in two builds (the _compat
+ * ones use a plain read and write) and the agent loads the one this kernel takes.
+ */
+#define ATOMIC_XCHG(p, v, atomics)                                  \
+	({                                                          \
+		__typeof__(*(p)) __old;                             \
+		if (atomics) {                                      \
+			__old = __sync_lock_test_and_set((p), (v)); \
+		} else {                                            \
+			__old = *(volatile __typeof__(*(p)) *)(p);  \
+			*(volatile __typeof__(*(p)) *)(p) = (v);    \
+		}                                                   \
+		__old;                                              \
+	})
+
+#define ATOMIC_CMPXCHG(p, o, n, atomics)                                    \
+	({                                                                  \
+		__typeof__(*(p)) __cur;                                     \
+		if (atomics) {                                              \
+			__cur = __sync_val_compare_and_swap((p), (o), (n)); \
+		} else {                                                    \
+			__cur = *(volatile __typeof__(*(p)) *)(p);          \
+			if (__cur == (o))                                   \
+				*(volatile __typeof__(*(p)) *)(p) = (n);    \
+		}                                                           \
+		__cur;                                                      \
+	})
 
 #endif /* EPHPORT_CORE_FIXES_BPF_H */

@@ -46,8 +46,6 @@ __u32 walk_gen = 0;
 /* CLOCK_MONOTONIC as the agent last read it, twice a second: when connects happen */
 __u64 agent_clock_ns = 0;
 
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-
 /*
  * max_entries of the big hash maps are set by the loader (--max-tuples, ...).
  * None is preallocated: memory follows use, and an entry deleted meanwhile is
@@ -167,15 +165,25 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } notices SEC(".maps");
 
+/* a syscall's first three arguments */
+struct sys_args {
+	__u64 fd;
+	__u64 uaddr;
+	__u64 addrlen;
+};
+
 /*
  * What a thread's failed port search saw, kept until its connect() returns:
- * the tuple and its counts at that moment.
+ * the tuple and its counts at that moment. On kernels without bpf_task_pt_regs
+ * the syscall entry programs also keep the call's arguments here.
  */
 struct call {
-	__u64 sk;	/* the socket: the syscall's fd must lead to it */
-	__u8 has_tuple; /* set by the port search, cleared by the syscall's exit */
+	struct sys_args args; /* has_args: saved by connect_enter or bind_enter */
+	__u64 sk;	      /* the socket: the syscall's fd must lead to it */
+	__u8 has_tuple;	      /* set by the port search, cleared by the syscall's exit */
+	__u8 has_args;
 	__u8 tw_reuse;
-	__u8 pad[6];
+	__u8 pad[5];
 	__s32 in_use;
 	__s32 time_wait;
 	__s32 time_wait_ts;
@@ -183,10 +191,11 @@ struct call {
 	struct tuple_key tuple;
 };
 
+/* by thread (pid_tgid); LRU: a call whose exit never comes (io_uring) ages out */
 struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_CALLS);
+	__type(key, __u64);
 	__type(value, struct call);
 } calls SEC(".maps");
 
@@ -246,6 +255,18 @@ static __always_inline void stat_inc(__u32 slot)
 
 	if (v)
 		*v += 1;
+}
+
+/* the current thread's entry in "calls", made if asked */
+static __always_inline struct call *call_of_current(bool create)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call *c = bpf_map_lookup_elem(&calls, &id), init = {};
+
+	if (c || !create)
+		return c;
+	bpf_map_update_elem(&calls, &id, &init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&calls, &id);
 }
 
 static __always_inline bool ipv6_is_v4mapped(const struct in6_addr *a)
@@ -313,7 +334,7 @@ static __always_inline struct tuple_val *tuple_get_or_create(const struct tuple_
 	init.port_range = port_range_of(net);
 	init.tw_reuse = net->ipv4.sysctl_tcp_tw_reuse;
 	/* -EEXIST means another CPU created it first: fine */
-	if (bpf_map_update_elem(&tuples, key, &init, BPF_NOEXIST) == -E2BIG) {
+	if (map_err(bpf_map_update_elem(&tuples, key, &init, BPF_NOEXIST)) == -E2BIG) {
 		stat_inc(EPH_STAT_TUPLES_FULL);
 		return NULL;
 	}
@@ -354,7 +375,7 @@ static __always_inline void ports_add(__u32 netns, __u16 port, int listeners, in
 	if (!pv) {
 		if (listeners < 0 || bound < 0)
 			return; /* it never fitted */
-		if (bpf_map_update_elem(&ports, &pk, &zero, BPF_NOEXIST) == -E2BIG) {
+		if (map_err(bpf_map_update_elem(&ports, &pk, &zero, BPF_NOEXIST)) == -E2BIG) {
 			stat_inc(EPH_STAT_PORTS_FULL);
 			return;
 		}
@@ -424,33 +445,25 @@ static __always_inline void tw_account(const struct tw_key *k, const struct tw_v
  * once even when the kernel destroys it on another CPU at the same moment.
  */
 static __always_inline void tw_classify(const struct tw_key *k, __u32 side, __u64 tuple_born,
-					struct tuple_val *val)
+					struct tuple_val *val, const bool atomics)
 {
 	struct tw_val *v = bpf_map_lookup_elem(&timewait, k);
 
 	if (!v || v->side != TW_UNCLASSIFIED)
 		return;
 	v->tuple_born = tuple_born;
-	if (__sync_val_compare_and_swap(&v->side, TW_UNCLASSIFIED, side) == TW_UNCLASSIFIED)
+	if (ATOMIC_CMPXCHG(&v->side, TW_UNCLASSIFIED, side, atomics) == TW_UNCLASSIFIED)
 		tw_account(k, v, side, 1, val);
 }
 
 /* the kernel destroyed it; returns the side it was counted on */
-static __always_inline __u32 tw_gone(const struct tw_key *k, struct tw_val *v)
+static __always_inline __u32 tw_gone(const struct tw_key *k, struct tw_val *v, const bool atomics)
 {
-	__u32 side = __sync_lock_test_and_set(&v->side, TW_GONE);
+	__u32 side = ATOMIC_XCHG(&v->side, TW_GONE, atomics);
 
 	tw_account(k, v, side, -1, NULL);
 	bpf_map_delete_elem(&timewait, k);
 	return side;
-}
-
-/* the cgroup v2 id of the cgroup a socket was made in */
-static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
-{
-	const struct cgroup *cg = sk->sk_cgrp_data.cgroup;
-
-	return cg ? cg->kn->id : 0;
 }
 
 /* --quota: a cgroup's sockets to a destination, one more or one less */
@@ -691,8 +704,7 @@ static __always_inline void port_search_failed(const struct sock *sk, const stru
 
 	__sync_fetch_and_add(&val->failed_connects, 1);
 	/* a connect() from io_uring or the kernel leaves it unread: counted in the tuple only */
-	c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0,
-				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	c = call_of_current(true);
 	if (!c)
 		return;
 	c->sk = (__u64)sk;
@@ -740,7 +752,7 @@ static __always_inline __u64 tuple_born_of(const struct tw_key *k, const struct 
 }
 
 /* a socket ephport does not track closed first: an accepted one, most likely */
-static __always_inline void untracked_close(const struct sock *sk)
+static __always_inline void untracked_close(const struct sock *sk, const bool atomics)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
 	const struct net *net = sk->__sk_common.skc_net.net;
@@ -760,7 +772,7 @@ static __always_inline void untracked_close(const struct sock *sk)
 	side = tw_guess_side(&k, net, v->cbind);
 	if (side == TW_CLIENT && !(born = tuple_born_of(&k, net)))
 		return;
-	tw_classify(&k, side, born, NULL);
+	tw_classify(&k, side, born, NULL, atomics);
 }
 
 /*
@@ -769,7 +781,7 @@ static __always_inline void untracked_close(const struct sock *sk)
  * not run while it already runs on that CPU) is repaired by the next one.
  */
 static __always_inline void tracked_change(const struct sock *sk, __u64 skaddr, int oldstate,
-					   int newstate)
+					   int newstate, const bool atomics)
 {
 	struct sock_val *sv = sock_tracked(skaddr);
 	struct tuple_val *val;
@@ -783,7 +795,7 @@ static __always_inline void tracked_change(const struct sock *sk, __u64 skaddr, 
 		struct tuple_key key;
 
 		if (may_leave_timewait(oldstate, newstate))
-			untracked_close(sk);
+			untracked_close(sk, atomics);
 		/* not tracked (the socket map was full): still count the failure */
 		else if (no_port && tuple_key_of(sk, &key) &&
 			 (val = bpf_map_lookup_elem(&tuples, &key)))
@@ -803,7 +815,7 @@ static __always_inline void tracked_change(const struct sock *sk, __u64 skaddr, 
 			__builtin_memcpy(&k, &sv->key, sizeof(sv->key));
 			k.sport = sv->lport;
 			k.pad = 0;
-			tw_classify(&k, TW_CLIENT, sv->tuple_born, val);
+			tw_classify(&k, TW_CLIENT, sv->tuple_born, val, atomics);
 		}
 		return;
 	}
@@ -820,8 +832,8 @@ static __always_inline void tracked_change(const struct sock *sk, __u64 skaddr, 
 	sv->state = newstate;
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(tuples_set_state, const struct sock *sk, int oldstate, int newstate)
+static __always_inline int set_state(const struct sock *sk, int oldstate, int newstate,
+				     const bool atomics)
 {
 	__u64 skaddr = (__u64)sk;
 
@@ -842,17 +854,69 @@ int BPF_PROG(tuples_set_state, const struct sock *sk, int oldstate, int newstate
 		forget_stale(skaddr);
 		listener_track(sk, skaddr);
 	} else {
-		tracked_change(sk, skaddr, oldstate, newstate);
+		tracked_change(sk, skaddr, oldstate, newstate, atomics);
 	}
 	return 0;
 }
 
-/* the TIME_WAIT socket around a tw_timer, readable with plain (fault-safe) loads */
+/*
+ * Each program that changes a TIME_WAIT socket's side comes twice: the agent
+ * loads the _compat build where the kernel lacks atomic exchange (before 5.12).
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tuples_set_state, const struct sock *sk, int oldstate, int newstate)
+{
+	return set_state(sk, oldstate, newstate, true);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tuples_set_state_compat, const struct sock *sk, int oldstate, int newstate)
+{
+	return set_state(sk, oldstate, newstate, false);
+}
+
+/*
+ * The TIME_WAIT socket around a tw_timer. Not a BTF pointer (the verifier only
+ * knows the timer), so its fields are read with CO-RE probe reads: they work on
+ * every kernel, where bpf_rdonly_cast (Linux 6.2) would not.
+ */
 static __always_inline const struct tcp_timewait_sock *tw_of_timer(const struct timer_list *timer)
 {
-	__u64 addr = (__u64)timer - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
+	return (const void *)((__u64)timer -
+			      bpf_core_field_offset(struct inet_timewait_sock, tw_timer));
+}
 
-	return bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct tcp_timewait_sock));
+/* addrs_of() for a socket that is not a BTF pointer */
+static __always_inline bool addrs_read(const struct sock_common *skc, struct tuple_key *key)
+{
+	__u16 family = BPF_CORE_READ(skc, skc_family);
+	struct in6_addr daddr;
+
+	key->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
+	key->dport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&daddr, skc, skc_v6_daddr);
+		if (!ipv6_is_v4mapped(&daddr)) {
+			key->family = AF_INET6;
+			BPF_CORE_READ_INTO(&key->saddr, skc, skc_v6_rcv_saddr);
+			__builtin_memcpy(key->daddr, &daddr, 16);
+			return true;
+		}
+	} else if (family != AF_INET) {
+		return false;
+	}
+	key->family = AF_INET;
+	bpf_probe_read_kernel(key->saddr, 4, &skc->skc_rcv_saddr);
+	bpf_probe_read_kernel(key->daddr, 4, &skc->skc_daddr);
+	return true;
+}
+
+/* tw_key_of() for a TIME_WAIT socket found through its timer */
+static __always_inline bool tw_key_read(const struct inet_timewait_sock *tw, struct tw_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->sport = BPF_CORE_READ(tw, __tw_common.skc_num);
+	return addrs_read(&tw->__tw_common, (struct tuple_key *)k);
 }
 
 /* a TIME_WAIT socket was made (or its timer re-armed) */
@@ -868,7 +932,7 @@ int BPF_PROG(tw_timer_start, struct timer_list *timer, unsigned long expires)
 	if ((__u64)timer->function != tw_timer_fn || !tw_timer_fn)
 		return 0;
 	tw = tw_of_timer(timer);
-	if (!tw_key_of(&tw->tw_sk, &k))
+	if (!tw_key_read(&tw->tw_sk, &k))
 		return 0;
 	r = bpf_map_lookup_elem(&rearms, &zero);
 	/* a cancel of a socket the kernel destroyed leaves its slot behind: the same
@@ -882,16 +946,15 @@ int BPF_PROG(tw_timer_start, struct timer_list *timer, unsigned long expires)
 		return 0;
 	}
 	v.born_ns = bpf_ktime_get_ns();
-	v.ts = tw->tw_ts_recent_stamp != 0;
+	v.ts = BPF_CORE_READ(tw, tw_ts_recent_stamp) != 0;
 	v.cbind = tw_connect_bound(&tw->tw_sk);
-	if (bpf_map_update_elem(&timewait, &k, &v, BPF_NOEXIST) == -E2BIG)
+	if (map_err(bpf_map_update_elem(&timewait, &k, &v, BPF_NOEXIST)) == -E2BIG)
 		stat_inc(EPH_STAT_TIMEWAIT_FULL);
 	return 0;
 }
 
 /* a TIME_WAIT socket expired or was destroyed (or its timer is being re-armed) */
-SEC("tp_btf/timer_cancel")
-int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
+static __always_inline int timer_cancel(const struct timer_list *timer, const bool atomics)
 {
 	const struct tcp_timewait_sock *tw;
 	__u32 zero = 0, side;
@@ -902,12 +965,12 @@ int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
 	if ((__u64)timer->function != tw_timer_fn || !tw_timer_fn)
 		return 0;
 	tw = tw_of_timer(timer);
-	if (!tw_key_of(&tw->tw_sk, &k))
+	if (!tw_key_read(&tw->tw_sk, &k))
 		return 0;
 	v = bpf_map_lookup_elem(&timewait, &k);
 	if (!v)
 		return 0;
-	side = __sync_lock_test_and_set(&v->side, TW_GONE);
+	side = ATOMIC_XCHG(&v->side, TW_GONE, atomics);
 	tw_account(&k, v, side, -1, NULL);
 	/* copied after the exchange: a classification that won the race is complete */
 	r = bpf_map_lookup_elem(&rearms, &zero);
@@ -922,9 +985,21 @@ int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
 	return 0;
 }
 
+SEC("tp_btf/timer_cancel")
+int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
+{
+	return timer_cancel(timer, true);
+}
+
+SEC("tp_btf/timer_cancel")
+int BPF_PROG(tw_timer_cancel_compat, struct timer_list *timer)
+{
+	return timer_cancel(timer, false);
+}
+
 /* start-up and repair walk: what the events could not show */
 
-static __always_inline void walk_timewait(const struct tcp_timewait_sock *tw)
+static __always_inline void walk_timewait(const struct tcp_timewait_sock *tw, const bool atomics)
 {
 	const struct net *net = tw->tw_sk.__tw_common.skc_net.net;
 	struct tw_val v = {};
@@ -944,7 +1019,7 @@ static __always_inline void walk_timewait(const struct tcp_timewait_sock *tw)
 
 			if (side == TW_CLIENT && !(born = tuple_born_of(&k, net)))
 				return;
-			tw_classify(&k, side, born, NULL);
+			tw_classify(&k, side, born, NULL, atomics);
 		}
 		return;
 	}
@@ -963,7 +1038,7 @@ static __always_inline void walk_timewait(const struct tcp_timewait_sock *tw)
 	if (!tw->tw_sk.tw_timer.entry.pprev) {
 		cur = bpf_map_lookup_elem(&timewait, &k);
 		if (cur)
-			tw_gone(&k, cur);
+			tw_gone(&k, cur, atomics);
 	}
 }
 
@@ -984,10 +1059,8 @@ static __always_inline void walk_full(const struct tcp_sock *tp, __u64 skaddr)
 	active_track(sk, skaddr, skc->skc_state, bound, false);
 }
 
-SEC("iter/tcp")
-int walk(struct bpf_iter__tcp *ctx)
+static __always_inline int walk_one(struct sock_common *skc, const bool atomics)
 {
-	struct sock_common *skc = ctx->sk_common;
 	const struct tcp_timewait_sock *tw;
 	const struct tcp_sock *tp;
 
@@ -998,7 +1071,7 @@ int walk(struct bpf_iter__tcp *ctx)
 	case EPH_TCP_TIME_WAIT:
 		tw = bpf_skc_to_tcp_timewait_sock(skc);
 		if (tw)
-			walk_timewait(tw);
+			walk_timewait(tw, atomics);
 		break;
 	case TCP_NEW_SYN_RECV:
 	case EPH_TCP_CLOSE: /* closed after the walk took it: holds no port now */
@@ -1016,19 +1089,47 @@ int walk(struct bpf_iter__tcp *ctx)
 	return 0;
 }
 
-/* the agent's repair: a TIME_WAIT socket a walk no longer found */
-SEC("syscall")
-int tw_forget(struct tw_forget_args *args)
+SEC("iter/tcp")
+int walk(struct bpf_iter__tcp *ctx)
 {
-	struct tw_key k;
+	return walk_one(ctx->sk_common, true);
+}
+
+SEC("iter/tcp")
+int walk_compat(struct bpf_iter__tcp *ctx)
+{
+	return walk_one(ctx->sk_common, false);
+}
+
+/*
+ * The agent's repair: a TIME_WAIT socket a walk no longer found. Run by the
+ * agent (BPF_PROG_TEST_RUN) with struct tw_forget_args as its arguments; a raw
+ * tracepoint program because those run that way on every kernel (a "syscall"
+ * program needs Linux 5.14).
+ */
+static __always_inline int forget(const __u64 *ctx, const bool atomics)
+{
+	struct tw_forget_args args;
 	struct tw_val *v;
 
-	__builtin_memcpy(&k, &args->key, sizeof(k));
-	v = bpf_map_lookup_elem(&timewait, &k);
-	if (!v || v->born_ns != args->born_ns)
+	__builtin_memcpy(&args, ctx, sizeof(args));
+	v = bpf_map_lookup_elem(&timewait, &args.key);
+	if (!v || v->born_ns != args.born_ns)
 		return 0;
-	tw_gone(&k, v);
+	tw_gone(&args.key, v, atomics);
 	return 1;
+}
+
+SEC("raw_tp")
+int tw_forget(__u64 *ctx)
+{
+	return forget(ctx, true);
+}
+
+SEC("raw_tp")
+int tw_forget_compat(__u64 *ctx)
+{
+	return forget(ctx, false);
 }
 
 /*
@@ -1040,40 +1141,52 @@ int tw_forget(struct tw_forget_args *args)
  * counts stay exact when notices are lost.
  */
 
-/* a syscall's first three arguments, from the registers it saved on entry */
-struct sys_args {
-	__u64 fd;
-	__u64 uaddr;
-	__u64 addrlen;
-};
-
-static __always_inline void sys_args_of_current(struct sys_args *a)
+/*
+ * A failing syscall's first three arguments: from the registers its thread saved
+ * on entry (bpf_task_pt_regs), or where connect_enter/bind_enter put them on
+ * kernels without that helper. False if neither has them.
+ */
+static __always_inline bool sys_args_of_current(struct sys_args *a, struct call *c)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (HAVE_TASK_PT_REGS) {
+		struct pt_regs *regs =
+			(struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 
-	a->fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	a->uaddr = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	a->addrlen = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		a->fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		a->uaddr = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		a->addrlen = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		return true;
+	}
+	if (!c || !c->has_args)
+		return false;
+	*a = c->args;
+	c->has_args = 0;
+	return true;
 }
 
-/* the socket behind a file descriptor of the current process, or NULL */
+/*
+ * The socket behind a file descriptor of the current process, or NULL. Probe
+ * reads: bpf_get_current_task_btf (Linux 5.11) and bpf_rdonly_cast (6.2) would
+ * allow plain loads, but this path runs only for failing calls.
+ */
 static __always_inline const struct sock *sock_of_fd(int fd)
 {
-	const struct task_struct *task = bpf_get_current_task_btf();
-	const struct fdtable *fdt = task->files->fdt;
+	const struct task_struct *task = (const void *)bpf_get_current_task();
+	const struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	const struct file *file = NULL;
 	const struct socket *sock;
-	const struct file *f;
-	__u64 file = 0;
+	struct file **fds;
 
-	if (fd < 0 || (unsigned int)fd >= fdt->max_fds ||
-	    bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
+	if (fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
 		return NULL;
-	f = bpf_rdonly_cast((void *)file, bpf_core_type_id_kernel(struct file));
-	sock = bpf_rdonly_cast(f->private_data, bpf_core_type_id_kernel(struct socket));
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
 	/* a socket's file and the socket point at each other */
-	if (!sock || (__u64)sock->file != file)
+	if (!sock || BPF_CORE_READ(sock, file) != file)
 		return NULL;
-	return sock->sk;
+	return BPF_CORE_READ(sock, sk);
 }
 
 /* the address of a connect() or bind() call, into key (zeroed); its port in *port */
@@ -1175,12 +1288,13 @@ int connect_exit(struct syscall_trace_exit *ctx)
 
 	if (ctx->ret != -EADDRNOTAVAIL)
 		return 0;
-	sys_args_of_current(&a);
+	c = call_of_current(false);
+	if (!sys_args_of_current(&a, c))
+		return 0;
 	sk = sock_of_fd(a.fd);
-	if (!sk || sk->sk_protocol != IPPROTO_TCP)
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
-	c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
 	if (c && c->has_tuple && c->sk == (__u64)sk) {
 		/* the usual case: the port search for this tuple found nothing */
 		__builtin_memcpy(&k.tuple, &c->tuple, sizeof(k.tuple));
@@ -1192,11 +1306,11 @@ int connect_exit(struct syscall_trace_exit *ctx)
 	if (!call_sockaddr(&a, &k.tuple, true, &port))
 		return 0;
 	k.tuple.dport = port;
-	k.tuple.netns = sk->__sk_common.skc_net.net->ns.inum;
+	k.tuple.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (k.tuple.family == AF_INET)
-		__builtin_memcpy(k.tuple.saddr, &sk->__sk_common.skc_rcv_saddr, 4);
+		bpf_probe_read_kernel(k.tuple.saddr, 4, &sk->__sk_common.skc_rcv_saddr);
 	else
-		__builtin_memcpy(k.tuple.saddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		bpf_probe_read_kernel(k.tuple.saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 	fail_count(&k, &none);
 	return 0;
 }
@@ -1209,20 +1323,54 @@ int bind_exit(struct syscall_trace_exit *ctx)
 	const struct sock *sk;
 	struct call none = {};
 	struct sys_args a;
-	__u16 port;
+	__u16 port, proto;
 
 	if (ctx->ret != -EADDRINUSE)
 		return 0;
-	sys_args_of_current(&a);
+	if (!sys_args_of_current(&a, call_of_current(false)))
+		return 0;
 	sk = sock_of_fd(a.fd);
-	if (!sk || (sk->sk_protocol != IPPROTO_TCP && sk->sk_protocol != IPPROTO_UDP) ||
+	if (!sk)
+		return 0;
+	proto = BPF_CORE_READ(sk, sk_protocol);
+	if ((proto != IPPROTO_TCP && proto != IPPROTO_UDP) ||
 	    !call_sockaddr(&a, &k.tuple, false, &port) || port)
 		return 0;
-	k.protocol = sk->sk_protocol;
+	k.protocol = proto;
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
-	k.tuple.netns = sk->__sk_common.skc_net.net->ns.inum;
+	k.tuple.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	fail_count(&k, &none);
 	return 0;
+}
+
+/*
+ * Kernels without bpf_task_pt_regs (before 5.15): the arguments of every
+ * connect() and bind() are kept on entry, for the exit that may fail. The agent
+ * loads these two only there.
+ */
+static __always_inline int save_args(const struct syscall_trace_enter *ctx)
+{
+	struct call *c = call_of_current(true);
+
+	if (!c)
+		return 0;
+	c->args.fd = ctx->args[0];
+	c->args.uaddr = ctx->args[1];
+	c->args.addrlen = ctx->args[2];
+	c->has_args = 1;
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int connect_enter(struct syscall_trace_enter *ctx)
+{
+	return save_args(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_bind")
+int bind_enter(struct syscall_trace_enter *ctx)
+{
+	return save_args(ctx);
 }
 
 /*
@@ -1258,7 +1406,7 @@ static __always_inline void denial_count(const struct tuple_key *t, __u64 cgroup
 	__builtin_memcpy(&dk.tuple, t, sizeof(*t));
 	n = bpf_map_lookup_elem(&denials, &dk);
 	if (!n) {
-		if (bpf_map_update_elem(&denials, &dk, &zero, BPF_NOEXIST) == -E2BIG)
+		if (map_err(bpf_map_update_elem(&denials, &dk, &zero, BPF_NOEXIST)) == -E2BIG)
 			stat_inc(EPH_STAT_FAILURES_FULL);
 		n = bpf_map_lookup_elem(&denials, &dk);
 		if (!n)
@@ -1324,7 +1472,9 @@ static __noinline int guard_judge(const struct guard_key *gk, const struct guard
 	denial_count(&c.tuple, cgroup_id, fk.kind);
 	if (guard_mode != GUARD_ENFORCE)
 		return 1;
-	bpf_set_retval(-guard_errno);
+	/* without the helper, a refused connect() fails with EPERM */
+	if (HAVE_SET_RETVAL)
+		bpf_set_retval(-guard_errno);
 	return 0;
 }
 

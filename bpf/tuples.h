@@ -164,6 +164,7 @@ enum fail_kind {
 
 #define MAX_FAILURES 16384
 #define MAX_OPENERS  8192
+#define MAX_CALLS    4096 /* threads inside a failing connect() or bind() at once */
 
 struct fail_key {
 	struct tuple_key tuple; /* FAIL_BIND: saddr is the bind() address, daddr and dport 0 */

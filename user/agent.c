@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -24,6 +24,7 @@
 #include "cost.h"
 #include "failures.h"
 #include "guard.h"
+#include "kernel.h"
 #include "metrics.h"
 #include "netns.h"
 #include "pressure.h"
@@ -112,7 +113,10 @@ struct agent_opts {
 
 struct agent {
 	struct agent_opts opts;
+	struct kernel_info kernel;
 	struct tuples_bpf *skel;
+	struct bpf_link *walk_link; /* the iter/tcp program this kernel took */
+	int forget_fd;		    /* tw_forget, or its _compat build */
 	char host[256];
 	bool pinned;
 	struct report report;
@@ -167,7 +171,7 @@ static bool has_cap(const struct __user_cap_data_struct caps[2], int cap)
 }
 
 /* what the agent needs before it touches anything, each with a fix */
-static int preflight(void)
+static int preflight(struct agent *a)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct caps[2] = { 0 };
@@ -182,13 +186,42 @@ static int preflight(void)
 			"sudo");
 		return -1;
 	}
-	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		eph_err("kernel has no BTF (/sys/kernel/btf/vmlinux: %s): ephport needs a kernel "
-			"built with CONFIG_DEBUG_INFO_BTF=y (Linux 6.2 or later)",
-			strerror(errno));
-		return -1;
-	}
-	return 0;
+	return kernel_probe(&a->kernel);
+}
+
+/* settings this kernel cannot honour, changed before loading; said by degrade_notes() */
+static void degrade_settings(struct agent *a)
+{
+	if (a->opts.guard && !a->kernel.has[KF_SET_RETVAL])
+		a->opts.deny_errno = EPERM;
+}
+
+/*
+ * What this kernel lacks, each said once on stderr with what it costs, once the
+ * agent runs (an error before that stays the only line); agent_start has the
+ * same as "kernel.features". docs/kernels.md.
+ */
+static void degrade_notes(struct agent *a)
+{
+	const struct kernel_info *k = &a->kernel;
+
+	if (!k->has[KF_ATOMICS])
+		eph_err("note: Linux %s has no BPF atomic exchange (5.12): a TIME_WAIT socket "
+			"destroyed on another CPU as it is made can be miscounted until the next "
+			"self-check repairs it",
+			k->release);
+	if (!k->has[KF_TASK_PT_REGS])
+		eph_err("note: Linux %s has no bpf_task_pt_regs (5.15): every connect() and "
+			"bind() keeps its arguments on entry, for a failure's attribution",
+			k->release);
+	if (!k->has[KF_RECURSION_MISSES])
+		eph_err("note: Linux %s does not count skipped BPF runs (5.12): \"missed\" "
+			"stays 0",
+			k->release);
+	if (a->opts.guard && !k->has[KF_SET_RETVAL])
+		eph_err("note: Linux %s has no bpf_set_retval (5.18): refused connects fail "
+			"with EPERM, whatever --deny-errno says",
+			k->release);
 }
 
 static int ensure_bpffs(void)
@@ -283,8 +316,87 @@ static int tw_timer_handler_addr(__u64 *addr)
 	return ret || !*addr ? -1 : 0;
 }
 
+/*
+ * The skeleton attaches its programs in order and stops at the first that
+ * fails: that is the loaded program without a link. Debian's kernels set
+ * kernel.perf_event_paranoid to 3, where classic tracepoints (perf events) need
+ * CAP_SYS_ADMIN, not only CAP_PERFMON.
+ */
+static void attach_error(struct tuples_bpf *skel, int err)
+{
+	const struct bpf_object_skeleton *s = skel->skeleton;
+	const struct bpf_program *failed = NULL;
+	char paranoid[16] = "";
+	FILE *f;
+
+	for (int i = 0; i < s->prog_cnt && !failed; i++) {
+		const struct bpf_program *p = *s->progs[i].prog;
+
+		const char *sec = bpf_program__section_name(p);
+
+		/* raw_tp ones run by the agent, cgroup ones attached later: no link here */
+		if (bpf_program__autoload(p) && !*s->progs[i].link && strcmp(sec, "raw_tp") &&
+		    strncmp(sec, "cgroup/", 7))
+			failed = p;
+	}
+	f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
+	if (f) {
+		if (!fgets(paranoid, sizeof(paranoid), f))
+			paranoid[0] = '\0';
+		fclose(f);
+	}
+	if ((err == -EPERM || err == -EACCES) && atoi(paranoid) > 2)
+		eph_err("cannot attach %s (%s): %s -- kernel.perf_event_paranoid is %d here, so "
+			"tracepoints need CAP_SYS_ADMIN",
+			failed ? bpf_program__name(failed) : "a program",
+			failed ? bpf_program__section_name(failed) : "?", strerror(-err),
+			atoi(paranoid));
+	else
+		eph_err("cannot attach %s (%s): %s",
+			failed ? bpf_program__name(failed) : "a program",
+			failed ? bpf_program__section_name(failed) : "?", strerror(-err));
+}
+
+/* RLIMIT_MEMLOCK as text, for the hint when the maps did not fit in it */
+static const char *memlock_text(void)
+{
+	static char text[64];
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &r))
+		return "unknown";
+	if (r.rlim_cur == RLIM_INFINITY)
+		return "unlimited";
+	snprintf(text, sizeof(text), "%llu KiB", (unsigned long long)r.rlim_cur / 1024);
+	return text;
+}
+
+/* one build of each pair: the kernel's atomics decide (bpf/core_fixes.bpf.h) */
+static void choose_programs(struct agent *a)
+{
+	struct tuples_bpf *s = a->skel;
+	bool atomics = a->kernel.has[KF_ATOMICS];
+	struct bpf_program *pairs[][2] = {
+		{ s->progs.tuples_set_state, s->progs.tuples_set_state_compat },
+		{ s->progs.tw_timer_cancel, s->progs.tw_timer_cancel_compat },
+		{ s->progs.walk, s->progs.walk_compat },
+		{ s->progs.tw_forget, s->progs.tw_forget_compat },
+	};
+
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		bpf_program__set_autoload(pairs[i][0], atomics);
+		bpf_program__set_autoload(pairs[i][1], !atomics);
+	}
+	/* without bpf_task_pt_regs a failing call's arguments are kept on entry */
+	bpf_program__set_autoload(s->progs.connect_enter, !a->kernel.has[KF_TASK_PT_REGS]);
+	bpf_program__set_autoload(s->progs.bind_enter, !a->kernel.has[KF_TASK_PT_REGS]);
+	bpf_program__set_autoload(s->progs.guard_connect4, a->opts.guard);
+	bpf_program__set_autoload(s->progs.guard_connect6, a->opts.guard);
+}
+
 static int load_bpf(struct agent *a)
 {
+	bool atomics = a->kernel.has[KF_ATOMICS];
 	int err;
 
 	a->skel = tuples_bpf__open();
@@ -302,20 +414,24 @@ static int load_bpf(struct agent *a)
 						       GUARD_ENFORCE;
 	a->skel->rodata->guard_errno = a->opts.deny_errno;
 	a->skel->rodata->guard_quota = a->opts.quota;
-	bpf_program__set_autoload(a->skel->progs.guard_connect4, a->opts.guard);
-	bpf_program__set_autoload(a->skel->progs.guard_connect6, a->opts.guard);
+	choose_programs(a);
 	err = tuples_bpf__load(a->skel);
 	if (err == -ENOMEM || err == -E2BIG)
 		eph_err("cannot create the BPF maps: %s -- lower --max-tuples, --max-sockets or "
 			"--max-timewait",
 			strerror(-err));
+	else if (err == -EPERM && !a->kernel.has[KF_MAP_MEMCG])
+		eph_err("the kernel refused to load BPF programs: %s -- Linux %s charges BPF "
+			"maps to RLIMIT_MEMLOCK (before 5.11), %s here: raise it (systemd "
+			"LimitMEMLOCK=infinity, ulimit -l unlimited) or grant CAP_SYS_RESOURCE",
+			strerror(-err), a->kernel.release, memlock_text());
 	else if (err == -EPERM)
 		eph_err("the kernel refused to load BPF programs: %s -- is the kernel locked "
 			"down, or CAP_BPF/CAP_PERFMON dropped?",
 			strerror(-err));
 	else if (err)
-		eph_err("the kernel rejected ephport's BPF programs: %s -- needs tp_btf, BTF, "
-			"BPF iterators and bpf_rdonly_cast (Linux 6.2+); --verbose shows the "
+		eph_err("the kernel rejected ephport's BPF programs: %s -- needs BTF, tp_btf, "
+			"BPF iterators and ring buffers (Linux 5.10+); --verbose shows the "
 			"verifier log",
 			strerror(-err));
 	if (err)
@@ -323,12 +439,13 @@ static int load_bpf(struct agent *a)
 	a->skel->bss->agent_clock_ns = mono_ns();
 	err = tuples_bpf__attach(a->skel);
 	if (err) {
-		eph_err("cannot attach to the tracepoints sock/inet_sock_set_state and "
-			"timer/timer_start, timer_cancel: %s",
-			strerror(-err));
+		attach_error(a->skel, err);
 		return -1;
 	}
-	if (!a->skel->links.walk) {
+	a->walk_link = atomics ? a->skel->links.walk : a->skel->links.walk_compat;
+	a->forget_fd = bpf_program__fd(atomics ? a->skel->progs.tw_forget :
+						 a->skel->progs.tw_forget_compat);
+	if (!a->walk_link) {
 		eph_err("cannot attach the iter/tcp program: ephport needs BPF iterators "
 			"(Linux 5.9+)");
 		return -1;
@@ -344,7 +461,7 @@ static int walk_here(struct agent *a)
 	int fd;
 
 	a->skel->bss->walk_gen = ++a->walk_gen;
-	fd = bpf_iter_create(bpf_link__fd(a->skel->links.walk));
+	fd = bpf_iter_create(bpf_link__fd(a->walk_link));
 	if (fd < 0)
 		return -errno;
 	/* the program prints nothing: reading runs it over every socket */
@@ -412,7 +529,7 @@ static int netns_round(struct agent *a)
 static int tw_repair(struct agent *a, struct netns *ns)
 {
 	int tw_fd = bpf_map__fd(a->skel->maps.timewait);
-	int prog_fd = bpf_program__fd(a->skel->progs.tw_forget);
+	int prog_fd = a->forget_fd;
 	struct tw_key *keys = NULL;
 	struct tw_val *vals = NULL;
 	__u64 started = mono_ns();
@@ -514,14 +631,11 @@ static void emit_start(struct agent *a)
 {
 	cJSON *ev = report_new(&a->report, "agent_start");
 	cJSON *settings, *boot;
-	struct utsname u;
 
 	if (!ev)
 		goto out;
-	uname(&u);
 	if (!cJSON_AddStringToObject(ev, "version", EPHPORT_VERSION) ||
-	    !cJSON_AddStringToObject(ev, "kernel", u.release) ||
-	    !cJSON_AddNumberToObject(ev, "pid", getpid()) ||
+	    kernel_to_json(&a->kernel, ev) || !cJSON_AddNumberToObject(ev, "pid", getpid()) ||
 	    !cJSON_AddStringToObject(ev, "pin_dir", EPH_PIN_DIR) ||
 	    !(settings = cJSON_AddObjectToObject(ev, "settings")) ||
 	    !cJSON_AddNumberToObject(settings, "interval", a->opts.interval) ||
@@ -1231,8 +1345,9 @@ int cmd_agent(int argc, char **argv)
 	else if (gethostname(a.host, sizeof(a.host) - 1))
 		snprintf(a.host, sizeof(a.host), "unknown");
 
-	if (preflight())
+	if (preflight(&a))
 		return 1;
+	degrade_settings(&a);
 	err = agent_lock_acquire(&lock_fd, &holder);
 	if (err == -EBUSY) {
 		eph_err("another ephport agent is already running (pid %ld); stop it first",
@@ -1286,6 +1401,7 @@ int cmd_agent(int argc, char **argv)
 	a.bootstrap_ms = (mono_ns() - (a.started.tv_sec * 1000000000ull + a.started.tv_nsec)) / 1e6;
 	cost_init(&a.cost, a.skel);
 	emit_start(&a);
+	degrade_notes(&a);
 	err = run_loop(&a);
 	/* failures counted since the last check, so that the counts add up */
 	ring_buffer__consume(a.notices);

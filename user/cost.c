@@ -135,24 +135,35 @@ void cost_free(struct cost *c)
  */
 static int progs_read(struct cost *c, struct cost_reading *r)
 {
-	const struct bpf_program *progs[COST_PROGS] = {
-		c->skel->progs.tuples_set_state, c->skel->progs.tw_timer_start,
-		c->skel->progs.tw_timer_cancel,	 c->skel->progs.connect_exit,
-		c->skel->progs.bind_exit,	 c->skel->progs.guard_connect4,
-		c->skel->progs.guard_connect6,
+	/* a _compat build reports under the name of the program it stands in for */
+	const struct {
+		const char *name;
+		const struct bpf_program *prog;
+	} progs[] = {
+		{ "tuples_set_state", c->skel->progs.tuples_set_state },
+		{ "tuples_set_state", c->skel->progs.tuples_set_state_compat },
+		{ "tw_timer_start", c->skel->progs.tw_timer_start },
+		{ "tw_timer_cancel", c->skel->progs.tw_timer_cancel },
+		{ "tw_timer_cancel", c->skel->progs.tw_timer_cancel_compat },
+		{ "connect_enter", c->skel->progs.connect_enter },
+		{ "connect_exit", c->skel->progs.connect_exit },
+		{ "bind_enter", c->skel->progs.bind_enter },
+		{ "bind_exit", c->skel->progs.bind_exit },
+		{ "guard_connect4", c->skel->progs.guard_connect4 },
+		{ "guard_connect6", c->skel->progs.guard_connect6 },
 	};
 	int n = 0;
 
-	for (size_t i = 0; i < COST_PROGS; i++) {
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && n < COST_PROGS; i++) {
 		struct bpf_prog_info info = { 0 };
 		__u32 len = sizeof(info);
-		int fd = bpf_program__fd(progs[i]);
+		int fd = bpf_program__fd(progs[i].prog);
 
 		if (fd < 0)
-			continue; /* not loaded: the guard's, without --guard */
+			continue; /* not loaded: the guard's without --guard, one of a pair */
 		if (bpf_obj_get_info_by_fd(fd, &info, &len))
 			return -1;
-		r->progs[n].name = bpf_program__name(progs[i]);
+		r->progs[n].name = progs[i].name;
 		r->progs[n].runs = info.run_cnt;
 		r->progs[n].run_time_ns = info.run_time_ns;
 		r->progs[n++].missed = info.recursion_misses;

@@ -30,8 +30,8 @@ struct cost {
 	__u64 cpu_us, at_ns; /* at the previous stats line */
 };
 
-/* the programs that count events and the guard's: at most this many */
-#define COST_PROGS 7
+/* the programs that count events and the guard's: at most this many are loaded */
+#define COST_PROGS 9
 
 struct cost_prog {
 	const char *name;

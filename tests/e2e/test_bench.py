@@ -56,7 +56,8 @@ def test_smoke_run_prints_every_figure(tmp_path):
     assert res["query"]["counted"] == res["query"]["timewait"]
     assert res["startup"]["bootstrap_ms"] > 0
     assert res["maps"]["tuples"] >= 500
-    assert res["maps"]["bytes"]["tuples"] > res["maps"]["idle_bytes"]["tuples"]
+    if res["maps"]["measured"]:  # Linux 6.4+: the kernel reports what a map uses
+        assert res["maps"]["bytes"]["tuples"] > res["maps"]["idle_bytes"]["tuples"]
     assert res["agent"]["peak_rss_kib"] > 0
 
     # nothing left behind: namespaces, programs, the bpf_stats setting
