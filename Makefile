@@ -51,7 +51,7 @@ endif
 # keep the .bpf.o and skeletons that pattern rules make on the way
 .SECONDARY:
 .PHONY: all deps test-deps bench-deps mounts run demo test bench unit vmlinux format clean help \
-	image install uninstall
+	image install uninstall vmtest
 
 all: $(OUT)/ephport
 	@: # a recipe, so a recursive make does not say "Nothing to be done"
@@ -62,6 +62,8 @@ help:
 	@echo "make demo       ports running out and ephport warning, in under a minute (root; cleans up)"
 	@echo "make test       install build and test deps (apt), build, run every test"
 	@echo "make bench      run the benchmark (bench/run; BENCH_ARGS='--rounds 9' ...)"
+	@echo "make vmtest     the end-to-end tests on Linux 5.10, 6.1 and 6.12 in VMs (root;"
+	@echo "                KERNELS=\"6.1\", VMTEST_ARGS='tests/e2e/test_tuples.py'; docs/kernels.md)"
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
 	@echo "make format     clang-format the C sources"
 	@echo "make image      build the container image $(IMAGE) with buildah (root; IMAGE=name:tag)"
@@ -156,6 +158,12 @@ test: test-deps
 	@$(MAKE) --no-print-directory mounts
 	@tests/run
 
+# every kernel of KERNELS booted in qemu, the end-to-end suite run in it against this build
+vmtest: test-deps
+	$(call apt_install,$(VMTEST_DEPS))
+	@$(MAKE) --no-print-directory all $(OUT)/unit_tests $(BENCH_BINS)
+	@tests/vm/run --kernels "$(KERNELS)" $(VMTEST_ARGS)
+
 bench: bench-deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@$(MAKE) --no-print-directory mounts
@@ -168,7 +176,7 @@ vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
 
 format:
-	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c bench/*.c
+	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/vm/*.c bench/*.c
 
 # the container image: FROM scratch plus the binary, the libraries it links and the loader
 # (deploy/image-rootfs.sh says why not static); buildah needs no daemon. vfs storage works

@@ -42,6 +42,10 @@ def run(*args, check=True, **kw):
 
 
 def pytest_configure(config):
+    # make vmtest runs the suite on other kernels with -m "not host_only"
+    config.addinivalue_line(
+        "markers", "host_only: does not depend on the kernel (packaging, man page, "
+        "completion): runs on the host, not in make vmtest's VMs")
     if os.geteuid() != 0:
         pytest.exit("end-to-end tests need root: they load BPF and make namespaces", 1)
     if not os.access(EPHPORT, os.X_OK):

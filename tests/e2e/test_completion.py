@@ -10,6 +10,9 @@ import pytest
 
 from conftest import EPHPORT, ROOT
 
+# kernel-independent: the host runs it, make vmtest does not
+pytestmark = pytest.mark.host_only
+
 COMPLETION = os.path.join(ROOT, "deploy", "completion", "ephport.bash")
 BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
 # "  -i, --interval SEC  ..." or "      --guard  ...": an option, a short form, its value

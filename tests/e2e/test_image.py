@@ -17,6 +17,9 @@ import pytest
 from conftest import ROOT, run
 from test_install import make, makefile_version
 
+# kernel-independent: the host runs it, make vmtest does not
+pytestmark = pytest.mark.host_only
+
 BUILDAH = ["buildah", "--storage-driver", "vfs"]
 
 

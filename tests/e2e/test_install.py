@@ -13,6 +13,9 @@ import pytest
 
 from conftest import ROOT
 
+# kernel-independent: the host runs it, make vmtest does not
+pytestmark = pytest.mark.host_only
+
 BINARY = os.path.join(ROOT, "build", "ephport")
 
 

@@ -10,6 +10,9 @@ import pytest
 from conftest import ROOT
 from test_completion import help_options
 
+# kernel-independent: the host runs it, make vmtest does not
+pytestmark = pytest.mark.host_only
+
 MANPAGE = os.path.join(ROOT, "deploy", "man", "ephport.8")
 SECTIONS = {"agent": "agent options", "query": "query options", "guard": "guard status options"}
 
