@@ -175,7 +175,9 @@ def test_drift_from_the_kernel_is_repaired(make_agent, make_netns, make_peer):
     bpftool_update("timewait", ghost, struct.pack("<QQIIBb6x", 0, 1, 2, 0, 0, 0))
     bpftool_update("local_tw", port_key, struct.pack("<q", 6))
     ev = a.wait_event("stats", pred=lambda e: e["time_wait_repaired"] >= 1, timeout=15)
-    assert (ev["time_wait_repairs"], ev["time_wait_repaired"]) == (1, 1)
+    # one ghost taken back; a slow kernel (a TCG VM) can see a passing gap twice and walk
+    # once more, which finds nothing more to take back
+    assert ev["time_wait_repairs"] >= 1 and ev["time_wait_repaired"] == 1
     eventually(lambda: server_tw_count(ns, 7000) == 5 or fail("ghost still counted"))
 
     # a socket whose start we missed: in the kernel, not in the map nor the count
