@@ -31,11 +31,17 @@ VMTEST_DEPS := qemu-system-x86 cpio kmod xz-utils zstd debian-archive-keyring
 # the kernels make vmtest boots (Debian's: 5.10 bullseye, 6.1 bookworm, 6.12 trixie)
 KERNELS ?= 5.10 6.1 6.12
 
+# one object per concern (bpf/), linked into one with bpftool gen object: one skeleton
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
-SKELS := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
-LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o tuples.o capacity.o netns.o lock.o cgroup.o kernel.o \
+# maps.bpf.o defines what the others declare extern: it goes first (libbpf 1.1's linker
+# keeps an extern map's place in BTF at 0 when its definition comes later)
+BPF_OBJS := $(OUT)/bpf/maps.bpf.o $(filter-out $(OUT)/bpf/maps.bpf.o, \
+	$(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS)))
+BPF_HDRS := $(wildcard bpf/*.h) vmlinux/vmlinux.h
+SKELS := $(OUT)/ephport.skel.h
+LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o tuples.o capacity.o netns.o lock.o cgroup.o kernel.o startup.o \
 	report.o sink.o pressure.o failures.o guard.o cost.o metrics.o)
-CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o query.o)
+CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o agent_bpf.o agent_opts.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 BENCH_BINS := $(OUT)/loadgen $(OUT)/floor
 
@@ -51,7 +57,7 @@ endif
 # keep the .bpf.o and skeletons that pattern rules make on the way
 .SECONDARY:
 .PHONY: all deps test-deps bench-deps mounts run demo test bench unit vmlinux format clean help \
-	image install uninstall vmtest
+	image install uninstall vmtest soak
 
 all: $(OUT)/ephport
 	@: # a recipe, so a recursive make does not say "Nothing to be done"
@@ -64,6 +70,8 @@ help:
 	@echo "make bench      run the benchmark (bench/run; BENCH_ARGS='--rounds 9' ...)"
 	@echo "make vmtest     the end-to-end tests on Linux 5.10, 6.1 and 6.12 in VMs (root;"
 	@echo "                KERNELS=\"6.1\", VMTEST_ARGS='tests/e2e/test_tuples.py'; docs/kernels.md)"
+	@echo "make soak       the agent under churn, restarts and namespace turnover against ss, with"
+	@echo "                200,000 live and 1,000,000 TIME_WAIT sockets first (root; SOAK_S=600)"
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
 	@echo "make format     clang-format the C sources"
 	@echo "make image      build the container image $(IMAGE) with buildah (root; IMAGE=name:tag)"
@@ -74,14 +82,21 @@ help:
 $(OUT):
 	$(Q)mkdir -p $@
 
-$(OUT)/%.bpf.o: bpf/%.bpf.c bpf/%.h bpf/core_fixes.bpf.h vmlinux/vmlinux.h | $(OUT)
+$(OUT)/bpf:
+	$(Q)mkdir -p $@
+
+$(OUT)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) | $(OUT)/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/ephport.bpf.o: $(BPF_OBJS)
+	$(call msg,LINK-BPF,$@)
+	$(Q)$(BPFTOOL) gen object $@ $^
 	$(Q)$(LLVM_STRIP) -g $@
 
-$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+$(OUT)/ephport.skel.h: $(OUT)/ephport.bpf.o
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name ephport_bpf > $@
 
 $(OUT)/%.o: user/%.c $(SKELS) | $(OUT)
 	$(call msg,CC,$@)
@@ -92,6 +107,10 @@ $(OUT)/floor.bpf.o: bench/floor.bpf.c vmlinux/vmlinux.h | $(OUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 	$(Q)$(LLVM_STRIP) -g $@
+
+$(OUT)/floor.skel.h: $(OUT)/floor.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name floor_bpf > $@
 
 $(OUT)/floor: bench/floor.c $(OUT)/floor.skel.h
 	$(call msg,LINK,$@)
@@ -168,6 +187,13 @@ bench: bench-deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@$(MAKE) --no-print-directory mounts
 	@bench/run $(BENCH_ARGS)
+
+# long: not part of make test (docs/performance.md)
+SOAK_S ?= 600
+soak: test-deps
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@$(MAKE) --no-print-directory mounts
+	@SOAK_S=$(SOAK_S) tests/soak/run
 
 unit: $(OUT)/unit_tests
 	$(OUT)/unit_tests

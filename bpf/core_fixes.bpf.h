@@ -26,17 +26,28 @@ struct net___old {
 	struct netns_ipv4___old ipv4;
 } __attribute__((preserve_access_index));
 
+#define PORT_RANGE_PAIR bpf_core_field_exists(((struct netns_ipv4___old *)0)->ip_local_ports.range)
+
+static __always_inline __u32 port_range_pair(const struct net *net)
+{
+	const struct net___old *old = (const void *)net;
+	int lo = BPF_CORE_READ(old, ipv4.ip_local_ports.range[0]);
+	int hi = BPF_CORE_READ(old, ipv4.ip_local_ports.range[1]);
+
+	return (__u32)(lo & 0xffff) | (__u32)(hi & 0xffff) << 16;
+}
+
+/* net is a BTF pointer: on newer kernels a plain load */
 static __always_inline __u32 port_range_of(const struct net *net)
 {
-	if (bpf_core_field_exists(((struct netns_ipv4___old *)0)->ip_local_ports.range)) {
-		const struct net___old *old = (const void *)net;
-		int lo = BPF_CORE_READ(old, ipv4.ip_local_ports.range[0]);
-		int hi = BPF_CORE_READ(old, ipv4.ip_local_ports.range[1]);
+	return PORT_RANGE_PAIR ? port_range_pair(net) : net->ipv4.ip_local_ports.range;
+}
 
-		return (__u32)(lo & 0xffff) | (__u32)(hi & 0xffff) << 16;
-	}
-	/* a plain load: every caller holds a BTF pointer */
-	return net->ipv4.ip_local_ports.range;
+/* the same for a namespace found through a probe-read pointer */
+static __always_inline __u32 port_range_read(const struct net *net)
+{
+	return PORT_RANGE_PAIR ? port_range_pair(net) :
+				 BPF_CORE_READ(net, ipv4.ip_local_ports.range);
 }
 
 /*
@@ -66,6 +77,18 @@ static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
 	/* plain loads: sk is a BTF pointer */
 	cg = sk->sk_cgrp_data.cgroup;
 	return cg ? cg->kn->id : 0;
+}
+
+/*
+ * The ehash mask of a namespace's TCP hash table: the start-up walk goes through
+ * its buckets in order. "tcp: Introduce optional per-netns ehash" (Linux 6.1)
+ * and the kernels before it both reach it through tcp_death_row.hashinfo.
+ */
+static __always_inline __u32 ehash_mask_of(const struct net *net)
+{
+	const struct inet_hashinfo *h = BPF_CORE_READ(net, ipv4.tcp_death_row.hashinfo);
+
+	return BPF_CORE_READ(h, ehash_mask);
 }
 
 /*
@@ -117,34 +140,30 @@ static __always_inline int sk_connect_bound(const struct sock *sk)
 #define HAVE_SET_RETVAL bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_set_retval)
 
 /*
- * Atomic exchange and compare-and-exchange: "bpf: Add instructions for
- * atomic_[cmp]xchg" (Linux 5.12). Older verifiers reject the instructions even
- * in dead code, so the programs that need them come in two builds (the _compat
- * ones use a plain read and write) and the agent loads the one this kernel takes.
+ * Whether the program runs for a task or in an interrupt (a softirq, where the
+ * network's and the timers' state changes come from): the kernel skips a
+ * program that such an interrupt enters while it runs on that CPU, and the
+ * backstop program must tell the two apart (bpf/count.bpf.c). x86-64 runs
+ * interrupts and softirqs on the CPU's own stacks, so the tracepoint's arguments
+ * lie on the task's stack exactly when the change is the task's. addr is their
+ * address as a number (the verifier allows no arithmetic on the context
+ * pointer itself); thread_size is the kernel's THREAD_SIZE, which the agent
+ * reads from the kernel's config (32 KiB with KASAN). The per-CPU preempt count
+ * would say it too, but a typed ksym needs CONFIG_KALLSYMS_ALL, which not every
+ * kernel has; bpf_get_current_task_btf() came with Linux 5.11.
  */
-#define ATOMIC_XCHG(p, v, atomics)                                  \
-	({                                                          \
-		__typeof__(*(p)) __old;                             \
-		if (atomics) {                                      \
-			__old = __sync_lock_test_and_set((p), (v)); \
-		} else {                                            \
-			__old = *(volatile __typeof__(*(p)) *)(p);  \
-			*(volatile __typeof__(*(p)) *)(p) = (v);    \
-		}                                                   \
-		__old;                                              \
-	})
+#define HAVE_CURRENT_TASK_BTF \
+	bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)
 
-#define ATOMIC_CMPXCHG(p, o, n, atomics)                                    \
-	({                                                                  \
-		__typeof__(*(p)) __cur;                                     \
-		if (atomics) {                                              \
-			__cur = __sync_val_compare_and_swap((p), (o), (n)); \
-		} else {                                                    \
-			__cur = *(volatile __typeof__(*(p)) *)(p);          \
-			if (__cur == (o))                                   \
-				*(volatile __typeof__(*(p)) *)(p) = (n);    \
-		}                                                           \
-		__cur;                                                      \
-	})
+static __always_inline bool in_interrupt_level(__u64 addr, __u64 thread_size)
+{
+	__u64 stack;
+
+	if (HAVE_CURRENT_TASK_BTF)
+		stack = (__u64)bpf_get_current_task_btf()->stack;
+	else
+		stack = (__u64)BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), stack);
+	return addr - stack >= thread_size;
+}
 
 #endif /* EPHPORT_CORE_FIXES_BPF_H */

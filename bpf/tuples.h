@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* The ABI between tuples.bpf.c and user space: keys, values, counters. */
+/* The ABI between the BPF programs (bpf/) and user space: keys, values, counters. */
 #ifndef EPHPORT_TUPLES_H
 #define EPHPORT_TUPLES_H
 
-#define MAX_TUPLES_DEFAULT   65536
-#define MAX_SOCKETS_DEFAULT  262144
-#define MAX_TIMEWAIT_DEFAULT 262144
-#define MAX_PORTS	     65536 /* listening or bind()-ed ports, all namespaces */
-#define MAX_LOCAL_TW	     65536 /* (netns, local port) with TIME_WAIT not owed to a tuple */
+#define MAX_TUPLES_DEFAULT 65536
+#define MAX_PORTS	   65536 /* listening or bind()-ed ports, all namespaces */
+#define MAX_LOCAL_TW	   65536 /* (netns, local port) with TIME_WAIT not owed to a tuple */
+#define MAX_NETNS	   4096
+#define MAX_FAILURES	   16384
+#define MAX_DENIALS	   16384
+#define MAX_OPENERS	   8192
+#define MAX_GUARD_DST	   16384
+#define MAX_GUARD_EXEMPT   256
+#define MAX_QUOTA	   65536
 
 /* indexed by the kernel's TCP state numbers (TCP_ESTABLISHED = 1 ... TCP_NEW_SYN_RECV = 12) */
 #define EPH_TCP_STATES 16
@@ -28,14 +33,19 @@ enum eph_tcp_state {
 
 /* slots of the per-CPU counters map "stats" */
 enum eph_stat {
-	EPH_STAT_TUPLES_FULL,	/* a new tuple did not fit in "tuples" */
-	EPH_STAT_SOCKETS_FULL,	/* an active open did not fit in "sockets" */
-	EPH_STAT_TUPLE_MISSING, /* a tracked socket's tuple was gone or made anew */
-	EPH_STAT_STALE_SOCKETS, /* a socket's CLOSE was never seen (a missed event) */
-	EPH_STAT_TIMEWAIT_FULL, /* a TIME_WAIT socket did not fit in "timewait" */
+	EPH_STAT_TUPLES_FULL,	/* a new tuple did not fit in "tuples": not counted */
+	EPH_STAT_TUPLE_MISSING, /* a socket's event found no tuple: a socket never counted */
+	EPH_STAT_TIMEWAIT_FULL, /* a TIME_WAIT socket no tuple owns did not fit in "local_tw" */
 	EPH_STAT_PORTS_FULL,	/* a listening or bound port did not fit in "ports" */
 	EPH_STAT_FAILURES_FULL, /* a failing (tuple, process) did not fit in "failures" */
 	EPH_STAT_NOTICES_LOST,	/* the ring buffer was full: a notice was not sent */
+	EPH_STAT_DENIALS_FULL,	/* a refused (tuple, cgroup) did not fit in "denials" */
+	EPH_STAT_QUOTA_FULL,	/* a (cgroup, destination) did not fit in "cg_ports" */
+	EPH_STAT_FW2_FULL,	/* a FIN-WAIT-2 minisocket counted as TIME_WAIT: "fw2" full */
+	EPH_STAT_BOUND_FULL,	/* a bind()-ed active open not counted as bound: "bound" full */
+	EPH_STAT_CAUGHT,	/* state changes the main program missed and the backstop counted */
+	EPH_STAT_CLAIMS_FULL,	/* a start-up claim did not fit: the walk counted the socket */
+	EPH_STAT_RETIRE_RACES,	/* a connect() met its tuple as the agent forgot it */
 	EPH_STAT_MAX,
 };
 
@@ -52,14 +62,15 @@ struct tuple_key {
 };
 
 struct tuple_val {
-	__u64 born_ns;	       /* bpf_ktime_get_ns() when the entry was made: its generation */
-	__u64 last_connect_ns; /* bpf_ktime_get_ns() of the latest active open */
+	__u64 born_ns;	       /* the agent's clock when the entry was made */
+	__u64 last_connect_ns; /* the agent's clock at the latest active open */
 	__u64 connects;	       /* active opens started (CLOSE -> SYN_SENT) */
 	__u64 failed_connects; /* connect() that got no local port */
 	__u64 bound_connects;  /* active opens whose port was bound before connect() */
 	/*
-	 * live sockets per TCP state, TIME_WAIT included (all TIME_WAIT minisockets,
-	 * whatever their sub-state); signed so a lost update shows instead of wrapping
+	 * Sockets per TCP state, as ss lists them: TIME_WAIT minisockets in their
+	 * TIME_WAIT sub-state in states[TIME_WAIT], those still in FIN-WAIT-2 in
+	 * states[FIN_WAIT2] beside full sockets. Signed: a delta that came first shows.
 	 */
 	__s32 states[EPH_TCP_STATES];
 	__s32 time_wait_ts; /* of states[TIME_WAIT]: those with TCP timestamps (tw_reuse-able) */
@@ -67,62 +78,6 @@ struct tuple_val {
 	__u32 port_range;   /* ip_local_port_range at the last connect: low | high << 16 */
 	__u8 tw_reuse;	    /* net.ipv4.tcp_tw_reuse at the last connect */
 	__u8 pad[3];
-};
-
-/* what a "sockets" entry is */
-enum sock_kind {
-	SOCK_ACTIVE = 1, /* an active open, counted in its tuple */
-	SOCK_LISTENER,	 /* a listener: its port is skipped by every connect() */
-};
-
-/* one tracked socket, in "sockets" under the socket's address */
-struct sock_val {
-	struct tuple_key key; /* the tuple it counts in; listeners: netns only */
-	__u64 tuple_born;     /* that tuple's born_ns: a tuple made anew is another one */
-	__u32 state;	      /* the state it is counted in now */
-	__u16 lport;	      /* local port, once chosen */
-	__u8 kind;	      /* enum sock_kind */
-	__u8 bound;	      /* counted in ports[netns, lport].bound and its tuple's bound */
-	__u64 cgroup_id;      /* --quota: counted in cg_ports under this cgroup */
-};
-
-/*
- * One TIME_WAIT minisocket, as the established hash knows it. The first fields
- * are a struct tuple_key, so a client-side one finds its tuple without copying.
- */
-struct tw_key {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__u32 netns;
-	__u16 dport;
-	__u16 family;
-	__u16 sport; /* local port, host byte order */
-	__u16 pad;
-};
-
-/* where a TIME_WAIT socket is counted */
-enum tw_side {
-	TW_UNCLASSIFIED, /* made, its closing socket not seen yet: not counted */
-	TW_CLIENT,	 /* closed first by an active open: its tuple's states[TIME_WAIT] */
-	TW_SERVER,	 /* closed first by an accepted socket: local_tw[netns, local port] */
-	TW_OTHER,	 /* from a socket ephport did not track: local_tw[netns, 0] */
-	TW_GONE,	 /* the kernel has destroyed it */
-};
-
-struct tw_val {
-	__u64 tuple_born; /* TW_CLIENT: the tuple's born_ns */
-	__u64 born_ns;	  /* when ephport first saw it */
-	__u32 side;	  /* enum tw_side, changed only with atomic exchanges */
-	__u32 seen;	  /* the last start-up or repair walk that found it */
-	__u8 ts;	  /* TCP timestamps were on: tcp_tw_reuse may reuse it */
-	__s8 cbind;	  /* its port was chosen by connect(): 1, 0, or -1 unknown */
-	__u8 pad[6];
-};
-
-/* input of the tw_forget program, which the agent runs after a repair walk */
-struct tw_forget_args {
-	struct tw_key key;
-	__u64 born_ns; /* only the entry the agent saw, not one made since */
 };
 
 /* a port of one namespace: "ports" (held by listeners and bind()) and "local_tw" */
@@ -138,7 +93,6 @@ struct port_val {
 };
 
 /* what the agent read inside a namespace, for "ephport query": the "netns_info" map */
-#define MAX_NETNS 4096
 struct netns_info {
 	__s64 tw_kernel;  /* TIME_WAIT sockets per /proc/net/sockstat; -1 unknown */
 	__u64 checked_ns; /* CLOCK_MONOTONIC of the reading */
@@ -148,6 +102,37 @@ struct netns_info {
 	__u8 tw_reuse;	  /* net.ipv4.tcp_tw_reuse */
 	__u8 pad[3];
 	char path[64]; /* where the agent found it */
+};
+
+/*
+ * Start-up: how the programs count while the agent walks the namespaces that
+ * existed before it (bpf/walk.bpf.c). A namespace the agent found before
+ * attaching is NS_PENDING until its walk is done; in the one being walked,
+ * ehash buckets below "walk_safe" are done.
+ */
+enum ns_phase {
+	NS_PENDING = 1,
+};
+
+/*
+ * Who counted a socket of a pending namespace: "claims". Keyed by the socket's
+ * address, namespace and bucket, so that the agent dropping the claims of
+ * buckets behind the walk never drops the claim of a socket that took the
+ * same memory since, in a bucket the walk has not passed (bpf/startup.bpf.h).
+ */
+enum claim_kind {
+	CLAIM_VISITED = 1, /* the walk counted it */
+	CLAIM_EVENT,	   /* an event counted it (first seen by an event, or made since) */
+	CLAIM_DEAD,	   /* a TIME_WAIT socket gone before the walk reached it */
+};
+
+/* a socket not in the established hash yet (connecting) or in the listening one */
+#define CLAIM_NO_BUCKET 0xffffffffu
+
+struct claim_key {
+	__u64 addr;
+	__u32 netns;
+	__u32 bucket; /* ehash bucket: the agent drops claims below the walk's safe line */
 };
 
 /*
@@ -161,10 +146,6 @@ enum fail_kind {
 	DENY_USAGE, /* the guard refused a connect(): the destination is near exhaustion */
 	DENY_QUOTA, /* the guard refused a connect(): the cgroup holds its quota of ports */
 };
-
-#define MAX_FAILURES 16384
-#define MAX_OPENERS  8192
-#define MAX_CALLS    4096 /* threads inside a failing connect() or bind() at once */
 
 struct fail_key {
 	struct tuple_key tuple; /* FAIL_BIND: saddr is the bind() address, daddr and dport 0 */
@@ -236,10 +217,6 @@ enum guard_mode {
 /* values of "guard_exempt" */
 #define EXEMPT_CGROUP  1 /* that cgroup only: the agent's own, which may be the root */
 #define EXEMPT_SUBTREE 2 /* that cgroup and every cgroup below it: --exempt */
-
-#define MAX_GUARD_DST	 16384
-#define MAX_GUARD_EXEMPT 256
-#define MAX_QUOTA	 65536
 
 struct guard_key {
 	__u32 netns;

@@ -2,149 +2,23 @@
 /* ephport agent: load the BPF side, publish its maps, print JSON lines. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <math.h>
-#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "ephport.h"
+#include "agent.h"
 #include "cgroup.h"
-#include "cost.h"
-#include "failures.h"
-#include "guard.h"
-#include "kernel.h"
-#include "metrics.h"
-#include "netns.h"
-#include "pressure.h"
-#include "sink.h"
-#include "tuples.skel.h"
+#include "ephport.skel.h"
 
-#define BPF_FS_MAGIC	0xcafe4a11
-#define CGROUP2_MAGIC	0x63677270
-#define MAX_EXEMPT	64
-#define BPF_FS_PATH	"/sys/fs/bpf"
-#define MAX_MAP_ENTRIES (1u << 24)
-#define CHECK_EVERY_NS	500000000ull /* pressure checks: twice a second */
-#define CHECK_GAP_NS	50000000ull  /* at most this often when notices ask for one */
-
-static const char agent_usage[] =
-	"usage: ephport agent [OPTION]...  ('ephport agent --help' lists them)\n";
-
-static const char agent_help[] =
-	"Count ephemeral port usage per destination tuple in the kernel and print JSON lines.\n"
-	"\n"
-	"  -i, --interval SEC     seconds between tuple snapshots (1-86400, default 10)\n"
-	"      --warn-at U        utilization of the warning level (default 0.80)\n"
-	"      --critical-at U    utilization of the critical level (default 0.95)\n"
-	"      --clear-margin U   a level clears only below its threshold minus U\n"
-	"                         (default 0.05) ...\n"
-	"      --hold SEC         ... and after SEC seconds there (default 30)\n"
-	"  -o, --output FILE      append the lines to FILE instead of standard output;\n"
-	"                         SIGHUP opens it again (for logrotate)\n"
-	"      --output-buffer KIB  lines waiting for a slow output, at most (default 4096);\n"
-	"                         beyond it lines are dropped and counted\n"
-	"      --guard            refuse TCP connect()s to destinations at the deny line\n"
-	"                         (cgroup/connect4 and connect6 programs); off by default\n"
-	"      --deny-at U        the deny line: utilization of the destination's tuple\n"
-	"                         (default 0.98)\n"
-	"      --cgroup-root PATH cgroup v2 directory to guard, or a subtree of it\n"
-	"                         (default: the whole cgroup2 hierarchy)\n"
-	"      --exempt PATH      a cgroup whose subtree is never refused (repeatable;\n"
-	"                         the agent's own cgroup, itself, never is)\n"
-	"      --quota N          also refuse a cgroup holding N sockets to the destination\n"
-	"      --audit            decide and report connect_denied, refuse nothing\n"
-	"      --deny-errno E     what a refused connect() gets: eaddrnotavail (default)\n"
-	"                         or eperm\n"
-	"      --max-tuples N     destination tuples tracked at most (default 65536)\n"
-	"      --max-sockets N    live active-open sockets and listeners tracked at most\n"
-	"                         (default 262144)\n"
-	"      --max-timewait N   TIME_WAIT sockets tracked at most, all namespaces\n"
-	"                         (default 262144)\n"
-	"      --tuple-idle SEC   forget tuples with nothing in use and no connect for SEC\n"
-	"                         seconds (default 600; 0 keeps them for ever)\n"
-	"      --host NAME        value of every line's \"host\" (default: the hostname)\n"
-	"      --metrics-addr HOST:PORT  serve Prometheus metrics on http://HOST:PORT/metrics,\n"
-	"                         and /healthz, /readyz; [IPV6]:PORT, or :PORT for every\n"
-	"                         address; off by default\n"
-	"      --metrics-top N    per-tuple series for the N tuples nearest exhaustion\n"
-	"                         (0-100000, default 100); the rest are in sums\n"
-	"  -v, --verbose          show libbpf's messages, including the verifier log\n"
-	"  -h, --help             this help\n"
-	"\n"
-	"Runs in the foreground as root; SIGINT or SIGTERM stops it. While it runs, its maps\n"
-	"are pinned under " EPH_PIN_DIR " for 'ephport query'. Events: docs/events.md.\n";
-
-struct agent_opts {
-	uint64_t interval;
-	double warn, crit, margin;
-	uint64_t hold;
-	const char *output;
-	uint64_t output_kib;
-	bool guard, audit;
-	const char *cgroup_root;
-	double deny_at;
-	uint64_t quota;
-	__u32 deny_errno;
-	const char *exempt[MAX_EXEMPT];
-	size_t nexempt;
-	const char *guard_flag; /* a guard option given without --guard */
-	uint64_t max_tuples;
-	uint64_t max_sockets;
-	uint64_t max_timewait;
-	uint64_t tuple_idle;
-	const char *host;
-	const char *metrics_addr; /* as given; NULL: no metrics */
-	struct metrics_addr metrics;
-	uint64_t metrics_top;
-	bool verbose;
-};
-
-struct agent {
-	struct agent_opts opts;
-	struct kernel_info kernel;
-	struct tuples_bpf *skel;
-	struct bpf_link *walk_link; /* the iter/tcp program this kernel took */
-	int forget_fd;		    /* tw_forget, or its _compat build */
-	char host[256];
-	bool pinned;
-	struct report report;
-	struct pressure *pressure;
-	struct failures *failures;
-	struct cost cost;
-	struct ring_buffer *notices;
-	struct bpf_link *guard4, *guard6;
-	struct guard_info guard;
-	struct tuple_list latest; /* the latest check's reading, for notices */
-	struct ns_list latest_ns;
-	bool check_now;	  /* a notice asks for a pressure check */
-	__u64 last_check; /* CLOCK_MONOTONIC ns */
-	__u64 checks;
-	__u64 tuples_expired;
-	struct timespec started;
-	struct netns_set netns;
-	int home_fd;	   /* our own network namespace, to come back to */
-	__u32 walk_gen;	   /* of the latest iter/tcp walk */
-	__u64 walks;	   /* start-up walks of new namespaces and repair walks */
-	__u64 tw_repairs;  /* repair walks: our TIME_WAIT count drifted from the kernel's */
-	__u64 tw_repaired; /* TIME_WAIT entries a repair walk no longer found */
-	__u64 netns_unreachable;
-	double bootstrap_ms;
-	struct metrics *metrics;
-	struct retired_set retired; /* counters of expired tuples, for /metrics */
-	double start_time_s;	    /* Unix time */
-};
+#define CHECK_EVERY_NS 500000000ull /* pressure checks: twice a second */
+#define CHECK_GAP_NS   50000000ull  /* at most this often when notices ask for one */
 
 static volatile sig_atomic_t stop_signal, reopen_signal;
 
@@ -165,318 +39,11 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return verbose ? vfprintf(stderr, fmt, args) : 0;
 }
 
-static bool has_cap(const struct __user_cap_data_struct caps[2], int cap)
-{
-	return caps[cap / 32].effective & (1u << (cap % 32));
-}
-
-/* what the agent needs before it touches anything, each with a fix */
-static int preflight(struct agent *a)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct caps[2] = { 0 };
-
-	if (syscall(SYS_capget, &hdr, caps)) {
-		eph_err("cannot read capabilities: %s", strerror(errno));
-		return -1;
-	}
-	if (!has_cap(caps, CAP_SYS_ADMIN) &&
-	    !(has_cap(caps, CAP_BPF) && has_cap(caps, CAP_PERFMON))) {
-		eph_err("agent needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN): run it with "
-			"sudo");
-		return -1;
-	}
-	return kernel_probe(&a->kernel);
-}
-
-/* settings this kernel cannot honour, changed before loading; said by degrade_notes() */
-static void degrade_settings(struct agent *a)
-{
-	if (a->opts.guard && !a->kernel.has[KF_SET_RETVAL])
-		a->opts.deny_errno = EPERM;
-}
-
 /*
- * What this kernel lacks, each said once on stderr with what it costs, once the
- * agent runs (an error before that stays the only line); agent_start has the
- * same as "kernel.features". docs/kernels.md.
- */
-static void degrade_notes(struct agent *a)
-{
-	const struct kernel_info *k = &a->kernel;
-
-	if (!k->has[KF_ATOMICS])
-		eph_err("note: Linux %s has no BPF atomic exchange (5.12): a TIME_WAIT socket "
-			"destroyed on another CPU as it is made can be miscounted until the next "
-			"self-check repairs it",
-			k->release);
-	if (!k->has[KF_TASK_PT_REGS])
-		eph_err("note: Linux %s has no bpf_task_pt_regs (5.15): every connect() and "
-			"bind() keeps its arguments on entry, for a failure's attribution",
-			k->release);
-	if (!k->has[KF_RECURSION_MISSES])
-		eph_err("note: Linux %s does not count skipped BPF runs (5.12): \"missed\" "
-			"stays 0",
-			k->release);
-	if (a->opts.guard && !k->has[KF_SET_RETVAL])
-		eph_err("note: Linux %s has no bpf_set_retval (5.18): refused connects fail "
-			"with EPERM, whatever --deny-errno says",
-			k->release);
-}
-
-static int ensure_bpffs(void)
-{
-	struct statfs st;
-
-	if (statfs(BPF_FS_PATH, &st) == 0 && (unsigned long)st.f_type == BPF_FS_MAGIC)
-		return 0;
-	if (mount("bpf", BPF_FS_PATH, "bpf", 0, "mode=0700")) {
-		eph_err("bpffs is not mounted at " BPF_FS_PATH " and mounting it failed: %s "
-			"(mount -t bpf bpf " BPF_FS_PATH ")",
-			strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static const char *const pinned_maps[] = { "tuples",  "stats",	    "sockets",	  "timewait",
-					   "ports",   "local_tw",   "netns_info", "failures",
-					   "openers", "guard_info", "denials" };
-
-static void unpin_all(void)
-{
-	char path[256];
-
-	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
-		snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", pinned_maps[i]);
-		unlink(path);
-	}
-	rmdir(EPH_PIN_DIR);
-}
-
-static int pin_maps(struct agent *a)
-{
-	struct bpf_map *maps[] = { a->skel->maps.tuples,     a->skel->maps.stats,
-				   a->skel->maps.sockets,    a->skel->maps.timewait,
-				   a->skel->maps.ports,	     a->skel->maps.local_tw,
-				   a->skel->maps.netns_info, a->skel->maps.failures,
-				   a->skel->maps.openers,    a->skel->maps.guard_info,
-				   a->skel->maps.denials };
-	char path[256];
-	int err;
-
-	/* we hold the lock, so anything here was left by an agent that was killed */
-	unpin_all();
-	if (mkdir(EPH_PIN_DIR, 0700) && errno != EEXIST) {
-		eph_err("cannot create %s: %s", EPH_PIN_DIR, strerror(errno));
-		return -1;
-	}
-	a->pinned = true;
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", pinned_maps[i]);
-		err = bpf_map__pin(maps[i], path);
-		if (err) {
-			eph_err("cannot pin map at %s: %s", path, strerror(-err));
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/*
- * TIME_WAIT sockets are followed through their timers; the handler's address
- * tells their timers from all others.
- */
-static int tw_timer_handler_addr(__u64 *addr)
-{
-	char line[256], name[128], type;
-	unsigned long long a;
-	FILE *f = fopen("/proc/kallsyms", "re");
-	int ret = -1;
-
-	if (!f) {
-		eph_err("cannot read /proc/kallsyms: %s", strerror(errno));
-		return -1;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%llx %c %127s", &a, &type, name) == 3 &&
-		    !strcmp(name, "tw_timer_handler")) {
-			*addr = a;
-			ret = 0;
-			break;
-		}
-	}
-	fclose(f);
-	if (ret)
-		eph_err("tw_timer_handler is not in /proc/kallsyms: ephport needs it to follow "
-			"TIME_WAIT sockets (kernel built without CONFIG_KALLSYMS?)");
-	else if (!*addr)
-		eph_err("/proc/kallsyms hides kernel addresses: the agent needs CAP_SYSLOG, "
-			"and kernel.kptr_restrict below 2");
-	return ret || !*addr ? -1 : 0;
-}
-
-/*
- * The skeleton attaches its programs in order and stops at the first that
- * fails: that is the loaded program without a link. Debian's kernels set
- * kernel.perf_event_paranoid to 3, where classic tracepoints (perf events) need
- * CAP_SYS_ADMIN, not only CAP_PERFMON.
- */
-static void attach_error(struct tuples_bpf *skel, int err)
-{
-	const struct bpf_object_skeleton *s = skel->skeleton;
-	const struct bpf_program *failed = NULL;
-	char paranoid[16] = "";
-	FILE *f;
-
-	for (int i = 0; i < s->prog_cnt && !failed; i++) {
-		const struct bpf_program *p = *s->progs[i].prog;
-
-		const char *sec = bpf_program__section_name(p);
-
-		/* raw_tp ones run by the agent, cgroup ones attached later: no link here */
-		if (bpf_program__autoload(p) && !*s->progs[i].link && strcmp(sec, "raw_tp") &&
-		    strncmp(sec, "cgroup/", 7))
-			failed = p;
-	}
-	f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
-	if (f) {
-		if (!fgets(paranoid, sizeof(paranoid), f))
-			paranoid[0] = '\0';
-		fclose(f);
-	}
-	if ((err == -EPERM || err == -EACCES) && atoi(paranoid) > 2)
-		eph_err("cannot attach %s (%s): %s -- kernel.perf_event_paranoid is %d here, so "
-			"tracepoints need CAP_SYS_ADMIN",
-			failed ? bpf_program__name(failed) : "a program",
-			failed ? bpf_program__section_name(failed) : "?", strerror(-err),
-			atoi(paranoid));
-	else
-		eph_err("cannot attach %s (%s): %s",
-			failed ? bpf_program__name(failed) : "a program",
-			failed ? bpf_program__section_name(failed) : "?", strerror(-err));
-}
-
-/* RLIMIT_MEMLOCK as text, for the hint when the maps did not fit in it */
-static const char *memlock_text(void)
-{
-	static char text[64];
-	struct rlimit r;
-
-	if (getrlimit(RLIMIT_MEMLOCK, &r))
-		return "unknown";
-	if (r.rlim_cur == RLIM_INFINITY)
-		return "unlimited";
-	snprintf(text, sizeof(text), "%llu KiB", (unsigned long long)r.rlim_cur / 1024);
-	return text;
-}
-
-/* one build of each pair: the kernel's atomics decide (bpf/core_fixes.bpf.h) */
-static void choose_programs(struct agent *a)
-{
-	struct tuples_bpf *s = a->skel;
-	bool atomics = a->kernel.has[KF_ATOMICS];
-	struct bpf_program *pairs[][2] = {
-		{ s->progs.tuples_set_state, s->progs.tuples_set_state_compat },
-		{ s->progs.tw_timer_cancel, s->progs.tw_timer_cancel_compat },
-		{ s->progs.walk, s->progs.walk_compat },
-		{ s->progs.tw_forget, s->progs.tw_forget_compat },
-	};
-
-	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
-		bpf_program__set_autoload(pairs[i][0], atomics);
-		bpf_program__set_autoload(pairs[i][1], !atomics);
-	}
-	/* without bpf_task_pt_regs a failing call's arguments are kept on entry */
-	bpf_program__set_autoload(s->progs.connect_enter, !a->kernel.has[KF_TASK_PT_REGS]);
-	bpf_program__set_autoload(s->progs.bind_enter, !a->kernel.has[KF_TASK_PT_REGS]);
-	bpf_program__set_autoload(s->progs.guard_connect4, a->opts.guard);
-	bpf_program__set_autoload(s->progs.guard_connect6, a->opts.guard);
-}
-
-static int load_bpf(struct agent *a)
-{
-	bool atomics = a->kernel.has[KF_ATOMICS];
-	int err;
-
-	a->skel = tuples_bpf__open();
-	if (!a->skel) {
-		eph_err("cannot open the BPF object: %s", strerror(errno));
-		return -1;
-	}
-	bpf_map__set_max_entries(a->skel->maps.tuples, a->opts.max_tuples);
-	bpf_map__set_max_entries(a->skel->maps.sockets, a->opts.max_sockets);
-	bpf_map__set_max_entries(a->skel->maps.timewait, a->opts.max_timewait);
-	if (tw_timer_handler_addr((__u64 *)&a->skel->rodata->tw_timer_fn))
-		return -1;
-	a->skel->rodata->guard_mode = !a->opts.guard ? GUARD_OFF :
-				      a->opts.audit  ? GUARD_AUDIT :
-						       GUARD_ENFORCE;
-	a->skel->rodata->guard_errno = a->opts.deny_errno;
-	a->skel->rodata->guard_quota = a->opts.quota;
-	choose_programs(a);
-	err = tuples_bpf__load(a->skel);
-	if (err == -ENOMEM || err == -E2BIG)
-		eph_err("cannot create the BPF maps: %s -- lower --max-tuples, --max-sockets or "
-			"--max-timewait",
-			strerror(-err));
-	else if (err == -EPERM && !a->kernel.has[KF_MAP_MEMCG])
-		eph_err("the kernel refused to load BPF programs: %s -- Linux %s charges BPF "
-			"maps to RLIMIT_MEMLOCK (before 5.11), %s here: raise it (systemd "
-			"LimitMEMLOCK=infinity, ulimit -l unlimited) or grant CAP_SYS_RESOURCE",
-			strerror(-err), a->kernel.release, memlock_text());
-	else if (err == -EPERM)
-		eph_err("the kernel refused to load BPF programs: %s -- is the kernel locked "
-			"down, or CAP_BPF/CAP_PERFMON dropped?",
-			strerror(-err));
-	else if (err)
-		eph_err("the kernel rejected ephport's BPF programs: %s -- needs BTF, tp_btf, "
-			"BPF iterators and ring buffers (Linux 5.10+); --verbose shows the "
-			"verifier log",
-			strerror(-err));
-	if (err)
-		return -1;
-	a->skel->bss->agent_clock_ns = mono_ns();
-	err = tuples_bpf__attach(a->skel);
-	if (err) {
-		attach_error(a->skel, err);
-		return -1;
-	}
-	a->walk_link = atomics ? a->skel->links.walk : a->skel->links.walk_compat;
-	a->forget_fd = bpf_program__fd(atomics ? a->skel->progs.tw_forget :
-						 a->skel->progs.tw_forget_compat);
-	if (!a->walk_link) {
-		eph_err("cannot attach the iter/tcp program: ephport needs BPF iterators "
-			"(Linux 5.9+)");
-		return -1;
-	}
-	return 0;
-}
-
-/* one iter/tcp walk of the namespace this thread is in */
-static int walk_here(struct agent *a)
-{
-	char buf[256];
-	ssize_t n;
-	int fd;
-
-	a->skel->bss->walk_gen = ++a->walk_gen;
-	fd = bpf_iter_create(bpf_link__fd(a->walk_link));
-	if (fd < 0)
-		return -errno;
-	/* the program prints nothing: reading runs it over every socket */
-	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-		;
-	close(fd);
-	a->walks++;
-	return n < 0 ? -errno : 0;
-}
-
-/*
- * Steps into each namespace: walks the ones not seen before (counting the
- * sockets they had before we knew them; BPF_NOEXIST keeps the walk and live
- * events from counting one twice) and reads their settings for "netns_info".
- * Coming back home must work: anything else would leave the agent elsewhere.
+ * Finds the namespaces there are now and reads their settings for "netns_info".
+ * One found after the start-up is newer than the programs: its sockets were all
+ * counted as they came. Coming back home must work: anything else would leave
+ * the agent elsewhere.
  */
 static int netns_round(struct agent *a)
 {
@@ -502,8 +69,6 @@ static int netns_round(struct agent *a)
 			a->netns_unreachable++;
 			continue;
 		}
-		if (ns->is_new && !walk_here(a))
-			ns->is_new = false;
 		err = netns_read_info(&ns->info);
 		if (netns_leave(ns, a->home_fd)) {
 			eph_err("cannot return to the agent's network namespace: %s",
@@ -518,82 +83,6 @@ static int netns_round(struct agent *a)
 		bpf_map_update_elem(info_fd, &ns->inum, &ns->info, BPF_ANY);
 	}
 	a->netns.len = kept;
-	return 0;
-}
-
-/*
- * A walk finds every TIME_WAIT socket of the namespace: ones we missed are
- * counted by the walk itself, and entries it did not find (older than the walk)
- * were destroyed without our seeing it; tw_forget takes them back.
- */
-static int tw_repair(struct agent *a, struct netns *ns)
-{
-	int tw_fd = bpf_map__fd(a->skel->maps.timewait);
-	int prog_fd = a->forget_fd;
-	struct tw_key *keys = NULL;
-	struct tw_val *vals = NULL;
-	__u64 started = mono_ns();
-	size_t n = 0;
-	int err;
-
-	if (netns_enter(ns))
-		return 0; /* gone meanwhile */
-	a->tw_repairs++;
-	err = walk_here(a);
-	if (netns_leave(ns, a->home_fd)) {
-		eph_err("cannot return to the agent's network namespace: %s", strerror(errno));
-		return -1;
-	}
-	if (err)
-		return 0;
-	err = map_read_all(tw_fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
-	for (size_t i = 0; i < n && !err; i++) {
-		struct tw_forget_args args = { .key = keys[i], .born_ns = vals[i].born_ns };
-		LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
-
-		if (keys[i].netns != ns->inum || vals[i].seen == a->walk_gen ||
-		    vals[i].born_ns >= started)
-			continue;
-		if (!bpf_prog_test_run_opts(prog_fd, &opts) && opts.retval == 1)
-			a->tw_repaired++;
-	}
-	free(keys);
-	free(vals);
-	return 0;
-}
-
-/*
- * The self-check: the kernel's TIME_WAIT count of each namespace (sockstat) and
- * ours. Both move under load and are read a moment apart, so only the same gap
- * twice running counts as drift. A gap a repair cannot close (a full map) makes
- * the next repairs wait longer, up to 64 checks.
- */
-static int tw_check(struct agent *a, struct ns_list *nl)
-{
-	for (size_t i = 0; i < a->netns.len; i++) {
-		struct netns *ns = &a->netns.items[i];
-		const struct ns_summary *sum = ns_find(nl, ns->inum, false);
-		__s64 ours = sum ? sum->tw_tuples + sum->tw_server + sum->tw_other : 0;
-		__s64 diff;
-
-		if (ns->info.tw_kernel < 0 || ns->is_new)
-			continue;
-		diff = ns->info.tw_kernel - ours;
-		if (!diff) {
-			ns->repair_backoff = 0;
-		} else if (diff == ns->last_diff && !ns->repair_wait) {
-			if (tw_repair(a, ns))
-				return -1;
-			ns->repair_backoff = ns->repair_backoff ? ns->repair_backoff * 2 : 1;
-			if (ns->repair_backoff > 64)
-				ns->repair_backoff = 64;
-			ns->repair_wait = ns->repair_backoff;
-			diff = 0;
-		} else if (ns->repair_wait) {
-			ns->repair_wait--;
-		}
-		ns->last_diff = diff;
-	}
 	return 0;
 }
 
@@ -640,8 +129,6 @@ static void emit_start(struct agent *a)
 	    !(settings = cJSON_AddObjectToObject(ev, "settings")) ||
 	    !cJSON_AddNumberToObject(settings, "interval", a->opts.interval) ||
 	    !cJSON_AddNumberToObject(settings, "max_tuples", a->opts.max_tuples) ||
-	    !cJSON_AddNumberToObject(settings, "max_sockets", a->opts.max_sockets) ||
-	    !cJSON_AddNumberToObject(settings, "max_timewait", a->opts.max_timewait) ||
 	    !cJSON_AddNumberToObject(settings, "tuple_idle", a->opts.tuple_idle) ||
 	    !cJSON_AddNumberToObject(settings, "warn_at", a->opts.warn) ||
 	    !cJSON_AddNumberToObject(settings, "critical_at", a->opts.crit) ||
@@ -667,35 +154,56 @@ static bool tuple_idle(const struct tuple *t, __u64 now_ns, __u64 idle_ns)
 	       t->val.last_connect_ns <= now_ns && now_ns - t->val.last_connect_ns >= idle_ns;
 }
 
+#define MAX_RETIRING 1024 /* the "retiring" map's size: tuples forgotten per snapshot */
+
 /*
  * Forget tuples with no socket in use and no connect for --tuple-idle seconds, so
  * that a host talking to ever new destinations does not fill the map for good.
- * The value is read again right before the delete; a connect() to that destination
- * in the microseconds between the two can still lose that one socket's counts.
+ * In two steps, a snapshot apart: marked retiring, then deleted if still idle
+ * and no connect took the mark back (bpf/count.bpf.c). A connect() that reads
+ * the tuple in the microseconds between the agent's last look and its delete is
+ * counted in a tuple that is gone: the agent sees the mark taken back after the
+ * delete and counts it (tuple_retire_races). docs/capacity.md.
  */
 static size_t expire_idle(struct agent *a, const struct tuple_list *l)
 {
-	int fd = bpf_map__fd(a->skel->maps.tuples);
-	__u64 idle_ns = a->opts.tuple_idle * 1000000000ull;
+	int fd = bpf_map__fd(a->skel->maps.tuples), rfd = bpf_map__fd(a->skel->maps.retiring);
+	__u64 idle_ns = a->opts.tuple_idle * 1000000000ull, now_ns = mono_ns();
 	struct tuple fresh;
-	size_t expired = 0;
-	__u64 now_ns;
+	size_t expired = 0, n = 0;
+	__u8 one = 1;
 
-	if (!a->opts.tuple_idle)
-		return 0;
-	now_ns = mono_ns();
-	for (size_t i = 0; i < l->len; i++) {
-		if (!tuple_idle(&l->items[i], now_ns, idle_ns))
-			continue;
-		fresh.key = l->items[i].key;
-		if (bpf_map_lookup_elem(fd, &fresh.key, &fresh.val))
-			continue;
-		tuple_finish(&fresh);
-		if (tuple_idle(&fresh, now_ns, idle_ns) && !bpf_map_delete_elem(fd, &fresh.key)) {
-			expired++;
-			retired_add(&a->retired, &fresh);
+	/* the second step for the ones marked last time: no program reads old marks now */
+	if (a->nretiring && bpf_sync(&a->startup))
+		a->nretiring = 0;
+	for (size_t i = 0; i < a->nretiring; i++) {
+		fresh.key = a->retiring[i];
+		if (bpf_map_lookup_elem(rfd, &fresh.key, &one))
+			continue; /* a connect took it back */
+		if (!bpf_map_lookup_elem(fd, &fresh.key, &fresh.val)) {
+			tuple_finish(&fresh);
+			if (tuple_idle(&fresh, now_ns, idle_ns) &&
+			    !bpf_map_delete_elem(fd, &fresh.key)) {
+				expired++;
+				retired_add(&a->retired, &fresh);
+			}
 		}
+		if (bpf_map_delete_elem(rfd, &fresh.key))
+			a->retire_races++;
 	}
+	a->nretiring = 0;
+	a->skel->bss->retiring_count = 0;
+	if (!a->opts.tuple_idle)
+		goto out;
+	for (size_t i = 0; i < l->len && n < MAX_RETIRING; i++) {
+		if (!tuple_idle(&l->items[i], now_ns, idle_ns) ||
+		    bpf_map_update_elem(rfd, &l->items[i].key, &one, BPF_NOEXIST))
+			continue;
+		a->retiring[n++] = l->items[i].key;
+	}
+	a->nretiring = n;
+	a->skel->bss->retiring_count = n;
+out:
 	a->tuples_expired += expired;
 	return expired;
 }
@@ -768,8 +276,7 @@ static int snapshot(struct agent *a)
 {
 	struct tuple_list list = { 0 };
 	struct ns_list nl = { 0 };
-	struct agent_stats st = { .max_tuples = a->opts.max_tuples,
-				  .max_sockets = a->opts.max_sockets };
+	struct agent_stats st = { .max_tuples = a->opts.max_tuples };
 	size_t expired;
 	cJSON *ev;
 	int err;
@@ -778,9 +285,6 @@ static int snapshot(struct agent *a)
 	if (err)
 		return err;
 	err = read_counts(a, &list, &nl);
-	/* a repair shows in the next snapshot */
-	if (!err)
-		err = tw_check(a, &nl);
 	if (!err)
 		err = stats_read(bpf_map__fd(a->skel->maps.stats), &st);
 	if (err)
@@ -808,9 +312,7 @@ static int snapshot(struct agent *a)
 		   !cJSON_AddNumberToObject(ev, "pressure_active", pressure_active(a->pressure)) ||
 		   !cJSON_AddNumberToObject(ev, "netns", a->netns.len) ||
 		   !cJSON_AddNumberToObject(ev, "netns_unreachable", a->netns_unreachable) ||
-		   !cJSON_AddNumberToObject(ev, "walks", a->walks) ||
-		   !cJSON_AddNumberToObject(ev, "time_wait_repairs", a->tw_repairs) ||
-		   !cJSON_AddNumberToObject(ev, "time_wait_repaired", a->tw_repaired) ||
+		   !cJSON_AddNumberToObject(ev, "tuple_retire_races", a->retire_races) ||
 		   cost_to_json(&a->cost, list.seen - expired, a->opts.max_tuples, ev))) {
 		cJSON_Delete(ev);
 		ev = NULL;
@@ -857,110 +359,6 @@ static int on_notice(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* a cgroup v2 directory's id (its inode), or -errno with one error line said */
-static int cgroup_dir_id(const char *what, const char *path, __u64 *id)
-{
-	struct statfs sfs;
-	struct stat st;
-
-	if (stat(path, &st) || statfs(path, &sfs)) {
-		eph_err("%s %s: %s", what, path, strerror(errno));
-		return -1;
-	}
-	if ((unsigned long)sfs.f_type != CGROUP2_MAGIC || !S_ISDIR(st.st_mode)) {
-		eph_err("%s %s: not a cgroup v2 directory", what, path);
-		return -1;
-	}
-	*id = st.st_ino;
-	return 0;
-}
-
-/* the agent's own cgroup, from /proc/self/cgroup's "0::" line */
-static int own_cgroup_path(const char *mount, char *path, size_t len)
-{
-	char line[4096];
-	FILE *f = fopen("/proc/self/cgroup", "re");
-	int ret = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "0::", 3))
-			continue;
-		line[strcspn(line, "\n")] = '\0';
-		if ((size_t)snprintf(path, len, "%s%s", mount,
-				     strcmp(line + 3, "/") ? line + 3 : "") < len)
-			ret = 0;
-		break;
-	}
-	fclose(f);
-	return ret;
-}
-
-/*
- * --guard: the cgroup programs on --cgroup-root (the cgroup2 mount by default),
- * the exempt cgroups, and guard_info for query and "guard status". The links
- * belong to this process: when it exits, even by kill -9, nothing is refused.
- */
-static int guard_setup(struct agent *a)
-{
-	const char *mount = a->report.cgroups ? cgroup_resolver_mount(a->report.cgroups) : NULL;
-	const char *root = a->opts.cgroup_root ? a->opts.cgroup_root : mount;
-	int exempt_fd = bpf_map__fd(a->skel->maps.guard_exempt), fd, err = -1;
-	char own[4096];
-	__u8 cgroup_only = EXEMPT_CGROUP, subtree = EXEMPT_SUBTREE;
-	__u32 zero = 0;
-	__u64 id;
-
-	a->guard.mode = GUARD_OFF;
-	if (!a->opts.guard)
-		goto publish;
-	if (!root || !mount) {
-		eph_err("--guard needs a cgroup v2 hierarchy, and none is mounted "
-			"(mount -t cgroup2 none /sys/fs/cgroup)");
-		return -1;
-	}
-	if (cgroup_dir_id("--cgroup-root", root, &a->guard.root_cgroup_id))
-		return -1;
-	if (own_cgroup_path(mount, own, sizeof(own)) ||
-	    cgroup_dir_id("the agent's own cgroup", own, &id))
-		return -1;
-	/* the agent's cgroup may be the root: exempting its subtree would exempt all */
-	bpf_map_update_elem(exempt_fd, &id, &cgroup_only, BPF_ANY);
-	for (size_t i = 0; i < a->opts.nexempt; i++) {
-		if (cgroup_dir_id("--exempt", a->opts.exempt[i], &id))
-			return -1;
-		bpf_map_update_elem(exempt_fd, &id, &subtree, BPF_ANY);
-	}
-	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		eph_err("cannot open %s: %s", root, strerror(errno));
-		return -1;
-	}
-	a->guard4 = bpf_program__attach_cgroup(a->skel->progs.guard_connect4, fd);
-	err = libbpf_get_error(a->guard4);
-	if (!err) {
-		a->guard6 = bpf_program__attach_cgroup(a->skel->progs.guard_connect6, fd);
-		err = libbpf_get_error(a->guard6);
-	}
-	close(fd);
-	if (err) {
-		a->guard4 = a->guard6 = NULL;
-		eph_err("cannot attach the connect guard to %s: %s", root, strerror(-err));
-		return -1;
-	}
-	a->guard.mode = a->opts.audit ? GUARD_AUDIT : GUARD_ENFORCE;
-	a->guard.deny_errno = a->opts.deny_errno;
-	a->guard.quota = a->opts.quota;
-	a->guard.exempt = a->opts.nexempt + 1;
-	a->guard.deny_at = a->opts.deny_at;
-	snprintf(a->guard.root, sizeof(a->guard.root), "%s", root);
-	failures_guard(a->failures, &a->guard);
-publish:
-	bpf_map_update_elem(bpf_map__fd(a->skel->maps.guard_info), &zero, &a->guard, BPF_ANY);
-	return 0;
-}
-
 /* what alerts need: pressure levels, failure lines, the notice ring buffer */
 static int watch_setup(struct agent *a)
 {
@@ -994,8 +392,7 @@ static int watch_setup(struct agent *a)
 static void metrics_update(struct agent *a)
 {
 	const struct tuple_list *l = &a->latest;
-	struct agent_stats st = { .max_tuples = a->opts.max_tuples,
-				  .max_sockets = a->opts.max_sockets };
+	struct agent_stats st = { .max_tuples = a->opts.max_tuples };
 	struct cost_reading cost;
 	struct timespec now;
 	struct text t = { 0 };
@@ -1053,6 +450,7 @@ static int check(struct agent *a)
 	__u64 now = mono_ns();
 	int err;
 
+	agent_fw2_sweep(a);
 	tuple_list_free(&a->latest);
 	ns_list_free(&a->latest_ns);
 	err = read_counts(a, &a->latest, &a->latest_ns);
@@ -1124,196 +522,6 @@ static int run_loop(struct agent *a)
 	return 0;
 }
 
-/* a number in [min, max] */
-static int parse_double(const char *s, double min, double max, double *out)
-{
-	char *end;
-	double v;
-
-	if (!s || !*s)
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || *end || isnan(v) || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int parse_opts(int argc, char **argv, struct agent_opts *o)
-{
-	static const struct option longopts[] = {
-		{ "interval", required_argument, NULL, 'i' },
-		{ "warn-at", required_argument, NULL, 'w' },
-		{ "critical-at", required_argument, NULL, 'c' },
-		{ "clear-margin", required_argument, NULL, 'm' },
-		{ "hold", required_argument, NULL, 'D' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "output-buffer", required_argument, NULL, 'B' },
-		{ "guard", no_argument, NULL, 'g' },
-		{ "deny-at", required_argument, NULL, 'A' },
-		{ "cgroup-root", required_argument, NULL, 'R' },
-		{ "exempt", required_argument, NULL, 'E' },
-		{ "quota", required_argument, NULL, 'Q' },
-		{ "audit", no_argument, NULL, 'U' },
-		{ "deny-errno", required_argument, NULL, 'N' },
-		{ "max-tuples", required_argument, NULL, 'T' },
-		{ "max-sockets", required_argument, NULL, 'S' },
-		{ "max-timewait", required_argument, NULL, 'W' },
-		{ "tuple-idle", required_argument, NULL, 'I' },
-		{ "host", required_argument, NULL, 'H' },
-		{ "metrics-addr", required_argument, NULL, 'P' },
-		{ "metrics-top", required_argument, NULL, 'n' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	char optbuf[3];
-	int c;
-
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":i:o:vh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'w':
-			if (parse_double(optarg, 0.01, 1, &o->warn))
-				goto bad_value;
-			break;
-		case 'c':
-			if (parse_double(optarg, 0.01, 1, &o->crit))
-				goto bad_value;
-			break;
-		case 'm':
-			if (parse_double(optarg, 0, 0.5, &o->margin))
-				goto bad_value;
-			break;
-		case 'D':
-			if (parse_u64(optarg, 0, 86400, &o->hold))
-				goto bad_value;
-			break;
-		case 'o':
-			if (!*optarg)
-				goto bad_value;
-			o->output = optarg;
-			break;
-		case 'B':
-			if (parse_u64(optarg, 1, 1024 * 1024, &o->output_kib))
-				goto bad_value;
-			break;
-		case 'g':
-			o->guard = true;
-			break;
-		case 'A':
-			o->guard_flag = "--deny-at";
-			if (parse_double(optarg, 0.01, 1, &o->deny_at))
-				goto bad_value;
-			break;
-		case 'R':
-			o->guard_flag = "--cgroup-root";
-			if (!*optarg)
-				goto bad_value;
-			o->cgroup_root = optarg;
-			break;
-		case 'E':
-			o->guard_flag = "--exempt";
-			if (!*optarg || o->nexempt == MAX_EXEMPT)
-				goto bad_value;
-			o->exempt[o->nexempt++] = optarg;
-			break;
-		case 'Q':
-			o->guard_flag = "--quota";
-			if (parse_u64(optarg, 1, 1u << 20, &o->quota))
-				goto bad_value;
-			break;
-		case 'U':
-			o->guard_flag = "--audit";
-			o->audit = true;
-			break;
-		case 'N':
-			o->guard_flag = "--deny-errno";
-			if (guard_parse_errno(optarg, &o->deny_errno))
-				goto bad_value;
-			break;
-		case 'i':
-			if (parse_u64(optarg, 1, 86400, &o->interval))
-				goto bad_value;
-			break;
-		case 'T':
-			if (parse_u64(optarg, 1, MAX_MAP_ENTRIES, &o->max_tuples))
-				goto bad_value;
-			break;
-		case 'S':
-			if (parse_u64(optarg, 1, MAX_MAP_ENTRIES, &o->max_sockets))
-				goto bad_value;
-			break;
-		case 'W':
-			if (parse_u64(optarg, 1, MAX_MAP_ENTRIES, &o->max_timewait))
-				goto bad_value;
-			break;
-		case 'I':
-			if (parse_u64(optarg, 0, 365 * 86400, &o->tuple_idle))
-				goto bad_value;
-			break;
-		case 'H':
-			if (!*optarg || strlen(optarg) > 255)
-				goto bad_value;
-			o->host = optarg;
-			break;
-		case 'P':
-			if (metrics_addr_parse(optarg, &o->metrics))
-				goto bad_value;
-			o->metrics_addr = optarg;
-			break;
-		case 'n':
-			if (parse_u64(optarg, 0, METRICS_TOP_MAX, &o->metrics_top))
-				goto bad_value;
-			break;
-		case 'v':
-			o->verbose = true;
-			break;
-		case 'h':
-			fputs("usage: ephport agent [OPTION]...\n\n", stdout);
-			fputs(agent_help, stdout);
-			return 1;
-		case ':':
-			fprintf(stderr, "ephport agent: %s needs a value\n%s",
-				bad_option(argv, optbuf), agent_usage);
-			return -1;
-		default:
-			fprintf(stderr, "ephport agent: unknown option '%s'\n%s",
-				bad_option(argv, optbuf), agent_usage);
-			return -1;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "ephport agent: unexpected argument '%s'\n%s", argv[optind],
-			agent_usage);
-		return -1;
-	}
-	if (o->guard_flag && !o->guard) {
-		fprintf(stderr, "ephport agent: %s needs --guard\n%s", o->guard_flag, agent_usage);
-		return -1;
-	}
-	if (o->margin >= o->warn) {
-		fprintf(stderr,
-			"ephport agent: --clear-margin (%g) must be below --warn-at (%g), or "
-			"warning "
-			"never clears\n%s",
-			o->margin, o->warn, agent_usage);
-		return -1;
-	}
-	if (o->warn >= o->crit) {
-		fprintf(stderr,
-			"ephport agent: --warn-at (%g) must be below --critical-at (%g)\n%s",
-			o->warn, o->crit, agent_usage);
-		return -1;
-	}
-	return 0;
-bad_value:
-	fprintf(stderr, "ephport agent: bad value '%s' for %s\n%s", optarg,
-		option_of_value(argv, optind), agent_usage);
-	return -1;
-}
-
 int cmd_agent(int argc, char **argv)
 {
 	struct agent a = { .opts = { .interval = 10,
@@ -1325,8 +533,6 @@ int cmd_agent(int argc, char **argv)
 				     .deny_at = 0.98,
 				     .deny_errno = EADDRNOTAVAIL,
 				     .max_tuples = MAX_TUPLES_DEFAULT,
-				     .max_sockets = MAX_SOCKETS_DEFAULT,
-				     .max_timewait = MAX_TIMEWAIT_DEFAULT,
 				     .tuple_idle = 600,
 				     .metrics_top = METRICS_TOP_DEFAULT } };
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -1335,7 +541,7 @@ int cmd_agent(int argc, char **argv)
 
 	a.home_fd = -1;
 
-	err = parse_opts(argc, argv, &a.opts);
+	err = agent_parse_opts(argc, argv, &a.opts);
 	if (err)
 		return err > 0 ? 0 : EXIT_USAGE;
 	verbose = a.opts.verbose;
@@ -1345,9 +551,9 @@ int cmd_agent(int argc, char **argv)
 	else if (gethostname(a.host, sizeof(a.host) - 1))
 		snprintf(a.host, sizeof(a.host), "unknown");
 
-	if (preflight(&a))
+	if (agent_preflight(&a))
 		return 1;
-	degrade_settings(&a);
+	agent_degrade_settings(&a);
 	err = agent_lock_acquire(&lock_fd, &holder);
 	if (err == -EBUSY) {
 		eph_err("another ephport agent is already running (pid %ld); stop it first",
@@ -1392,16 +598,23 @@ int cmd_agent(int argc, char **argv)
 		eph_err("cannot open /proc/self/ns/net: %s", strerror(errno));
 		goto cleanup;
 	}
-	if (ensure_bpffs() || load_bpf(&a) || pin_maps(&a) || watch_setup(&a) || guard_setup(&a))
+	a.retiring = calloc(MAX_RETIRING, sizeof(*a.retiring));
+	if (!a.retiring) {
+		eph_err("cannot allocate memory");
+		goto cleanup;
+	}
+	if (agent_ensure_bpffs() || agent_load_bpf(&a) || agent_pin_maps(&a) || watch_setup(&a) ||
+	    agent_guard_setup(&a))
 		goto cleanup;
 	clock_gettime(CLOCK_MONOTONIC, &a.started);
-	/* after attaching: what the walk misses, the events catch */
-	if (netns_round(&a))
+	/* the namespaces there are before attaching; the walk counts what they held */
+	if (startup_prepare(&a.startup, a.skel, &a.netns) || agent_attach_bpf(&a) ||
+	    startup_walk(&a.startup, a.skel->links.walk, &a.netns, a.home_fd) || netns_round(&a))
 		goto cleanup;
 	a.bootstrap_ms = (mono_ns() - (a.started.tv_sec * 1000000000ull + a.started.tv_nsec)) / 1e6;
 	cost_init(&a.cost, a.skel);
 	emit_start(&a);
-	degrade_notes(&a);
+	agent_degrade_notes(&a);
 	err = run_loop(&a);
 	/* failures counted since the last check, so that the counts add up */
 	ring_buffer__consume(a.notices);
@@ -1413,13 +626,15 @@ cleanup:
 	metrics_stop(a.metrics);
 	retired_free(&a.retired);
 	if (a.pinned)
-		unpin_all();
+		agent_unpin_all();
 	if (a.cost.skel)
 		cost_free(&a.cost);
 	ring_buffer__free(a.notices);
+	startup_free(&a.startup);
+	free(a.retiring);
 	bpf_link__destroy(a.guard4);
 	bpf_link__destroy(a.guard6);
-	tuples_bpf__destroy(a.skel);
+	ephport_bpf__destroy(a.skel);
 	failures_free(a.failures);
 	pressure_free(a.pressure);
 	tuple_list_free(&a.latest);

@@ -20,7 +20,7 @@
 
 #include "ephport.h"
 #include "cost.h"
-#include "tuples.skel.h"
+#include "ephport.skel.h"
 
 int proc_field(const char *text, const char *key, const char *unit, __u64 *out)
 {
@@ -95,12 +95,13 @@ static __u64 cpu_us(void)
 	       ru.ru_stime.tv_usec;
 }
 
-void cost_init(struct cost *c, struct tuples_bpf *skel)
+void cost_init(struct cost *c, struct ephport_bpf *skel)
 {
 	const struct bpf_map *maps[COST_MAPS] = {
-		skel->maps.tuples,   skel->maps.sockets,   skel->maps.timewait, skel->maps.ports,
-		skel->maps.local_tw, skel->maps.failures,  skel->maps.openers,	skel->maps.denials,
-		skel->maps.cg_ports, skel->maps.guard_dst, skel->maps.notices,
+		skel->maps.tuples,   skel->maps.ports,	     skel->maps.local_tw,
+		skel->maps.fw2,	     skel->maps.bound_socks, skel->maps.claims,
+		skel->maps.failures, skel->maps.openers,     skel->maps.denials,
+		skel->maps.cg_ports, skel->maps.guard_dst,   skel->maps.notices,
 	};
 
 	c->skel = skel;
@@ -129,22 +130,20 @@ void cost_free(struct cost *c)
 /*
  * The programs that count events, and the guard's when it is loaded; -1 if one
  * is unreadable. recursion_misses are events the kernel skipped because a
- * program was already running on that CPU (state counts heal at the socket's
- * next change, TIME_WAIT counts at the next repair). run_cnt and run_time_ns
+ * program was already running on that CPU: tuples_backstop counts the state
+ * changes tuples_set_state missed (bpf/count.bpf.c). run_cnt and run_time_ns
  * stay 0 unless BPF statistics are on (sysctl kernel.bpf_stats_enabled=1).
  */
 static int progs_read(struct cost *c, struct cost_reading *r)
 {
-	/* a _compat build reports under the name of the program it stands in for */
 	const struct {
 		const char *name;
 		const struct bpf_program *prog;
 	} progs[] = {
 		{ "tuples_set_state", c->skel->progs.tuples_set_state },
-		{ "tuples_set_state", c->skel->progs.tuples_set_state_compat },
+		{ "tuples_backstop", c->skel->progs.tuples_backstop },
 		{ "tw_timer_start", c->skel->progs.tw_timer_start },
 		{ "tw_timer_cancel", c->skel->progs.tw_timer_cancel },
-		{ "tw_timer_cancel", c->skel->progs.tw_timer_cancel_compat },
 		{ "connect_enter", c->skel->progs.connect_enter },
 		{ "connect_exit", c->skel->progs.connect_exit },
 		{ "bind_enter", c->skel->progs.bind_enter },

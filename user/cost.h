@@ -8,7 +8,7 @@
 #include <linux/types.h>
 #include <cjson/cJSON.h>
 
-struct tuples_bpf;
+struct ephport_bpf;
 struct bpf_map;
 
 /* a /proc file kept open and read again from its start: one pread() a reading */
@@ -17,11 +17,11 @@ struct proc_file {
 	int fd; /* -1: opened at the next reading */
 };
 
-/* the maps that hold data: tuples, sockets, ... notices */
-#define COST_MAPS 11
+/* the maps that hold data: tuples, ports, ... notices */
+#define COST_MAPS 12
 
 struct cost {
-	struct tuples_bpf *skel;
+	struct ephport_bpf *skel;
 	struct proc_file status, bpf_stats;
 	struct {
 		const struct bpf_map *map;
@@ -31,7 +31,7 @@ struct cost {
 };
 
 /* the programs that count events and the guard's: at most this many are loaded */
-#define COST_PROGS 9
+#define COST_PROGS 10
 
 struct cost_prog {
 	const char *name;
@@ -55,7 +55,7 @@ struct cost_reading {
 };
 
 /* after the programs are attached: CPU time is counted from here */
-void cost_init(struct cost *c, struct tuples_bpf *skel);
+void cost_init(struct cost *c, struct ephport_bpf *skel);
 void cost_free(struct cost *c);
 void cost_read(struct cost *c, struct cost_reading *r);
 /* the stats line's cost fields; tuples and max_tuples as that line has them */

@@ -133,7 +133,6 @@ struct netns_count {
 struct agent_stats {
 	__u64 counters[EPH_STAT_MAX];
 	__u32 max_tuples;
-	__u32 max_sockets;
 };
 int stats_read(int stats_fd, struct agent_stats *st);
 int stats_to_json(const struct agent_stats *st, size_t tuples, cJSON *obj);

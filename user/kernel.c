@@ -5,7 +5,9 @@
  * kernel's BTF: the same facts bpf/core_fixes.bpf.h decides on at load time.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 #include <sys/utsname.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -15,7 +17,6 @@
 #include "ephport.h"
 
 static const char *const names[KF_COUNT] = {
-	[KF_ATOMICS] = "bpf_atomics",
 	[KF_TASK_PT_REGS] = "bpf_task_pt_regs",
 	[KF_SET_RETVAL] = "bpf_set_retval",
 	[KF_RECURSION_MISSES] = "recursion_misses",
@@ -23,37 +24,12 @@ static const char *const names[KF_COUNT] = {
 	[KF_PORT_RANGE_PACKED] = "port_range_packed",
 	[KF_MAP_MEM_USAGE] = "map_mem_usage",
 	[KF_MAP_MEMCG] = "map_memcg",
+	[KF_TRACING_MAP_ALLOC] = "tracing_map_alloc",
 };
 
 const char *kernel_feature_name(enum kernel_feature f)
 {
 	return f < KF_COUNT ? names[f] : "unknown";
-}
-
-/* atomic exchange on the stack: rejected before "bpf: Add instructions for atomic_[cmp]xchg" */
-static bool probe_atomics(void)
-{
-	const struct bpf_insn insns[] = {
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
-		{ .code = BPF_STX | BPF_MEM | BPF_DW,
-		  .dst_reg = BPF_REG_10,
-		  .src_reg = BPF_REG_0,
-		  .off = -8 },
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1, .imm = 1 },
-		{ .code = BPF_STX | BPF_ATOMIC | BPF_DW,
-		  .dst_reg = BPF_REG_10,
-		  .src_reg = BPF_REG_1,
-		  .off = -8,
-		  .imm = BPF_XCHG },
-		{ .code = BPF_JMP | BPF_EXIT },
-	};
-	int fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, NULL, "GPL", insns,
-			       sizeof(insns) / sizeof(insns[0]), NULL);
-
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
 }
 
 static bool probe_helper(enum bpf_prog_type type, enum bpf_func_id helper)
@@ -79,6 +55,30 @@ static const struct btf_member *btf_member(const struct btf *btf, const char *ty
 	return NULL;
 }
 
+/*
+ * A task's kernel stack on x86-64: 16 KiB, twice that with KASAN. From the
+ * kernel's config where one is found (/boot, or /proc/config.gz), else 16 KiB:
+ * no production kernel runs KASAN.
+ */
+static unsigned int thread_size(const char *release)
+{
+	char path[128], line[256];
+	unsigned int size = 16384;
+	gzFile f;
+
+	snprintf(path, sizeof(path), "/boot/config-%s", release);
+	f = gzopen(path, "r");
+	if (!f)
+		f = gzopen("/proc/config.gz", "r");
+	if (!f)
+		return size;
+	while (gzgets(f, line, sizeof(line)))
+		if (!strcmp(line, "CONFIG_KASAN=y\n"))
+			size = 32768;
+	gzclose(f);
+	return size;
+}
+
 int kernel_probe(struct kernel_info *k)
 {
 	const struct btf_member *range;
@@ -95,7 +95,7 @@ int kernel_probe(struct kernel_info *k)
 			strerror(errno));
 		return -1;
 	}
-	k->has[KF_ATOMICS] = probe_atomics();
+	k->thread_size = thread_size(k->release);
 	k->has[KF_TASK_PT_REGS] = probe_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs);
 	k->has[KF_SET_RETVAL] = probe_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_set_retval);
 	k->has[KF_RECURSION_MISSES] = btf_member(btf, "bpf_prog_stats", "misses") != NULL;
@@ -106,6 +106,14 @@ int kernel_probe(struct kernel_info *k)
 	k->has[KF_MAP_MEM_USAGE] = btf_member(btf, "bpf_map_ops", "map_mem_usage") != NULL;
 	/* "bpf: Eliminate rlimit-based memory accounting for bpf maps" (5.11) took it out */
 	k->has[KF_MAP_MEMCG] = btf_member(btf, "bpf_map", "memory") == NULL;
+	/*
+	 * "bpf: Relax the requirement to use preallocated hash maps in tracing
+	 * progs." (6.1) came with the BPF memory allocator; before it the verifier
+	 * WARNs (a kernel splat, a panic with panic_on_warn) when a kprobe or
+	 * tracepoint program uses a hash map that allocates on use.
+	 */
+	k->has[KF_TRACING_MAP_ALLOC] =
+		btf__find_by_name_kind(btf, "bpf_mem_alloc", BTF_KIND_STRUCT) >= 0;
 	btf__free(btf);
 	return 0;
 }

@@ -11,7 +11,6 @@
  * runs and says what that costs (docs/kernels.md).
  */
 enum kernel_feature {
-	KF_ATOMICS,	      /* BPF atomic exchange (5.12): exact TIME_WAIT side changes */
 	KF_TASK_PT_REGS,      /* bpf_task_pt_regs (5.15): failures need no syscall entry programs */
 	KF_SET_RETVAL,	      /* bpf_set_retval (5.18): the guard refuses with any errno */
 	KF_RECURSION_MISSES,  /* skipped runs counted per program (5.12) */
@@ -19,12 +18,14 @@ enum kernel_feature {
 	KF_PORT_RANGE_PACKED, /* ip_local_port_range in one u32 (6.8): layout only */
 	KF_MAP_MEM_USAGE,     /* maps report the memory they use (6.4), not an estimate */
 	KF_MAP_MEMCG,	      /* map memory charged to the memory cgroup (5.11), not to memlock */
+	KF_TRACING_MAP_ALLOC, /* classic tracepoints may use maps that allocate on use (6.1) */
 	KF_COUNT,
 };
 
 struct kernel_info {
 	char release[65];
 	bool has[KF_COUNT];
+	unsigned int thread_size; /* THREAD_SIZE: a task's kernel stack (32 KiB with KASAN) */
 };
 
 /* probes what this kernel has; 0, or -1 after one line on stderr (no BTF...) */

@@ -437,15 +437,19 @@ static void per_map(struct text *t, const struct cost_reading *c, const char *na
 static void render_health(const struct metrics_view *v, struct text *t)
 {
 	const struct cost_reading *c = v->cost;
+	/* EPH_STAT_CAUGHT and EPH_STAT_RETIRE_RACES are no loss: not here */
 	static const char *const lost[EPH_STAT_MAX] = {
 		[EPH_STAT_TUPLES_FULL] = "tuples_full",
-		[EPH_STAT_SOCKETS_FULL] = "sockets_full",
 		[EPH_STAT_TUPLE_MISSING] = "tuple_missing",
-		[EPH_STAT_STALE_SOCKETS] = "stale_sockets",
 		[EPH_STAT_TIMEWAIT_FULL] = "timewait_full",
 		[EPH_STAT_PORTS_FULL] = "ports_full",
 		[EPH_STAT_FAILURES_FULL] = "failures_full",
 		[EPH_STAT_NOTICES_LOST] = "notices_lost",
+		[EPH_STAT_DENIALS_FULL] = "denials_full",
+		[EPH_STAT_QUOTA_FULL] = "quota_full",
+		[EPH_STAT_FW2_FULL] = "fin_wait2_full",
+		[EPH_STAT_BOUND_FULL] = "bound_full",
+		[EPH_STAT_CLAIMS_FULL] = "startup_claims_full",
 	};
 
 	family(t, "ephport_build_info", "gauge", "The agent's version; always 1.");
@@ -460,11 +464,15 @@ static void render_health(const struct metrics_view *v, struct text *t)
 	if (v->stats) {
 		family(t, "ephport_lost_events_total", "counter",
 		       "What the BPF programs could not record, by reason: a full map, a lost "
-		       "notice, a missed close.");
+		       "notice, a socket with no tuple.");
 		for (int i = 0; i < EPH_STAT_MAX; i++)
 			if (lost[i])
 				labelled(t, "ephport_lost_events_total", "reason", lost[i],
 					 v->stats->counters[i]);
+		plain(t, "ephport_events_caught_total", "counter",
+		      "State changes the kernel skipped running the main program for, counted "
+		      "by the backstop program.",
+		      v->stats->counters[EPH_STAT_CAUGHT]);
 	}
 	if (c) {
 		plain(t, "ephport_bpf_stats_enabled", "gauge",
@@ -484,8 +492,7 @@ static void render_health(const struct metrics_view *v, struct text *t)
 			    "running on that CPU.",
 			    offsetof(struct cost_prog, missed), 1);
 		per_map(t, c, "ephport_map_max_entries",
-			"Entries each BPF map can hold (--max-tuples, --max-sockets, "
-			"--max-timewait; fixed for the others).",
+			"Entries each BPF map can hold (--max-tuples; fixed for the others).",
 			offsetof(struct cost_map, max_entries));
 		per_map(t, c, "ephport_map_memory_bytes",
 			"Kernel memory of each BPF map, as the kernel counts it.",

@@ -38,7 +38,6 @@ static struct netns *netns_add(struct netns_set *s, __u32 inum)
 	ns = &s->items[s->len++];
 	memset(ns, 0, sizeof(*ns));
 	ns->inum = inum;
-	ns->is_new = true;
 	return ns;
 }
 

@@ -11,12 +11,9 @@
 
 struct netns {
 	__u32 inum;
-	char path[64];	 /* how it was found this round: /run/netns/NAME, /proc/PID/ns/net */
-	bool home;	 /* the agent's own: entered through the saved descriptor */
-	bool alive;	 /* found in the latest round */
-	bool is_new;	 /* not walked yet */
-	__s64 last_diff; /* kernel TIME_WAIT count minus ours at the last check */
-	unsigned int repair_wait, repair_backoff; /* checks to skip before another repair */
+	char path[64]; /* how it was found this round: /run/netns/NAME, /proc/PID/ns/net */
+	bool home;     /* the agent's own: entered through the saved descriptor */
+	bool alive;    /* found in the latest round */
 	struct netns_info info;
 };
 

@@ -274,16 +274,12 @@ static void print_table(const struct tuple_list *l, const struct ns_list *nl,
 	print_tuples(l);
 	print_netns(nl, f);
 	print_guard(g);
-	if (st->counters[EPH_STAT_TUPLES_FULL] || st->counters[EPH_STAT_SOCKETS_FULL] ||
-	    st->counters[EPH_STAT_TIMEWAIT_FULL])
+	if (st->counters[EPH_STAT_TUPLES_FULL] || st->counters[EPH_STAT_TIMEWAIT_FULL])
 		fprintf(stderr,
-			"ephport: maps were full: %llu new tuples, %llu sockets and %llu TIME_WAIT "
-			"sockets not counted (raise --max-tuples %u / --max-sockets %u / "
-			"--max-timewait)\n",
+			"ephport: maps were full: %llu new tuples and %llu server TIME_WAIT "
+			"sockets not counted (raise --max-tuples %u)\n",
 			(unsigned long long)st->counters[EPH_STAT_TUPLES_FULL],
-			(unsigned long long)st->counters[EPH_STAT_SOCKETS_FULL],
-			(unsigned long long)st->counters[EPH_STAT_TIMEWAIT_FULL], st->max_tuples,
-			st->max_sockets);
+			(unsigned long long)st->counters[EPH_STAT_TIMEWAIT_FULL], st->max_tuples);
 }
 
 int cmd_query(int argc, char **argv)
@@ -292,7 +288,7 @@ int cmd_query(int argc, char **argv)
 	struct tuple_list list = { 0 }, all = { 0 };
 	struct ns_list nl = { 0 };
 	struct agent_stats st = { 0 };
-	int tuples_fd = -1, stats_fd = -1, sockets_fd = -1, ports_fd = -1, local_tw_fd = -1;
+	int tuples_fd = -1, stats_fd = -1, ports_fd = -1, local_tw_fd = -1;
 	int info_fd = -1, denials_fd = -1, ret = 1, err;
 	struct guard_view guard = { 0 };
 	pid_t agent;
@@ -311,13 +307,11 @@ int cmd_query(int argc, char **argv)
 		return 1;
 	}
 	if (open_pinned("tuples", &tuples_fd) || open_pinned("stats", &stats_fd) ||
-	    open_pinned("sockets", &sockets_fd) || open_pinned("ports", &ports_fd) ||
-	    open_pinned("local_tw", &local_tw_fd) || open_pinned("netns_info", &info_fd) ||
-	    open_pinned("denials", &denials_fd))
+	    open_pinned("ports", &ports_fd) || open_pinned("local_tw", &local_tw_fd) ||
+	    open_pinned("netns_info", &info_fd) || open_pinned("denials", &denials_fd))
 		goto cleanup;
 
 	st.max_tuples = map_max_entries(tuples_fd);
-	st.max_sockets = map_max_entries(sockets_fd);
 	/* namespace totals need every tuple; the filter applies to what is shown */
 	err = tuple_list_read(tuples_fd, NULL, &all);
 	if (!err)
@@ -364,8 +358,6 @@ cleanup:
 		close(local_tw_fd);
 	if (ports_fd >= 0)
 		close(ports_fd);
-	if (sockets_fd >= 0)
-		close(sockets_fd);
 	if (stats_fd >= 0)
 		close(stats_fd);
 	if (tuples_fd >= 0)

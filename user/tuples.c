@@ -28,10 +28,19 @@ static const struct {
 };
 
 static const char *const stat_names[EPH_STAT_MAX] = {
-	[EPH_STAT_TUPLES_FULL] = "tuples_dropped",	[EPH_STAT_SOCKETS_FULL] = "sockets_dropped",
-	[EPH_STAT_TUPLE_MISSING] = "tuple_missing",	[EPH_STAT_STALE_SOCKETS] = "stale_sockets",
-	[EPH_STAT_TIMEWAIT_FULL] = "time_wait_dropped", [EPH_STAT_PORTS_FULL] = "ports_dropped",
-	[EPH_STAT_FAILURES_FULL] = "failures_dropped",	[EPH_STAT_NOTICES_LOST] = "notices_lost",
+	[EPH_STAT_TUPLES_FULL] = "tuples_dropped",
+	[EPH_STAT_TUPLE_MISSING] = "tuple_missing",
+	[EPH_STAT_TIMEWAIT_FULL] = "time_wait_dropped",
+	[EPH_STAT_PORTS_FULL] = "ports_dropped",
+	[EPH_STAT_FAILURES_FULL] = "failures_dropped",
+	[EPH_STAT_NOTICES_LOST] = "notices_lost",
+	[EPH_STAT_DENIALS_FULL] = "denials_dropped",
+	[EPH_STAT_QUOTA_FULL] = "quota_dropped",
+	[EPH_STAT_FW2_FULL] = "fin_wait2_as_time_wait",
+	[EPH_STAT_BOUND_FULL] = "bound_untracked",
+	[EPH_STAT_CAUGHT] = "events_caught",
+	[EPH_STAT_CLAIMS_FULL] = "startup_claims_dropped",
+	[EPH_STAT_RETIRE_RACES] = "tuple_retire_recounts",
 };
 
 bool filter_match(const struct tuple_filter *f, const struct tuple *t)
@@ -188,7 +197,6 @@ int stats_to_json(const struct agent_stats *st, size_t tuples, cJSON *obj)
 
 	err |= ADD_NUM(obj, "tuples", tuples);
 	err |= ADD_NUM(obj, "max_tuples", st->max_tuples);
-	err |= ADD_NUM(obj, "max_sockets", st->max_sockets);
 	for (int i = 0; i < EPH_STAT_MAX; i++)
 		err |= ADD_NUM(obj, stat_names[i], st->counters[i]);
 	return err ? -ENOMEM : 0;

@@ -12,7 +12,7 @@ _ephport()
     # long options only are offered; the short ones (-i -o -v -j -n -d -s -h) are understood
     local agent_opts='--interval --warn-at --critical-at --clear-margin --hold --output
         --output-buffer --guard --deny-at --cgroup-root --exempt --quota --audit
-        --deny-errno --max-tuples --max-sockets --max-timewait --tuple-idle --host
+        --deny-errno --max-tuples --tuple-idle --host
         --metrics-addr --metrics-top --verbose --help'
     local query_opts='--json --netns --dst --src --help'
     local guard_opts='--json --help'
@@ -38,8 +38,8 @@ _ephport()
             return
             ;;
         --interval | -i | --warn-at | --critical-at | --clear-margin | --hold | \
-            --output-buffer | --deny-at | --quota | --max-tuples | --max-sockets | \
-            --max-timewait | --tuple-idle | --host | --metrics-addr | --metrics-top)
+            --output-buffer | --deny-at | --quota | --max-tuples | --tuple-idle | \
+            --host | --metrics-addr | --metrics-top)
             # a number, a name or an address: nothing to offer
             return
             ;;

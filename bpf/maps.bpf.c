@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The maps and globals more than one program uses, defined here once; the
+ * other objects declare them extern (maps.bpf.h) and bpftool gen object links
+ * them into one. Also the maps only the agent writes.
+ */
+#define EPH_MAPS_OWNER
+#include "maps.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile __u32 guard_mode = GUARD_OFF;
+const volatile __u32 guard_quota = 0;
+__u32 startup = 0;
+__u32 walk_netns = 0;
+__u32 walk_safe = 0;
+
+/* what the agent read inside each namespace, pinned for "ephport query" */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_NETNS);
+	__type(key, __u32);
+	__type(value, struct netns_info);
+} netns_info SEC(".maps");

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The agent's state and options, shared by its three files: agent.c (the run:
+ * start-up, checks, snapshots, lines), agent_bpf.c (the BPF object: what the
+ * kernel offers, loading, pinning, attaching, the guard's cgroups) and
+ * agent_opts.c (the command line).
+ */
+#ifndef EPHPORT_AGENT_H
+#define EPHPORT_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ephport.h"
+#include "cost.h"
+#include "failures.h"
+#include "guard.h"
+#include "kernel.h"
+#include "metrics.h"
+#include "netns.h"
+#include "pressure.h"
+#include "sink.h"
+#include "startup.h"
+
+#define MAX_EXEMPT 64
+
+struct agent_opts {
+	uint64_t interval;
+	double warn, crit, margin;
+	uint64_t hold;
+	const char *output;
+	uint64_t output_kib;
+	bool guard, audit;
+	const char *cgroup_root;
+	double deny_at;
+	uint64_t quota;
+	__u32 deny_errno;
+	const char *exempt[MAX_EXEMPT];
+	size_t nexempt;
+	const char *guard_flag; /* a guard option given without --guard */
+	uint64_t max_tuples;
+	uint64_t tuple_idle;
+	const char *host;
+	const char *metrics_addr; /* as given; NULL: no metrics */
+	struct metrics_addr metrics;
+	uint64_t metrics_top;
+	bool verbose;
+};
+
+struct agent {
+	struct agent_opts opts;
+	struct kernel_info kernel;
+	struct ephport_bpf *skel;
+	struct startup startup;
+	char host[256];
+	bool pinned;
+	struct report report;
+	struct pressure *pressure;
+	struct failures *failures;
+	struct cost cost;
+	struct ring_buffer *notices;
+	struct bpf_link *guard4, *guard6;
+	struct guard_info guard;
+	struct tuple_list latest; /* the latest check's reading, for notices */
+	struct ns_list latest_ns;
+	bool check_now;	  /* a notice asks for a pressure check */
+	__u64 last_check; /* CLOCK_MONOTONIC ns */
+	__u64 checks;
+	__u64 tuples_expired;
+	struct timespec started;
+	struct netns_set netns;
+	int home_fd; /* our own network namespace, to come back to */
+	__u64 netns_unreachable;
+	/* tuples marked to forget, deleted at the next snapshot if no connect came */
+	struct tuple_key *retiring;
+	size_t nretiring;
+	__u64 retire_races; /* a connect() met a tuple as the agent deleted it */
+	double bootstrap_ms;
+	struct metrics *metrics;
+	struct retired_set retired; /* counters of expired tuples, for /metrics */
+	double start_time_s;	    /* Unix time */
+};
+
+extern const char agent_usage[];
+
+/* agent_opts.c: 0; 1 when --help was printed; -1 after a line on stderr (bad option) */
+int agent_parse_opts(int argc, char **argv, struct agent_opts *o);
+
+/* agent_bpf.c; each returns 0, or -1 after one line on stderr */
+int agent_preflight(struct agent *a);
+void agent_degrade_settings(struct agent *a);
+void agent_degrade_notes(struct agent *a);
+int agent_ensure_bpffs(void);
+void agent_unpin_all(void);
+int agent_pin_maps(struct agent *a);
+int agent_load_bpf(struct agent *a);
+int agent_attach_bpf(struct agent *a);
+void agent_fw2_sweep(struct agent *a);
+int agent_guard_setup(struct agent *a);
+
+#endif /* EPHPORT_AGENT_H */
