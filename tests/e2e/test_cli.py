@@ -18,21 +18,16 @@ def ephport(*args, pre=()):
     return subprocess.run([*pre, EPHPORT, *args], capture_output=True, text=True)
 
 
-# every program the agent may load: the _compat builds and the syscall entry programs
-# are for kernels without BPF atomic exchange or bpf_task_pt_regs (docs/kernels.md)
-ATOMIC_PROGS = {"tuples_set_state", "tw_timer_cancel", "walk", "tw_forget"}
+# every program the agent may load: the syscall entry programs are for kernels without
+# bpf_task_pt_regs (docs/kernels.md)
 ENTRY_PROGS = {"connect_enter", "bind_enter"}
-PROG_NAMES = (ATOMIC_PROGS | {p + "_compat" for p in ATOMIC_PROGS} | ENTRY_PROGS
-              | {"tw_timer_start", "connect_exit", "bind_exit"})
+PROG_NAMES = ENTRY_PROGS | {"tuples_set_state", "tuples_backstop", "tw_timer_start", "fw2_sweep",
+                            "tw_timer_cancel", "walk", "connect_exit", "bind_exit"}
 
 
 def expected_progs(features):
     """The programs an agent loads (without --guard) on a kernel with these features."""
-    progs = {"tw_timer_start", "connect_exit", "bind_exit"}
-    progs |= ATOMIC_PROGS if features["bpf_atomics"] else {p + "_compat" for p in ATOMIC_PROGS}
-    if not features["bpf_task_pt_regs"]:
-        progs |= ENTRY_PROGS
-    return progs
+    return PROG_NAMES if not features["bpf_task_pt_regs"] else PROG_NAMES - ENTRY_PROGS
 
 
 def ephport_progs():
@@ -74,7 +69,8 @@ def test_version_and_help():
     ["agent", "--interval", "1x"],
     ["agent", "--interval", "-5"],
     ["agent", "--max-tuples", "0"],
-    ["agent", "--max-sockets", "99999999999"],
+    ["agent", "--max-tuples", "99999999999"],
+    ["agent", "--max-sockets", "100"],  # gone with the socket map (0.2)
     ["agent", "--nope"],
     ["agent", "--tuple-idle", "x"],
     ["query", "-jx"],
@@ -142,8 +138,7 @@ def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
         assert start["kernel"]["release"] == os.uname().release
         features = start["kernel"]["features"]
         assert all(isinstance(v, bool) for v in features.values())
-        assert start["settings"] == {"interval": 1, "max_tuples": 65536, "max_sockets": 262144,
-                                     "max_timewait": 262144, "tuple_idle": 600,
+        assert start["settings"] == {"interval": 1, "max_tuples": 65536, "tuple_idle": 600,
                                      "warn_at": 0.8, "critical_at": 0.95, "clear_margin": 0.05,
                                      "hold": 30, "output": None, "guard": None,
                                      "metrics": None}
@@ -234,7 +229,7 @@ def test_table_output(agent, make_netns, make_peer):
 
 
 def test_full_maps_are_counted_not_fatal(make_agent, make_netns, make_peer):
-    a = make_agent("--interval", "1", "--max-tuples", "2", "--max-sockets", "3")
+    a = make_agent("--interval", "1", "--max-tuples", "2")
     ns = make_netns()
     peer = make_peer(ns)
     for port in (7000, 7001, 7002):
@@ -246,22 +241,20 @@ def test_full_maps_are_counted_not_fatal(make_agent, make_netns, make_peer):
     # the maps are host-wide: other traffic on the machine may take room too, so
     # the counts below are lower bounds, and exact only for this namespace's view
     doc = query("--netns", str(ns.inode))
-    assert doc["stats"]["max_tuples"] == 2 and doc["stats"]["max_sockets"] == 3
+    assert doc["stats"]["max_tuples"] == 2
     assert doc["stats"]["tuples"] <= 2
     assert doc["stats"]["tuples_dropped"] >= 1  # 3 destinations, room for 2
-    assert doc["stats"]["sockets_dropped"] >= 1  # 5 sockets, room for 3
     by_port = {t["dport"]: t for t in doc["tuples"]}
     assert set(by_port) < {7000, 7001, 7002}
-    assert sum(t["established"] for t in by_port.values()) <= 3
-    for t in by_port.values():
-        assert 0 <= t["established"] <= t["connects"]
+    # what did fit is exact: a tuple counts every socket or none
+    for port, t in by_port.items():
+        assert (t["connects"], t["established"]) == ({7000: 2, 7001: 2}[port],) * 2
     r = ephport("query")
     assert r.returncode == 0
-    assert re.search(r"maps were full: [1-9]\d* new tuples, [1-9]\d* sockets and 0 TIME_WAIT "
-                     r"sockets not counted",
-                     r.stderr)
+    assert re.search(r"maps were full: [1-9]\d* new tuples and 0 server TIME_WAIT sockets "
+                     r"not counted", r.stderr)
     ev = a.wait_event("stats", pred=lambda e: e["tuples_dropped"] >= 1)
-    assert ev["sockets_dropped"] >= 1 and ev["tuples"] <= 2
+    assert ev["tuples"] <= 2
 
 
 def test_idle_tuples_expire_busy_ones_stay(make_agent, make_netns, make_peer):
@@ -296,9 +289,10 @@ def assert_keys(ns, ports):
 
 BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
 # the programs whose cost the stats line reports, without and with --guard
-COST_PROGS = {"tuples_set_state", "tw_timer_start", "tw_timer_cancel", "connect_exit", "bind_exit"}
+COST_PROGS = {"tuples_set_state", "tuples_backstop", "tw_timer_start", "tw_timer_cancel",
+              "connect_exit", "bind_exit"}
 GUARD_PROGS = {"guard_connect4", "guard_connect6"}
-DATA_MAPS = {"tuples", "sockets", "timewait", "ports", "local_tw", "failures", "openers",
+DATA_MAPS = {"tuples", "ports", "local_tw", "fw2", "bound_socks", "claims", "failures", "openers",
              "denials", "cg_ports", "guard_dst", "notices"}
 
 
@@ -327,7 +321,7 @@ def test_stats_show_the_agents_cost(make_agent, make_netns, make_peer, guard):
 
     assert ev["bpf_stats"] is (stats_now == "1")
     progs = ev["programs"]
-    # a _compat build reports under its program's name; the entry programs where loaded
+    # the entry programs where loaded
     cost_progs = COST_PROGS
     if not a.start_event["kernel"]["features"]["bpf_task_pt_regs"]:
         cost_progs = cost_progs | ENTRY_PROGS
@@ -349,8 +343,6 @@ def test_stats_show_the_agents_cost(make_agent, make_netns, make_peer, guard):
     maps = ev["maps"]
     assert set(maps) == DATA_MAPS
     assert maps["tuples"]["max_entries"] == 65536 and maps["tuples"]["bytes"] > 0
-    assert maps["sockets"]["max_entries"] == 262144
-    assert maps["timewait"]["max_entries"] == 262144
     # before Linux 6.4 memlock is an estimate, and none is made for a ring buffer
     estimated = not a.start_event["kernel"]["features"]["map_mem_usage"]
     assert all(m["bytes"] > 0 for name, m in maps.items() if not (estimated and name == "notices"))

@@ -105,7 +105,7 @@ def test_live_scrape_passes_promtool_and_equals_query(make_netns, make_peer, mak
     assert one(s, "ephport_build_info", version=agent.start_event["version"]) == 1
     assert one(s, "ephport_lost_events_total", reason="tuples_full") == 0
     assert {l for l in tuple_samples(s, "ephport_map_memory_bytes")} >= {
-        frozenset({("map", "tuples")}), frozenset({("map", "sockets")})}
+        frozenset({("map", "tuples")}), frozenset({("map", "local_tw")})}
     assert one(s, "process_resident_memory_bytes") > 0
     # no guard: no denial families
     assert not tuple_samples(s, "ephport_denials_total")

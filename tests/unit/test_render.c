@@ -139,19 +139,20 @@ Test(tuple, json_rejects_unknown_family)
 
 Test(stats, json_fields)
 {
-	struct agent_stats st = { .max_tuples = 10, .max_sockets = 20 };
+	struct agent_stats st = { .max_tuples = 10 };
 	cJSON *o = cJSON_CreateObject();
 
 	st.counters[EPH_STAT_TUPLES_FULL] = 3;
-	st.counters[EPH_STAT_SOCKETS_FULL] = 4;
+	st.counters[EPH_STAT_FW2_FULL] = 4;
+	st.counters[EPH_STAT_CAUGHT] = 5;
 	cr_assert_eq(stats_to_json(&st, 7, o), 0);
 	cr_assert_eq(num(o, "tuples"), 7);
 	cr_assert_eq(num(o, "max_tuples"), 10);
-	cr_assert_eq(num(o, "max_sockets"), 20);
 	cr_assert_eq(num(o, "tuples_dropped"), 3);
-	cr_assert_eq(num(o, "sockets_dropped"), 4);
+	cr_assert_eq(num(o, "fin_wait2_as_time_wait"), 4);
+	cr_assert_eq(num(o, "events_caught"), 5);
 	cr_assert_eq(num(o, "tuple_missing"), 0);
-	cr_assert_eq(num(o, "stale_sockets"), 0);
+	cr_assert_null(cJSON_GetObjectItem(o, "max_sockets"));
 	cJSON_Delete(o);
 }
 
