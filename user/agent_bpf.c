@@ -258,11 +258,22 @@ int agent_load_bpf(struct agent *a)
 		return -1;
 	}
 	bpf_map__set_max_entries(a->skel->maps.tuples, a->opts.max_tuples);
-	/* the syscall exit programs (classic tracepoints) keep failures there */
-	if (!a->kernel.has[KF_TRACING_MAP_ALLOC])
-		bpf_map__set_map_flags(a->skel->maps.failures,
-				       bpf_map__map_flags(a->skel->maps.failures) &
-					       ~BPF_F_NO_PREALLOC);
+	/*
+	 * Before Linux 6.1 a map that allocates on use calls kmalloc from the
+	 * program: the syscall exit programs (classic tracepoints) keep
+	 * failures there, and the timer programs run under the timer base lock
+	 * with interrupts off, where an allocation that arms a timer would wait
+	 * on that lock. Those maps are allocated in full at load there.
+	 */
+	if (!a->kernel.has[KF_TRACING_MAP_ALLOC]) {
+		struct bpf_map *prealloc[] = { a->skel->maps.failures, a->skel->maps.tuples,
+					       a->skel->maps.local_tw, a->skel->maps.fw2,
+					       a->skel->maps.claims };
+
+		for (size_t i = 0; i < sizeof(prealloc) / sizeof(prealloc[0]); i++)
+			bpf_map__set_map_flags(prealloc[i], bpf_map__map_flags(prealloc[i]) &
+								    ~BPF_F_NO_PREALLOC);
+	}
 	if (tw_timer_handler_addr((__u64 *)&a->skel->rodata->tw_timer_fn))
 		return -1;
 	a->skel->rodata->guard_mode = !a->opts.guard ? GUARD_OFF :
