@@ -20,8 +20,6 @@
 
 /* the established hash bucket the walk is in */
 __u32 walk_bucket = 0;
-/* sockets the walks looked at */
-__u64 walk_sockets = 0;
 
 /* written at each bucket's start: 32,768 buckets fill a read (bpf_iter's 8 pages) */
 #define BUCKET_MARK 1
@@ -115,7 +113,6 @@ int walk(struct bpf_iter__tcp *ctx)
 			return 0;
 		walk_bucket = bucket;
 	}
-	walk_sockets++;
 	switch (state) {
 	case EPH_TCP_TIME_WAIT:
 		tw = bpf_skc_to_tcp_timewait_sock(skc);
