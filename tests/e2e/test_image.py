@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 import urllib.request
 import uuid
 
@@ -16,6 +17,7 @@ import pytest
 
 from conftest import ROOT, run
 from test_install import make, makefile_version
+from test_metrics import get
 
 # kernel-independent: the host runs it, make vmtest does not
 pytestmark = pytest.mark.host_only
@@ -107,6 +109,12 @@ def test_agent_runs_from_the_image(container):
         assert first, proc.stderr.read()
         start = json.loads(first)
         assert (start["event"], start["version"]) == ("agent_start", makefile_version())
+        # /metrics answers 503 until the first check is done, as a startup probe sees it
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            if get(base + "/readyz")[0] == 200:
+                break
+            time.sleep(0.1)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             body = resp.read().decode()
         assert f'ephport_build_info{{version="{makefile_version()}"}} 1' in body.splitlines()
