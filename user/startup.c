@@ -85,7 +85,7 @@ static void claims_drop(struct startup *st, __u32 netns, __u32 below)
 	int fd = bpf_map__fd(st->skel->maps.claims);
 	struct claim_key *keys;
 	__u32 *kinds;
-	size_t n;
+	size_t n, drop = 0;
 
 	if (map_read_all(fd, sizeof(*keys), sizeof(*kinds), (void **)&keys, (void **)&kinds, &n))
 		return;
@@ -93,7 +93,16 @@ static void claims_drop(struct startup *st, __u32 netns, __u32 below)
 	for (size_t i = 0; i < n; i++)
 		if ((!netns || keys[i].netns == netns) &&
 		    (below == UINT_MAX || keys[i].bucket < below))
-			bpf_map_delete_elem(fd, &keys[i]);
+			keys[drop++] = keys[i];
+	/* in batches: one call per claim was most of a large walk's time */
+	for (size_t done = 0; done < drop;) {
+		__u32 count = drop - done > UINT_MAX ? UINT_MAX : (__u32)(drop - done);
+
+		/* only the agent deletes claims: ENOENT cannot happen, but never loop on it */
+		if (bpf_map_delete_batch(fd, &keys[done], &count, NULL) && errno != ENOENT)
+			break;
+		done += count + (count < drop - done);
+	}
 	free(keys);
 	free(kinds);
 	st->cleanups++;

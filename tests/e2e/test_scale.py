@@ -6,7 +6,6 @@ import concurrent.futures
 import json
 import os
 
-import pytest
 
 from conftest import (ROOT, Census, assert_tuples_are_ss, eventually, exact_unless_undelivered,
                       query)
@@ -60,11 +59,6 @@ def test_time_wait_made_under_the_agent(make_agent, make_netns):
     assert exact_unless_undelivered(census, lambda: assert_all_are_ss(nss)) >= 0.99 * TIME_WAIT
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect (issue 14): on this project's 6.18 machine a start-up walk amid heavy "
-    "churn leaves a few to a few dozen sockets of one namespace counted in FIN_WAIT1 "
-    "instead of TIME_WAIT, with no skipped run, no claim lost and no program missed; "
-    "seen on 6.1 under TCG too, passed on 5.10 and 6.12"))
 def test_start_up_amid_churn_counts_each_socket_once(make_agent, make_netns):
     """The start-up walk of 200,000 sockets races connections that open, close and leave
     TIME_WAIT sockets in the same namespaces, in buckets it has and has not walked yet."""
