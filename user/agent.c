@@ -450,7 +450,7 @@ static int check(struct agent *a)
 	__u64 now = mono_ns();
 	int err;
 
-	agent_fw2_sweep(a);
+	fw2_sweep(a->skel);
 	tuple_list_free(&a->latest);
 	ns_list_free(&a->latest_ns);
 	err = read_counts(a, &a->latest, &a->latest_ns);

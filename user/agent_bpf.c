@@ -341,16 +341,16 @@ int agent_attach_bpf(struct agent *a)
  * their peer's FIN move to TIME_WAIT (bpf/timewait.bpf.c). Nothing to do, as
  * nearly always, when there are none.
  */
-void agent_fw2_sweep(struct agent *a)
+void fw2_sweep(struct ephport_bpf *skel)
 {
 	char buf[64];
 	__u64 key;
 	ssize_t n;
 	int fd;
 
-	if (bpf_map_get_next_key(bpf_map__fd(a->skel->maps.fw2), NULL, &key))
+	if (!skel->links.fw2_sweep || bpf_map_get_next_key(bpf_map__fd(skel->maps.fw2), NULL, &key))
 		return;
-	fd = bpf_iter_create(bpf_link__fd(a->skel->links.fw2_sweep));
+	fd = bpf_iter_create(bpf_link__fd(skel->links.fw2_sweep));
 	if (fd < 0)
 		return;
 	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))

@@ -22,6 +22,7 @@
 #include <bpf/bpf.h>
 
 #include "ephport.h"
+#include "agent.h"
 #include "startup.h"
 #include "ephport.skel.h"
 
@@ -121,6 +122,8 @@ static int move_safe_line(struct startup *st, __u32 netns)
 	err = bpf_sync(st);
 	if (!err)
 		claims_drop(st, netns, line);
+	/* checks wait for the walk: "fw2" must not fill meanwhile under FIN churn */
+	fw2_sweep(s);
 	return err;
 }
 
