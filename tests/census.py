@@ -56,47 +56,51 @@ def _programs(name):
 
 
 class Census:
-    """TCP state changes the kernel made (its sock:inet_sock_set_state trace event, counted
-    in a tracefs instance of our own) against those that reached tuples_set_state (its runs
-    and skipped runs, with BPF statistics on). One kernel was measured running no BPF
-    program at all for some changes under heavy churn (docs/kernels.md): there no count
-    can be exact, and a test says so instead of failing.
+    """Events the kernel made on the tracepoints ephport counts from (each counted in a
+    tracefs instance of our own) against the runs and skipped runs of ephport's program on
+    each (BPF statistics on): TCP state changes, and the timer starts and stops that show
+    TIME_WAIT sockets come and go. One kernel was measured running no BPF program at all
+    for some of them under heavy churn (docs/kernels.md): there no count can be exact, and
+    a test says so instead of failing.
 
     The two counts cannot be read at one instant: the trace is turned on before the first
-    reading of the programs and off after the last, so changes in between count as fired
-    and not delivered. "slack" is how many that can be, measured: twice the changes that
-    reached the program while one reading was taken, at each end."""
+    reading of the programs and off after the last, so events in between count as fired
+    and not delivered. "slack" is how many that can be, measured: twice the events that
+    reached the program while one reading was taken, at each end of the span compared."""
 
     count = 0
-    PROGRAM = "tuples_set_state"
+    # (trace event, the ephport program on its tracepoint)
+    TRACKED = (("sock/inet_sock_set_state", "tuples_set_state"),
+               ("timer/timer_start", "tw_timer_start"),
+               ("timer/timer_cancel", "tw_timer_cancel"))
 
     def __init__(self):
         Census.count += 1
         self.dir = f"{TRACEFS}/instances/ephport-test-{os.getpid()}-{Census.count}"
         self.fired = self.delivered = None
         self.slack = 0
+        self.dirs = []
 
     @classmethod
     def _delivered(cls):
-        return sum(sum(struct.unpack_from("=QQQ", info, PROG_STATS_AT)[1:])
-                   for info in _programs(cls.PROGRAM).values())
+        return [sum(sum(struct.unpack_from("=QQQ", info, PROG_STATS_AT)[1:])
+                    for info in _programs(prog).values()) for _, prog in cls.TRACKED]
 
     def _reading(self):
-        """one reading of the runs, and the slack it adds"""
+        """runs per program, and the slack their timing allows"""
         first = self._delivered()
         second = self._delivered()
-        self.slack += 2 * (second - first) + 1
-        return second
+        return second, [2 * (b - a) + 1 for a, b in zip(first, second)]
 
     @classmethod
     def _attached(cls):
-        ids = set(_programs(cls.PROGRAM))
-        return any(struct.unpack_from("=III", info)[2] in ids
-                   for _, info in _objects(BPF_LINK_GET_NEXT_ID, BPF_LINK_GET_FD_BY_ID))
+        links = {struct.unpack_from("=III", info)[2]
+                 for _, info in _objects(BPF_LINK_GET_NEXT_ID, BPF_LINK_GET_FD_BY_ID)}
+        return all(set(_programs(prog)) & links for _, prog in cls.TRACKED)
 
     def when_attached(self, timeout=60.0):
-        """Start counting as soon as tuples_set_state is attached: an agent's start-up,
-        from its first events on. Polls every millisecond; False if it never was."""
+        """Start counting as soon as the programs are attached: an agent's start-up, from
+        its first events on. Polls every millisecond; False if they never were."""
         deadline = time.monotonic() + timeout
         while not self._attached():
             if time.monotonic() > deadline:
@@ -105,50 +109,74 @@ class Census:
         self.__enter__()
         return True
 
+    def _trace(self, on):
+        for d, (event, _) in zip(self.dirs, self.TRACKED):
+            with open(f"{d}/events/{event}/enable", "w") as f:
+                f.write("1\n" if on else "0\n")
+
     def __enter__(self):
         with open("/proc/sys/kernel/bpf_stats_enabled") as f:
             self.stats_was = f.read().strip()
         _sysctl("kernel.bpf_stats_enabled", "1")
         try:
-            os.mkdir(self.dir)
+            for i in range(len(self.TRACKED)):
+                os.mkdir(f"{self.dir}-{i}")
+                self.dirs.append(f"{self.dir}-{i}")
         except OSError:
+            self._remove()
             self.dir = None  # no tracefs: nothing to compare with
             return self
-        with open(f"{self.dir}/buffer_size_kb", "w") as f:
-            f.write("64\n")
-        with open(f"{self.dir}/events/sock/inet_sock_set_state/enable", "w") as f:
-            f.write("1\n")
-        self.start = self._reading()
+        for d in self.dirs:
+            with open(f"{d}/buffer_size_kb", "w") as f:
+                f.write("64\n")
+        self._trace(True)
+        self.start, self.start_slack = self._reading()
         return self
 
-    def _fired(self):
-        fired = 0
-        for cpu in os.listdir(f"{self.dir}/per_cpu"):
-            with open(f"{self.dir}/per_cpu/{cpu}/stats") as f:
-                st = dict(l.split(":", 1) for l in f if ":" in l)
-            # those the buffer holds, overwrote, or lost to nested writes
-            fired += sum(int(st.get(k, 0)) for k in
-                         ("entries", "overrun", "commit overrun", "dropped events"))
-        return fired
+    def _remove(self):
+        for d in self.dirs:
+            os.rmdir(d)
+        self.dirs = []
 
-    def read(self):
-        """Changes counted and changes that reached the program, so far."""
-        delivered = self._reading() - self.start
-        return self._fired(), delivered
+    def _fired(self):
+        out = []
+        for d in self.dirs:
+            fired = 0
+            for cpu in os.listdir(f"{d}/per_cpu"):
+                with open(f"{d}/per_cpu/{cpu}/stats") as f:
+                    st = dict(l.split(":", 1) for l in f if ":" in l)
+                # those the buffer holds, overwrote, or lost to nested writes
+                fired += sum(int(st.get(k, 0)) for k in
+                             ("entries", "overrun", "commit overrun", "dropped events"))
+            out.append(fired)
+        return out
+
+    def _compare(self, now, slack):
+        self.delivered = [b - a for a, b in zip(self.start, now)]
+        self.slacks = [a + b for a, b in zip(self.start_slack, slack)]
+        self.fired = self._fired()
+
+    def lost_so_far(self):
+        """lost(), counted up to now"""
+        self._compare(*self._reading())
+        return self.lost()
 
     def __exit__(self, *exc):
         if self.dir:
-            delivered = self._reading() - self.start
-            with open(f"{self.dir}/events/sock/inet_sock_set_state/enable", "w") as f:
-                f.write("0\n")
-            self.fired, self.delivered = self._fired(), delivered
-            os.rmdir(self.dir)
+            now, slack = self._reading()
+            self._trace(False)
+            self._compare(now, slack)
+            self._remove()
         _sysctl("kernel.bpf_stats_enabled", self.stats_was)
         return False
 
     def lost(self):
-        """State changes no BPF program was run for, beyond what the readings' timing can
-        explain (0 if unknown)."""
+        """Events no BPF program was run for, beyond what the readings' timing can explain
+        (0 if unknown)."""
         if self.fired is None:
             return 0
-        return max(0, self.fired - self.delivered - self.slack)
+        return sum(max(0, f - d - s) for f, d, s in zip(self.fired, self.delivered, self.slacks))
+
+    def events(self):
+        """events the trace counted"""
+        return sum(self.fired or ())

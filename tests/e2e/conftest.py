@@ -255,8 +255,8 @@ def exact_unless_undelivered(census, check):
     except AssertionError:
         if census.lost():
             pytest.skip(f"the kernel ran no BPF program for {census.lost()} of "
-                        f"{census.fired:,} TCP state changes (its trace event counted them): "
-                        "no count can be exact on this kernel (docs/kernels.md)")
+                        f"{census.events():,} events ephport counts from (its trace events "
+                        "counted them): no count can be exact on this kernel (docs/kernels.md)")
         raise
 
 
