@@ -176,7 +176,8 @@ def systemd(installed, host_agent_lock, make_netns):
             assert first.startswith("{"), f"no agent_start yet: {open(f'{top}/err').read()}"
             return json.loads(first)
 
-        start = eventually(started, timeout=20)
+        # systemd boots in seconds, in a TCG guest on a busy host in tens of seconds
+        start = eventually(started, timeout=60)
         assert start["event"] == "agent_start"
         sd = int(open(os.path.join(cgroup, "init.scope", "cgroup.procs")).read().split()[0])
         yield {"pid": sd, "service": service, "out": out, "netns": ns, "top": top}
