@@ -96,7 +96,6 @@ void agent_unpin_all(void);
 int agent_pin_maps(struct agent *a);
 int agent_load_bpf(struct agent *a);
 int agent_attach_bpf(struct agent *a);
-void fw2_sweep(struct ephport_bpf *skel);
 int agent_guard_setup(struct agent *a);
 
 #endif /* EPHPORT_AGENT_H */

@@ -336,28 +336,6 @@ int agent_attach_bpf(struct agent *a)
 	return 0;
 }
 
-/*
- * TIME_WAIT sockets counted in their FIN-WAIT-2 sub-state that have since got
- * their peer's FIN move to TIME_WAIT (bpf/timewait.bpf.c). Nothing to do, as
- * nearly always, when there are none.
- */
-void fw2_sweep(struct ephport_bpf *skel)
-{
-	char buf[64];
-	__u64 key;
-	ssize_t n;
-	int fd;
-
-	if (!skel->links.fw2_sweep || bpf_map_get_next_key(bpf_map__fd(skel->maps.fw2), NULL, &key))
-		return;
-	fd = bpf_iter_create(bpf_link__fd(skel->links.fw2_sweep));
-	if (fd < 0)
-		return;
-	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-		;
-	close(fd);
-}
-
 /* a cgroup v2 directory's id (its inode), or -errno with one error line said */
 static int cgroup_dir_id(const char *what, const char *path, __u64 *id)
 {

@@ -22,7 +22,6 @@
 #include <bpf/bpf.h>
 
 #include "ephport.h"
-#include "agent.h"
 #include "startup.h"
 #include "ephport.skel.h"
 
@@ -80,6 +79,29 @@ int startup_prepare(struct startup *st, struct ephport_bpf *skel, struct netns_s
 	return 0;
 }
 
+/*
+ * TIME_WAIT sockets counted in their FIN-WAIT-2 sub-state that have since got
+ * their peer's FIN move to TIME_WAIT (bpf/timewait.bpf.c). Nothing to do, as
+ * nearly always, when there are none. Each check runs it, and the walk
+ * behind itself: checks wait for the walk, and FIN churn would fill "fw2".
+ */
+void fw2_sweep(struct ephport_bpf *skel)
+{
+	char buf[64];
+	__u64 key;
+	ssize_t n;
+	int fd;
+
+	if (!skel->links.fw2_sweep || bpf_map_get_next_key(bpf_map__fd(skel->maps.fw2), NULL, &key))
+		return;
+	fd = bpf_iter_create(bpf_link__fd(skel->links.fw2_sweep));
+	if (fd < 0)
+		return;
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		;
+	close(fd);
+}
+
 /* drop the claims of netns (0: of every one) below bucket (UINT_MAX: all of them) */
 static void claims_drop(struct startup *st, __u32 netns, __u32 below)
 {
@@ -122,7 +144,6 @@ static int move_safe_line(struct startup *st, __u32 netns)
 	err = bpf_sync(st);
 	if (!err)
 		claims_drop(st, netns, line);
-	/* checks wait for the walk: "fw2" must not fill meanwhile under FIN churn */
 	fw2_sweep(s);
 	return err;
 }

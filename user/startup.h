@@ -27,5 +27,7 @@ int startup_walk(struct startup *st, struct bpf_link *walk, struct netns_set *se
 /* wait until no BPF program that started before this call is still running */
 int bpf_sync(const struct startup *st);
 void startup_free(struct startup *st);
+/* FIN-WAIT-2 minisockets that got their peer's FIN move to TIME_WAIT in their tuple */
+void fw2_sweep(struct ephport_bpf *skel);
 
 #endif /* EPHPORT_STARTUP_H */
