@@ -117,7 +117,7 @@ static void claims_drop(struct startup *st, __u32 netns, __u32 below)
 		if ((!netns || keys[i].netns == netns) &&
 		    (below == UINT_MAX || keys[i].bucket < below))
 			keys[drop++] = keys[i];
-	/* in batches: one call per claim was most of a large walk's time */
+	/* in batches: one system call for many claims, not one each */
 	for (size_t done = 0; done < drop;) {
 		__u32 count = drop - done > UINT_MAX ? UINT_MAX : (__u32)(drop - done);
 

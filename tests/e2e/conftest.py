@@ -248,12 +248,16 @@ def query_netns(netns):
     return found[0]
 
 
+CENSUS_NOISE = 8
+
+
 def exact_unless_undelivered(census, check):
     """check(), unless the kernel kept state changes from the programs: then a skip."""
     try:
         return check()
     except AssertionError:
-        if census.lost():
+        # a few timer events at the edges of the census's span are its own noise
+        if census.lost() > CENSUS_NOISE:
             pytest.skip(f"the kernel ran no BPF program for {census.lost()} of "
                         f"{census.events():,} events ephport counts from (its trace events "
                         "counted them): no count can be exact on this kernel (docs/kernels.md)")
