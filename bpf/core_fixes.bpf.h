@@ -99,26 +99,16 @@ static __always_inline __u32 ehash_mask_of(const struct net *net)
 #define map_err(ret) ((int)(ret))
 
 /*
- * Since SOCK_CONNECT_BIND ("tcp: Restore fastreuse for connect() bound sockets",
- * Linux 6.17), a socket whose port connect() chose carries that flag and its
- * TIME_WAIT socket carries tw_connect_bind: proof of an active open with an
- * ephemeral port. 1 yes, 0 no, -1 this kernel cannot tell. Plain (probed)
- * reads: tw may be a BTF pointer or an address.
+ * Since "tcp: Restore fastreuse for connect() bound sockets" (Linux 6.17), the
+ * TIME_WAIT socket of one whose port connect() chose carries tw_connect_bind:
+ * proof of an active open with an ephemeral port. 1 yes, 0 no, -1 this kernel
+ * cannot tell. Plain (probed) reads: tw may be a BTF pointer or an address.
  */
-#define SOCK_CONNECT_BIND 16
-
 static __always_inline int tw_connect_bound(const struct inet_timewait_sock *tw)
 {
 	if (!bpf_core_field_exists(struct inet_timewait_sock, tw_connect_bind))
 		return -1;
 	return BPF_CORE_READ_BITFIELD_PROBED(tw, tw_connect_bind);
-}
-
-static __always_inline int sk_connect_bound(const struct sock *sk)
-{
-	if (!bpf_core_field_exists(struct inet_timewait_sock, tw_connect_bind))
-		return -1;
-	return (sk->sk_userlocks & SOCK_CONNECT_BIND) != 0;
 }
 
 /*

@@ -78,7 +78,6 @@ class Census:
         Census.count += 1
         self.dir = f"{TRACEFS}/instances/ephport-test-{os.getpid()}-{Census.count}"
         self.fired = self.delivered = None
-        self.slack = 0
         self.dirs = []
 
     @classmethod

@@ -119,7 +119,7 @@ static void claims_drop(struct startup *st, __u32 netns, __u32 below)
 			keys[drop++] = keys[i];
 	/* in batches: one system call for many claims, not one each */
 	for (size_t done = 0; done < drop;) {
-		__u32 count = drop - done > UINT_MAX ? UINT_MAX : (__u32)(drop - done);
+		__u32 count = drop - done; /* at most the map's max_entries */
 
 		/* only the agent deletes claims: ENOENT cannot happen, but never loop on it */
 		if (bpf_map_delete_batch(fd, &keys[done], &count, NULL) && errno != ENOENT)
