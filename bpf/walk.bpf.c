@@ -12,7 +12,10 @@
  * as it had shown there, so a socket that left the bucket in between makes it
  * skip one it never showed. So the program writes only at the first socket of
  * each bucket: a read ends when that write no longer fits, and the socket is
- * shown again, first in its bucket, by the next read.
+ * shown again, first in its bucket, by the next read. A read also ends once it
+ * holds as many bytes as read() asked for, after the next socket is taken,
+ * which may be inside a bucket: so the agent asks for more than the iterator's
+ * buffer can hold (user/startup.c).
  */
 #include "maps.bpf.h"
 #include "startup.bpf.h"

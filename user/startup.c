@@ -28,6 +28,14 @@
 /* bytes read (1 per ehash bucket, bpf/walk.bpf.c) between two drops of the
  * claims behind the walk: 32,768 buckets, one read of the kernel's */
 #define CLEANUP_EVERY 32768
+/*
+ * A read of the walk: more than the kernel's iterator buffer (8 pages), so that
+ * only a full buffer ends a read, at the start of a bucket. A read that asks
+ * for less ends once it has that much, after the iterator took the next
+ * socket, which may be inside a bucket; before 6.16 the next read could then
+ * skip a socket there (bpf/walk.bpf.c).
+ */
+#define WALK_READ (128 * 1024)
 
 int bpf_sync(const struct startup *st)
 {
@@ -153,17 +161,23 @@ static int walk_here(struct startup *st, struct bpf_link *walk, __u32 netns)
 {
 	struct ephport_bpf *s = st->skel;
 	size_t since = 0;
-	char buf[4096];
 	ssize_t n;
+	char *buf;
 	int fd, err = 0;
 
+	buf = malloc(WALK_READ);
+	if (!buf)
+		return -ENOMEM;
 	s->bss->walk_safe = 0;
 	s->bss->walk_bucket = 0;
 	s->bss->walk_netns = netns;
 	fd = bpf_iter_create(bpf_link__fd(walk));
-	if (fd < 0)
-		return -errno;
-	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
+	if (fd < 0) {
+		err = -errno;
+		free(buf);
+		return err;
+	}
+	while ((n = read(fd, buf, WALK_READ)) > 0 || (n < 0 && errno == EINTR)) {
 		if (n <= 0)
 			continue;
 		since += n;
@@ -177,6 +191,7 @@ static int walk_here(struct startup *st, struct bpf_link *walk, __u32 netns)
 	if (n < 0)
 		err = -errno;
 	close(fd);
+	free(buf);
 	return err;
 }
 
