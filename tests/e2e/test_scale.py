@@ -7,8 +7,8 @@ import json
 import os
 
 
-from conftest import (ROOT, Census, assert_tuples_are_ss, eventually, exact_unless_undelivered,
-                      query)
+from conftest import (LIVE_STATES, ROOT, Census, assert_tuples_are_ss, eventually,
+                      exact_unless_undelivered, query, query_tuples)
 
 LOADGEN = os.path.join(ROOT, "build", "loadgen")
 # a TCG guest makes connections about ten times slower: tests/vm/guest sets fewer, so that
@@ -37,12 +37,35 @@ def in_parallel(nss, *args):
         return list(pool.map(lambda ns: loadgen(ns, *args), nss))
 
 
-def assert_namespace_is_ss(ns):
-    return sum(t["time_wait"] for t in assert_tuples_are_ss(ns, SERVERS).values())
+# Before Linux 6.16 iter/tcp may not show the walk every socket ("bpf: tcp: Avoid socket
+# skips and repeats during iteration" fixed the cases upstream knew). Debian's 6.1 did not
+# show it one TIME_WAIT socket that existed before the agent in about 4 of 10 walks amid
+# churn (docs/kernels.md): there such a namespace may miss that many, no more.
+WALK_SKIPS = 0 if tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2]) >= (6, 16) \
+    else 2
 
 
-def assert_all_are_ss(nss):
-    total = sum(eventually(lambda ns=ns: assert_namespace_is_ss(ns), timeout=20) for ns in nss)
+def assert_namespace_is_ss(ns, skips=0):
+    if not skips:
+        return sum(t["time_wait"] for t in assert_tuples_are_ss(ns, SERVERS).values())
+    truth, got = ns.ss_tuples(SERVERS), query_tuples(ns)
+    assert set(got) == {k for k, c in truth.items() if sum(c.values())}
+    missed = 0
+    for key, t in got.items():
+        for state in LIVE_STATES:
+            assert t[state] == truth[key][state], \
+                f"{key} {state}: ephport {t[state]}, ss {truth[key][state]}"
+        assert t["time_wait"] <= truth[key]["time_wait"], \
+            f"{key} time_wait: ephport {t['time_wait']}, ss {truth[key]['time_wait']}"
+        missed += truth[key]["time_wait"] - t["time_wait"]
+    assert missed <= skips, f"{missed} TIME_WAIT sockets missing, more than the {skips} the " \
+        "kernel's iterator may skip"
+    return sum(t["time_wait"] for t in got.values())
+
+
+def assert_all_are_ss(nss, skips=0):
+    total = sum(eventually(lambda ns=ns: assert_namespace_is_ss(ns, skips), timeout=20)
+                for ns in nss)
     stats = query()["stats"]
     lost = ("time_wait_dropped", "tuples_dropped", "tuple_missing", "startup_claims_dropped")
     assert {k: stats[k] for k in lost} == dict.fromkeys(lost, 0)
@@ -78,5 +101,5 @@ def test_start_up_amid_churn_counts_each_socket_once(make_agent, make_netns):
             if counting.result():
                 census.__exit__(None, None, None)
     assert churned > 0
-    total = exact_unless_undelivered(census, lambda: assert_all_are_ss(nss))
+    total = exact_unless_undelivered(census, lambda: assert_all_are_ss(nss, WALK_SKIPS))
     assert total >= 0.99 * (TIME_WAIT + churned)
