@@ -102,13 +102,13 @@ static __always_inline __u32 ehash_mask_of(const struct net *net)
  * Since "tcp: Restore fastreuse for connect() bound sockets" (Linux 6.17), the
  * TIME_WAIT socket of one whose port connect() chose carries tw_connect_bind:
  * proof of an active open with an ephemeral port. 1 yes, 0 no, -1 this kernel
- * cannot tell. Plain (probed) reads: tw may be a BTF pointer or an address.
+ * cannot tell. A plain load: tw is a copy on the stack (timewait.bpf.h).
  */
 static __always_inline int tw_connect_bound(const struct inet_timewait_sock *tw)
 {
 	if (!bpf_core_field_exists(struct inet_timewait_sock, tw_connect_bind))
 		return -1;
-	return BPF_CORE_READ_BITFIELD_PROBED(tw, tw_connect_bind);
+	return BPF_CORE_READ_BITFIELD(tw, tw_connect_bind);
 }
 
 /*

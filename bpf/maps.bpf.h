@@ -221,14 +221,14 @@ static __always_inline bool ipv6_is_v4mapped(const struct in6_addr *a)
 }
 
 /*
- * The tuple part of a socket or TIME_WAIT socket (the caller zeroes the key);
- * false unless IPv4/IPv6. Plain loads: skc is a BTF pointer.
+ * The addresses and port of a socket's tuple (the caller zeroes the key and
+ * sets its netns); false unless IPv4/IPv6. Plain loads: skc is a BTF pointer,
+ * or a copy on the stack (timewait.bpf.h).
  */
 static __always_inline bool addrs_of(const struct sock_common *skc, struct tuple_key *key)
 {
 	__u16 family = skc->skc_family;
 
-	key->netns = skc->skc_net.net->ns.inum;
 	key->dport = bpf_ntohs(skc->skc_dport);
 	if (family == AF_INET6) {
 		/* a v4-mapped peer is reached over IPv4 and competes for IPv4 ports */
@@ -250,6 +250,7 @@ static __always_inline bool addrs_of(const struct sock_common *skc, struct tuple
 static __always_inline bool tuple_key_of(const struct sock *sk, struct tuple_key *key)
 {
 	__builtin_memset(key, 0, sizeof(*key));
+	key->netns = sk->__sk_common.skc_net.net->ns.inum;
 	return addrs_of(&sk->__sk_common, key);
 }
 
