@@ -23,8 +23,9 @@ struct tw_facts {
 /*
  * A TIME_WAIT socket's fields, up to the last one read: one probe read into a
  * copy, then plain CO-RE loads from the copy (each probe read is a helper call).
- * Its size on 5.10 to 6.18 is about 250 bytes; TW_COPY leaves room for debug
- * kernels' larger timer_list.
+ * That part is about 250 bytes on 6.1 to 6.18; TW_COPY leaves room for debug
+ * kernels' larger timer_list. On a kernel where it would not fit, TIME_WAIT
+ * sockets go uncounted and say so in "time_wait_dropped".
  */
 #define TW_COPY 320
 
