@@ -37,9 +37,9 @@ def in_parallel(nss, *args):
         return list(pool.map(lambda ns: loadgen(ns, *args), nss))
 
 
-# Before Linux 6.16 iter/tcp does not show the walk the sockets of one hash bucket when a
-# namespace's listening hash ends where its first established bucket is (bucket 0 with no
-# listener): Debian's 6.1 missed one TIME_WAIT socket in 16 of 46 runs (docs/kernels.md).
+# Before Linux 6.16 iter/tcp may not show the walk every socket: Debian's 6.1 did not show
+# it one TIME_WAIT socket that existed before the agent in 16 of 46 walks amid churn
+# (docs/kernels.md). There a namespace may miss that many, no more.
 WALK_SKIPS = 0 if tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2]) >= (6, 16) \
     else 2
 
