@@ -7,8 +7,8 @@ import json
 import os
 
 
-from conftest import (LIVE_STATES, ROOT, Census, assert_tuples_are_ss, eventually,
-                      exact_unless_undelivered, query, query_tuples)
+from conftest import (ROOT, Census, assert_tuples_are_ss, eventually, exact_unless_undelivered,
+                      query)
 
 LOADGEN = os.path.join(ROOT, "build", "loadgen")
 # a TCG guest makes connections about ten times slower: tests/vm/guest sets fewer, so that
@@ -45,21 +45,7 @@ WALK_SKIPS = 0 if tuple(int(x) for x in os.uname().release.split("-")[0].split("
 
 
 def assert_namespace_is_ss(ns, skips=0):
-    if not skips:
-        return sum(t["time_wait"] for t in assert_tuples_are_ss(ns, SERVERS).values())
-    truth, got = ns.ss_tuples(SERVERS), query_tuples(ns)
-    assert set(got) == {k for k, c in truth.items() if sum(c.values())}
-    missed = 0
-    for key, t in got.items():
-        for state in LIVE_STATES:
-            assert t[state] == truth[key][state], \
-                f"{key} {state}: ephport {t[state]}, ss {truth[key][state]}"
-        assert t["time_wait"] <= truth[key]["time_wait"], \
-            f"{key} time_wait: ephport {t['time_wait']}, ss {truth[key]['time_wait']}"
-        missed += truth[key]["time_wait"] - t["time_wait"]
-    assert missed <= skips, f"{missed} TIME_WAIT sockets missing, more than the {skips} the " \
-        "kernel's iterator may skip"
-    return sum(t["time_wait"] for t in got.values())
+    return sum(t["time_wait"] for t in assert_tuples_are_ss(ns, SERVERS, skips).values())
 
 
 def assert_all_are_ss(nss, skips=0):
