@@ -160,24 +160,18 @@ static int move_safe_line(struct startup *st, __u32 netns)
 static int walk_here(struct startup *st, struct bpf_link *walk, __u32 netns)
 {
 	struct ephport_bpf *s = st->skel;
+	static char buf[WALK_READ];
 	size_t since = 0;
 	ssize_t n;
-	char *buf;
 	int fd, err = 0;
 
-	buf = malloc(WALK_READ);
-	if (!buf)
-		return -ENOMEM;
 	s->bss->walk_safe = 0;
 	s->bss->walk_bucket = 0;
 	s->bss->walk_netns = netns;
 	fd = bpf_iter_create(bpf_link__fd(walk));
-	if (fd < 0) {
-		err = -errno;
-		free(buf);
-		return err;
-	}
-	while ((n = read(fd, buf, WALK_READ)) > 0 || (n < 0 && errno == EINTR)) {
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
 		if (n <= 0)
 			continue;
 		since += n;
@@ -191,7 +185,6 @@ static int walk_here(struct startup *st, struct bpf_link *walk, __u32 netns)
 	if (n < 0)
 		err = -errno;
 	close(fd);
-	free(buf);
 	return err;
 }
 
