@@ -174,7 +174,14 @@ class Census:
         (0 if unknown)."""
         if self.fired is None:
             return 0
-        return sum(max(0, f - d - s) for f, d, s in zip(self.fired, self.delivered, self.slacks))
+        return sum(self.lost_by_event().values())
+
+    def lost_by_event(self):
+        """lost(), per trace event ("sock/inet_sock_set_state": n, ...)"""
+        if self.fired is None:
+            return {event: 0 for event, _ in self.TRACKED}
+        return {event: max(0, f - d - s) for (event, _), f, d, s
+                in zip(self.TRACKED, self.fired, self.delivered, self.slacks)}
 
     def events(self):
         """events the trace counted"""
