@@ -45,12 +45,18 @@ struct {
 	__type(value, struct opener_val);
 } openers SEC(".maps");
 
-/* a change the main program counted */
+/*
+ * A change the main program counted. The tracepoint's arguments are at the same
+ * address for every change at the same depth of the same stack, and a socket's
+ * memory is soon another socket's: an interrupt's mark left behind (its backstop
+ * skipped) could be taken for a later change of a new socket at that address
+ * to the same state, whose main program was skipped. Its ports tell them apart.
+ */
 struct mark {
 	__u64 ctx; /* the tracepoint's arguments: one address per change in flight */
 	__u64 sk;
 	__u32 newstate;
-	__u32 pad;
+	__u32 ports; /* skc_portpair */
 };
 
 /* per CPU, one lookup: the marks of a task's change [0] and an interrupt's [1] */
@@ -72,7 +78,8 @@ const volatile __u64 thread_size = 16384;
 static __always_inline bool mark_is(const struct mark *m, const void *ctx, const struct sock *sk,
 				    int newstate)
 {
-	return m && m->ctx == (__u64)ctx && m->sk == (__u64)sk && m->newstate == newstate;
+	return m && m->ctx == (__u64)ctx && m->sk == (__u64)sk && m->newstate == newstate &&
+	       m->ports == sk->__sk_common.skc_portpair;
 }
 
 /*
@@ -368,6 +375,7 @@ int BPF_PROG(tuples_set_state, const struct sock *sk, int oldstate, int newstate
 		m->ctx = (__u64)ctx;
 		m->sk = (__u64)sk;
 		m->newstate = newstate;
+		m->ports = sk->__sk_common.skc_portpair;
 	}
 	count_change(sk, oldstate, newstate);
 	return 0;
