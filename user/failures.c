@@ -120,8 +120,9 @@ static int usage_to_json(const struct fail_key *k, const struct fail_val *v, str
 	t.val.port_range = v->port_range;
 	t.val.tw_reuse = v->tw_reuse;
 	t.val.time_wait_ts = v->time_wait_ts;
-	t.in_use = v->in_use;
-	t.time_wait = v->time_wait;
+	/* below zero is no number of sockets (tuple_finish) */
+	t.in_use = v->in_use < 0 ? 0 : v->in_use;
+	t.time_wait = v->time_wait < 0 ? 0 : v->time_wait;
 	tuple_capacity(&t, ns_find(nl, k->tuple.netns, false));
 	return ADD_NUM(ev, "in_use", t.in_use)		     ?:
 		       ADD_NUM(ev, "time_wait", t.time_wait) ?:

@@ -58,9 +58,17 @@ bool filter_match(const struct tuple_filter *f, const struct tuple *t)
 	return true;
 }
 
-/* derived values; the capacity as far as the tuple alone tells (see capacity.c) */
+/*
+ * Derived values; the capacity as far as the tuple alone tells (see capacity.c).
+ * A count below zero is no number of sockets: a change the kernel ran no program
+ * for (docs/kernels.md) left it there, or a delta that came before the start-up
+ * walk's count. It shows as 0.
+ */
 void tuple_finish(struct tuple *t)
 {
+	for (size_t i = 0; i < EPH_TCP_STATES; i++)
+		t->val.states[i] = t->val.states[i] < 0 ? 0 : t->val.states[i];
+	t->val.time_wait_ts = t->val.time_wait_ts < 0 ? 0 : t->val.time_wait_ts;
 	t->in_use = 0;
 	for (size_t i = 0; i < sizeof(live_states) / sizeof(live_states[0]); i++)
 		t->in_use += t->val.states[live_states[i].state];

@@ -41,6 +41,21 @@ Test(tuple, in_use_counts_live_states_only)
 	cr_assert_eq(t.in_use, 3 + 1 + 64 + 2 + 4 + 8 + 16 + 32);
 }
 
+Test(tuple, a_count_below_zero_shows_as_zero)
+{
+	/* a lost SYN_SENT -> ESTABLISHED: syn_sent stays 1, established went to -1 */
+	struct tuple t = make("10.0.0.1", 80, -1, -2, 0);
+
+	t.val.states[EPH_TCP_SYN_SENT] = 1;
+	t.val.time_wait_ts = -2;
+	tuple_finish(&t);
+	cr_assert_eq(t.val.states[EPH_TCP_ESTABLISHED], 0);
+	cr_assert_eq(t.in_use, 1);
+	cr_assert_eq(t.time_wait, 0);
+	cr_assert_eq(t.val.time_wait_ts, 0);
+	cr_assert_eq(t.usage, 1);
+}
+
 Test(tuple, sort_by_use_then_failures_then_connects)
 {
 	struct tuple_list l = { 0 };
