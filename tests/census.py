@@ -63,10 +63,12 @@ class Census:
     for some of them under heavy churn (docs/kernels.md): there no count can be exact, and
     a test says so instead of failing.
 
-    The two counts cannot be read at one instant: the trace is turned on before the first
-    reading of the programs and off after the last, so events in between count as fired
-    and not delivered. "slack" is how many that can be, measured: twice the events that
-    reached the program while one reading was taken, at each end of the span compared."""
+    The two counts cannot be read at one instant. The programs' runs are read before the
+    trace is turned on and again after (turning on a trace event patches the kernel's code
+    and takes a while, under churn hundreds of events), and likewise around the end: every
+    event the trace counted happened between the first reading and the last, so no loss is
+    claimed while fired <= runs over that span. "slack" is the runs at the two edges,
+    outside the span compared but inside that one."""
 
     count = 0
     # (trace event, the ephport program on its tracepoint)
@@ -84,12 +86,6 @@ class Census:
     def _delivered(cls):
         return [sum(sum(struct.unpack_from("=QQQ", info, PROG_STATS_AT)[1:])
                     for info in _programs(prog).values()) for _, prog in cls.TRACKED]
-
-    def _reading(self):
-        """runs per program, and the slack their timing allows"""
-        first = self._delivered()
-        second = self._delivered()
-        return second, [2 * (b - a) + 1 for a, b in zip(first, second)]
 
     @classmethod
     def _attached(cls):
@@ -128,8 +124,10 @@ class Census:
         for d in self.dirs:
             with open(f"{d}/buffer_size_kb", "w") as f:
                 f.write("64\n")
+        before = self._delivered()
         self._trace(True)
-        self.start, self.start_slack = self._reading()
+        self.start = self._delivered()
+        self.start_slack = [s - b for b, s in zip(before, self.start)]
         return self
 
     def _remove(self):
@@ -150,21 +148,24 @@ class Census:
             out.append(fired)
         return out
 
-    def _compare(self, now, slack):
-        self.delivered = [b - a for a, b in zip(self.start, now)]
-        self.slacks = [a + b for a, b in zip(self.start_slack, slack)]
+    def _compare(self, stop_trace=False):
+        """fired against runs: the trace counts read between two readings of the runs"""
+        now = self._delivered()
+        if stop_trace:
+            self._trace(False)
         self.fired = self._fired()
+        after = self._delivered()
+        self.delivered = [b - a for a, b in zip(self.start, now)]
+        self.slacks = [s + b - a for s, a, b in zip(self.start_slack, now, after)]
 
     def lost_so_far(self):
         """lost(), counted up to now"""
-        self._compare(*self._reading())
+        self._compare()
         return self.lost()
 
     def __exit__(self, *exc):
         if self.dir:
-            now, slack = self._reading()
-            self._trace(False)
-            self._compare(now, slack)
+            self._compare(stop_trace=True)
             self._remove()
         _sysctl("kernel.bpf_stats_enabled", self.stats_was)
         return False
