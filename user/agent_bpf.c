@@ -257,7 +257,12 @@ int agent_load_bpf(struct agent *a)
 		eph_err("cannot open the BPF object: %s", strerror(errno));
 		return -1;
 	}
-	bpf_map__set_max_entries(a->skel->maps.tuples, a->opts.max_tuples);
+	err = bpf_map__set_max_entries(a->skel->maps.tuples, a->opts.max_tuples);
+	if (err) {
+		eph_err("cannot size the tuples map to %llu entries: %s",
+			(unsigned long long)a->opts.max_tuples, strerror(-err));
+		return -1;
+	}
 	/*
 	 * Before Linux 6.1 a map that allocates on use calls kmalloc from the
 	 * program: the syscall exit programs (classic tracepoints) keep
@@ -270,9 +275,15 @@ int agent_load_bpf(struct agent *a)
 					       a->skel->maps.local_tw, a->skel->maps.fw2,
 					       a->skel->maps.claims };
 
-		for (size_t i = 0; i < sizeof(prealloc) / sizeof(prealloc[0]); i++)
-			bpf_map__set_map_flags(prealloc[i], bpf_map__map_flags(prealloc[i]) &
-								    ~BPF_F_NO_PREALLOC);
+		for (size_t i = 0; i < sizeof(prealloc) / sizeof(prealloc[0]); i++) {
+			err = bpf_map__set_map_flags(prealloc[i], bpf_map__map_flags(prealloc[i]) &
+									  ~BPF_F_NO_PREALLOC);
+			if (err) {
+				eph_err("cannot preallocate the %s map: %s",
+					bpf_map__name(prealloc[i]), strerror(-err));
+				return -1;
+			}
+		}
 	}
 	if (tw_timer_handler_addr((__u64 *)&a->skel->rodata->tw_timer_fn))
 		return -1;
@@ -405,11 +416,13 @@ int agent_guard_setup(struct agent *a)
 	    cgroup_dir_id("the agent's own cgroup", own, &id))
 		return -1;
 	/* the agent's cgroup may be the root: exempting its subtree would exempt all */
-	bpf_map_update_elem(exempt_fd, &id, &cgroup_only, BPF_ANY);
+	if (bpf_map_update_elem(exempt_fd, &id, &cgroup_only, BPF_ANY))
+		goto no_exempt;
 	for (size_t i = 0; i < a->opts.nexempt; i++) {
 		if (cgroup_dir_id("--exempt", a->opts.exempt[i], &id))
 			return -1;
-		bpf_map_update_elem(exempt_fd, &id, &subtree, BPF_ANY);
+		if (bpf_map_update_elem(exempt_fd, &id, &subtree, BPF_ANY))
+			goto no_exempt;
 	}
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
@@ -424,6 +437,9 @@ int agent_guard_setup(struct agent *a)
 	}
 	close(fd);
 	if (err) {
+		/* connect4 may be attached: nothing may stay attached past a failed start */
+		if (!libbpf_get_error(a->guard4))
+			bpf_link__destroy(a->guard4);
 		a->guard4 = a->guard6 = NULL;
 		eph_err("cannot attach the connect guard to %s: %s", root, strerror(-err));
 		return -1;
@@ -436,6 +452,12 @@ int agent_guard_setup(struct agent *a)
 	snprintf(a->guard.root, sizeof(a->guard.root), "%s", root);
 	failures_guard(a->failures, &a->guard);
 publish:
-	bpf_map_update_elem(bpf_map__fd(a->skel->maps.guard_info), &zero, &a->guard, BPF_ANY);
+	if (bpf_map_update_elem(bpf_map__fd(a->skel->maps.guard_info), &zero, &a->guard, BPF_ANY)) {
+		eph_err("cannot publish the guard's settings: %s", strerror(errno));
+		return -1;
+	}
 	return 0;
+no_exempt:
+	eph_err("cannot exempt a cgroup from the guard: %s", strerror(errno));
+	return -1;
 }
