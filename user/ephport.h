@@ -82,6 +82,7 @@ int tuple_list_push(struct tuple_list *l, const struct tuple *t);
 int tuple_list_read(int map_fd, const struct tuple_filter *f, struct tuple_list *out);
 void tuple_list_sort(struct tuple_list *l);
 void tuple_list_free(struct tuple_list *l);
+int tuple_key_to_json(const struct tuple_key *k, bool destination, cJSON *obj);
 int tuple_to_json(const struct tuple *t, cJSON *obj);
 
 /* capacity.c: namespaces as the maps show them, and each tuple's capacity */

@@ -136,7 +136,6 @@ static void failure_emit(struct failures *f, struct failing *e, const struct fai
 {
 	const struct fail_key *k = &e->key;
 	bool bind = k->kind == FAIL_BIND, denied = k->kind == DENY_USAGE || k->kind == DENY_QUOTA;
-	char addr[EPH_ADDRSTRLEN];
 	cJSON *ev = report_new(f->report, bind	 ? "bind_failed" :
 					  denied ? "connect_denied" :
 						   "connect_failed");
@@ -162,12 +161,7 @@ static void failure_emit(struct failures *f, struct failing *e, const struct fai
 					(cJSON_AddNullToObject(ev, "quota") ? 0 : -ENOMEM);
 	}
 	err |= attribution_to_json(f->report, ev, k->tgid, v->tid, v->comm, v->uid, v->cgroup_id);
-	err |= ADD_NUM(ev, "netns", k->tuple.netns);
-	err |= cJSON_AddStringToObject(ev, "family", k->tuple.family == AF_INET ? "ipv4" : "ipv6") ?
-		       0 :
-		       -ENOMEM;
-	err |= addr_format(k->tuple.family, k->tuple.saddr, addr, sizeof(addr));
-	err |= cJSON_AddStringToObject(ev, "saddr", addr) ? 0 : -ENOMEM;
+	err |= tuple_key_to_json(&k->tuple, !bind, ev);
 	if (bind) {
 		err |= cJSON_AddStringToObject(ev, "protocol",
 					       k->protocol == IPPROTO_UDP ? "udp" : "tcp") ?
@@ -179,9 +173,6 @@ static void failure_emit(struct failures *f, struct failing *e, const struct fai
 			       (cJSON_AddNullToObject(ev, "port_range_size") ? 0 : -ENOMEM);
 		err |= ADD_NUM(ev, "bound_ports_in_range", ns ? ns->bound_in_range : 0);
 	} else {
-		err |= addr_format(k->tuple.family, k->tuple.daddr, addr, sizeof(addr));
-		err |= cJSON_AddStringToObject(ev, "daddr", addr) ? 0 : -ENOMEM;
-		err |= ADD_NUM(ev, "dport", k->tuple.dport);
 		err |= usage_to_json(k, v, nl, l, ev);
 	}
 	if (err) {

@@ -240,7 +240,6 @@ int guard_denials_sums(int denials_fd, const struct tuple_list *l, __u64 *per_tu
 
 int guard_denials_to_json(const struct denial *d, size_t n, cJSON *arr)
 {
-	char saddr[EPH_ADDRSTRLEN], daddr[EPH_ADDRSTRLEN];
 
 	for (size_t i = 0; i < n; i++) {
 		cJSON *o = cJSON_CreateObject();
@@ -250,16 +249,7 @@ int guard_denials_to_json(const struct denial *d, size_t n, cJSON *arr)
 			cJSON_Delete(o);
 			return -ENOMEM;
 		}
-		addr_format(d[i].tuple.family, d[i].tuple.saddr, saddr, sizeof(saddr));
-		addr_format(d[i].tuple.family, d[i].tuple.daddr, daddr, sizeof(daddr));
-		err |= ADD_NUM(o, "netns", d[i].tuple.netns);
-		err |= cJSON_AddStringToObject(o, "family",
-					       d[i].tuple.family == AF_INET ? "ipv4" : "ipv6") ?
-			       0 :
-			       -ENOMEM;
-		err |= cJSON_AddStringToObject(o, "saddr", saddr) ? 0 : -ENOMEM;
-		err |= cJSON_AddStringToObject(o, "daddr", daddr) ? 0 : -ENOMEM;
-		err |= ADD_NUM(o, "dport", d[i].tuple.dport);
+		err |= tuple_key_to_json(&d[i].tuple, true, o);
 		err |= ADD_NUM(o, "cgroup_id", d[i].cgroup_id);
 		err |= cJSON_AddStringToObject(o, "reason",
 					       d[i].kind == DENY_QUOTA ? "quota" : "utilization") ?

@@ -146,21 +146,34 @@ void tuple_list_free(struct tuple_list *l)
 	l->len = l->cap = l->seen = 0;
 }
 
+/* netns, family, saddr and, with the destination, daddr and dport: every line's key */
+int tuple_key_to_json(const struct tuple_key *k, bool destination, cJSON *obj)
+{
+	char addr[EPH_ADDRSTRLEN];
+	int err;
+
+	err = ADD_NUM(obj, "netns", k->netns);
+	err |= cJSON_AddStringToObject(obj, "family", k->family == AF_INET ? "ipv4" : "ipv6") ?
+		       0 :
+		       -ENOMEM;
+	if (addr_format(k->family, k->saddr, addr, sizeof(addr)))
+		return -EINVAL;
+	err |= cJSON_AddStringToObject(obj, "saddr", addr) ? 0 : -ENOMEM;
+	if (!destination)
+		return err ? -ENOMEM : 0;
+	if (addr_format(k->family, k->daddr, addr, sizeof(addr)))
+		return -EINVAL;
+	err |= cJSON_AddStringToObject(obj, "daddr", addr) ? 0 : -ENOMEM;
+	err |= ADD_NUM(obj, "dport", k->dport);
+	return err ? -ENOMEM : 0;
+}
+
 int tuple_to_json(const struct tuple *t, cJSON *obj)
 {
-	const struct tuple_key *k = &t->key;
-	const char *family = k->family == AF_INET ? "ipv4" : "ipv6";
-	char saddr[EPH_ADDRSTRLEN], daddr[EPH_ADDRSTRLEN];
-	int err = 0;
+	int err = tuple_key_to_json(&t->key, true, obj);
 
-	if (addr_format(k->family, k->saddr, saddr, sizeof(saddr)) ||
-	    addr_format(k->family, k->daddr, daddr, sizeof(daddr)))
-		return -EINVAL;
-	err |= ADD_NUM(obj, "netns", k->netns);
-	err |= cJSON_AddStringToObject(obj, "family", family) ? 0 : -ENOMEM;
-	err |= cJSON_AddStringToObject(obj, "saddr", saddr) ? 0 : -ENOMEM;
-	err |= cJSON_AddStringToObject(obj, "daddr", daddr) ? 0 : -ENOMEM;
-	err |= ADD_NUM(obj, "dport", k->dport);
+	if (err)
+		return err;
 	for (size_t i = 0; i < sizeof(live_states) / sizeof(live_states[0]); i++)
 		err |= ADD_NUM(obj, live_states[i].name, t->val.states[live_states[i].state]);
 	err |= ADD_NUM(obj, "time_wait", t->time_wait);
