@@ -240,7 +240,6 @@ int guard_denials_sums(int denials_fd, const struct tuple_list *l, __u64 *per_tu
 
 int guard_denials_to_json(const struct denial *d, size_t n, cJSON *arr)
 {
-
 	for (size_t i = 0; i < n; i++) {
 		cJSON *o = cJSON_CreateObject();
 		int err = 0;
