@@ -242,6 +242,7 @@ static __always_inline void active_open(const struct sock *sk, const struct tupl
 		bound_track(sk, key, val);
 	if (guard_quota && counted)
 		quota_add(sock_cgroup_id(sk), key, 1);
+	tuple_changed(key, val);
 	if (tuple_watched(val))
 		opener_note(key);
 }
@@ -282,6 +283,18 @@ static __always_inline void port_search_failed(const struct sock *sk, const stru
 	c->tw_reuse = val->tw_reuse;
 }
 
+/* an active open closed: its bound port and quota given back, a failed port search told */
+static __always_inline void active_close(const struct sock *sk, const struct tuple_key *key,
+					 struct tuple_val *val, int oldstate)
+{
+	if (val->bound > 0)
+		bound_release(sk, key, val);
+	if (guard_quota)
+		quota_add(sock_cgroup_id(sk), key, -1);
+	if (connect_got_no_port(sk, oldstate))
+		port_search_failed(sk, key, val);
+}
+
 /* any other change of an active open: one unit from the old state to the new one */
 static __always_inline void active_change(const struct sock *sk, const struct tuple_key *key,
 					  int oldstate, int newstate)
@@ -313,18 +326,13 @@ static __always_inline void active_change(const struct sock *sk, const struct tu
 		state_add(val, newstate, 1);
 		if (guard_quota && newstate != EPH_TCP_CLOSE)
 			quota_add(sock_cgroup_id(sk), key, 1);
-		return;
+	} else {
+		state_add(val, oldstate, -1);
+		state_add(val, newstate, 1);
+		if (newstate == EPH_TCP_CLOSE)
+			active_close(sk, key, val, oldstate);
 	}
-	state_add(val, oldstate, -1);
-	state_add(val, newstate, 1);
-	if (newstate != EPH_TCP_CLOSE)
-		return;
-	if (val->bound > 0)
-		bound_release(sk, key, val);
-	if (guard_quota)
-		quota_add(sock_cgroup_id(sk), key, -1);
-	if (connect_got_no_port(sk, oldstate))
-		port_search_failed(sk, key, val);
+	tuple_changed(key, val);
 }
 
 static __always_inline void count_change(const struct sock *sk, int oldstate, int newstate)

@@ -14,6 +14,8 @@ const volatile __u32 guard_quota = 0;
 __u32 startup = 0;
 __u32 walk_netns = 0;
 __u32 walk_safe = 0;
+__u32 agent_gen = 1;
+__u64 changes_lost = 0;
 
 /* what the agent read inside each namespace, pinned for "ephport query" */
 struct {

@@ -147,6 +147,17 @@ EPH_SHARED struct {
 	__uint(max_entries, 256 * 1024);
 } notices SEC(".maps");
 
+/*
+ * Keys of the tuples that changed since the agent's last check, each sent once
+ * per check (tuple_changed()): the agent reads those, not the whole map. No
+ * wake-up: the agent reads it at its check.
+ */
+#define CHANGES_BYTES (2 * 1024 * 1024)
+EPH_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, CHANGES_BYTES);
+} changes SEC(".maps");
+
 /* a syscall's first three arguments */
 struct sys_args {
 	__u64 fd;
@@ -190,6 +201,9 @@ EPH_SHARED const volatile __u32 guard_quota;
 EPH_SHARED __u32 startup;    /* namespaces still to walk: 0 once all are done */
 EPH_SHARED __u32 walk_netns; /* the namespace being walked */
 EPH_SHARED __u32 walk_safe;  /* its ehash buckets below this one are walked */
+/* the agent's check generation, and keys "changes" had no room for (the agent reads all) */
+EPH_SHARED __u32 agent_gen;
+EPH_SHARED __u64 changes_lost;
 
 /* the lookup-or-init of libbpf-tools' maps.bpf.h; the update's error read as an int */
 static __always_inline void *lookup_or_init(void *map, const void *key, const void *init, int *err)
@@ -297,6 +311,22 @@ static __always_inline void state_add(struct tuple_val *val, __u32 state, int de
 	barrier_var(idx);
 	idx &= EPH_TCP_STATES - 1;
 	__sync_fetch_and_add(&val->states[idx], delta);
+}
+
+/*
+ * Called after a tuple's counts changed: its first change since the agent's
+ * last check sends its key to "changes". The counts are written first, so a
+ * change the agent's reading missed reads the new generation and is sent.
+ */
+static __always_inline void tuple_changed(const struct tuple_key *key, struct tuple_val *val)
+{
+	__u32 gen = *(volatile __u32 *)&agent_gen;
+
+	if (val->gen == gen)
+		return;
+	val->gen = gen;
+	if (bpf_ringbuf_output(&changes, (void *)key, sizeof(*key), BPF_RB_NO_WAKEUP))
+		__sync_fetch_and_add(&changes_lost, 1);
 }
 
 /* a port of a namespace gains or loses a listener or a bind()-ed socket */

@@ -122,5 +122,6 @@ int fw2_sweep(struct bpf_iter__bpf_map_elem *ctx)
 	state_add(val, EPH_TCP_TIME_WAIT, 1);
 	if (f.ts)
 		__sync_fetch_and_add(&val->time_wait_ts, 1);
+	tuple_changed(&f.key, val);
 	return 0;
 }

@@ -101,6 +101,7 @@ static __always_inline void tw_count(const struct tw_facts *f, __u64 addr, int d
 		state_add(val, state, delta);
 		if (state == EPH_TCP_TIME_WAIT && f->ts)
 			__sync_fetch_and_add(&val->time_wait_ts, delta);
+		tuple_changed(&f->key, val);
 		return;
 	}
 	if (delta > 0) {

@@ -78,6 +78,8 @@ struct tuple_val {
 	__u32 port_range;   /* ip_local_port_range at the last connect: low | high << 16 */
 	__u8 tw_reuse;	    /* net.ipv4.tcp_tw_reuse at the last connect */
 	__u8 pad[3];
+	__u32 gen; /* the agent's check generation at its latest change (bpf/maps.bpf.h) */
+	__u32 pad2;
 };
 
 /* a port of one namespace: "ports" (held by listeners and bind()) and "local_tw" */

@@ -80,6 +80,7 @@ static __always_inline void walk_full(const struct tcp_sock *tp, __u32 state, __
 	}
 	if (guard_quota)
 		quota_add(sock_cgroup_id(sk), &key, 1);
+	tuple_changed(&key, val);
 }
 
 /* the iterator is in the established hash (its own state says so) */

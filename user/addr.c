@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -15,6 +16,35 @@ int addr_format(__u16 family, const __u8 addr[16], char *buf, size_t len)
 	if (family != AF_INET && family != AF_INET6)
 		return -EAFNOSUPPORT;
 	return inet_ntop(family, addr, buf, len) ? 0 : -errno;
+}
+
+/*
+ * addr_format()'s text at buf (EPH_ADDRSTRLEN bytes), its length returned; "?"
+ * for a family that is neither. IPv4 without inet_ntop: a query of 65,536
+ * tuples writes 131,072 of them.
+ */
+size_t addr_put(__u16 family, const __u8 addr[16], char *buf)
+{
+	char *p = buf;
+
+	if (family != AF_INET) {
+		if (addr_format(family, addr, buf, EPH_ADDRSTRLEN))
+			snprintf(buf, EPH_ADDRSTRLEN, "?");
+		return strlen(buf);
+	}
+	for (int i = 0; i < 4; i++) {
+		__u8 b = addr[i];
+
+		if (i)
+			*p++ = '.';
+		if (b >= 100)
+			*p++ = '0' + b / 100;
+		if (b >= 10)
+			*p++ = '0' + b / 10 % 10;
+		*p++ = '0' + b % 10;
+	}
+	*p = 0;
+	return p - buf;
 }
 
 /* parse an IPv4 or IPv6 literal; an IPv4-mapped IPv6 address becomes IPv4, as the BPF side does */

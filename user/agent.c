@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 
 #define CHECK_EVERY_NS 500000000ull /* pressure checks: twice a second */
 #define CHECK_GAP_NS   50000000ull  /* at most this often when notices ask for one */
+#define MAX_QUERIES_AT_ONCE 4 /* then the loop goes on; the rest wait in the backlog */
+#define METRICS_STALE_NS 5000000000ull /* /metrics rendered at least this often */
 
 static volatile sig_atomic_t stop_signal, reopen_signal;
 
@@ -165,9 +168,10 @@ static bool tuple_idle(const struct tuple *t, __u64 now_ns, __u64 idle_ns)
  * counted in a tuple that is gone: the agent sees the mark taken back after the
  * delete and counts it (tuple_retire_races). docs/capacity.md.
  */
-static size_t expire_idle(struct agent *a, const struct tuple_list *l)
+static size_t expire_idle(struct agent *a)
 {
 	int fd = bpf_map__fd(a->skel->maps.tuples), rfd = bpf_map__fd(a->skel->maps.retiring);
+	const struct tuple_list *l = &a->table.list;
 	__u64 idle_ns = a->opts.tuple_idle * 1000000000ull, now_ns = mono_ns();
 	struct tuple fresh;
 	size_t expired = 0, n = 0;
@@ -186,6 +190,7 @@ static size_t expire_idle(struct agent *a, const struct tuple_list *l)
 			    !bpf_map_delete_elem(fd, &fresh.key)) {
 				expired++;
 				retired_add(&a->retired, &fresh);
+				table_remove(&a->table, &fresh.key);
 			}
 		}
 		if (bpf_map_delete_elem(rfd, &fresh.key))
@@ -242,21 +247,128 @@ static void prune_zero(int fd, size_t vsz, bool (*is_zero)(const void *))
 	free(vals);
 }
 
-static int read_counts(struct agent *a, struct tuple_list *list, struct ns_list *nl)
+/* keys of the tuples that changed, as the kernel sent them: at most what a full read costs */
+static int on_change(void *ctx, void *data, size_t size)
 {
-	int err = tuple_list_read(bpf_map__fd(a->skel->maps.tuples), NULL, list);
+	struct agent *a = ctx;
 
-	if (!err)
-		err = ns_list_build(nl, list, bpf_map__fd(a->skel->maps.netns_info),
+	if (size < sizeof(struct tuple_key) || a->chg_overflow)
+		return 0;
+	if (a->nchg == a->capchg) {
+		size_t cap = a->capchg ? a->capchg * 2 : 256;
+		struct tuple_key *k;
+
+		if (a->nchg > a->table.list.len / 4 + 1024 ||
+		    !(k = realloc(a->chg_keys, cap * sizeof(*k)))) {
+			a->chg_overflow = true;
+			return 0;
+		}
+		a->chg_keys = k;
+		a->capchg = cap;
+	}
+	memcpy(&a->chg_keys[a->nchg++], data, sizeof(struct tuple_key));
+	return 0;
+}
+
+/* a namespace's settings a tuple's capacity depends on: changed, its tuples are computed again */
+static bool ns_capacity_same(const struct ns_summary *x, const struct ns_summary *y)
+{
+	return x && y && x->port_range == y->port_range && x->tw_reuse == y->tw_reuse &&
+	       x->has_info == y->has_info && x->bound_in_range == y->bound_in_range &&
+	       (!x->has_info || x->info.reserved == y->info.reserved);
+}
+
+static void capacity_update(struct agent *a, struct ns_list *old)
+{
+	struct tuple_table *t = &a->table;
+	__u32 *redo = calloc(a->latest_ns.len + 1, sizeof(*redo));
+	size_t nredo = 0;
+
+	for (size_t i = 0; redo && !t->all_changed && i < a->latest_ns.len; i++) {
+		struct ns_summary *now = &a->latest_ns.items[i];
+
+		if (!ns_capacity_same(now, ns_find(old, now->inum, false)))
+			redo[nredo++] = now->inum;
+	}
+	if (!redo || t->all_changed || nredo) {
+		/* rare: a namespace's range, reuse, reserved or bound ports changed */
+		for (size_t i = 0; i < t->list.len; i++) {
+			struct tuple *x = &t->list.items[i];
+
+			if (!redo || t->all_changed ||
+			    bsearch(&x->key.netns, redo, nredo, sizeof(*redo), u32_cmp))
+				tuple_capacity(x, ns_find(&a->latest_ns, x->key.netns, false));
+		}
+		a->capacity_redone = true;
+		t->version++;
+	}
+	free(redo);
+	for (size_t i = 0; i < t->nchanges; i++) {
+		struct tuple *x = table_find(t, &t->changes[i].key);
+
+		if (x)
+			tuple_capacity(x, ns_find(&a->latest_ns, x->key.netns, false));
+	}
+}
+
+/*
+ * The tuples that changed since the last check read afresh, the namespaces
+ * from their maps, the capacities that could have moved computed again. The
+ * whole map is read at start-up and when "changes" lost a key.
+ */
+int agent_refresh(struct agent *a)
+{
+	int fd = bpf_map__fd(a->skel->maps.tuples), err;
+	__u64 lost = a->skel->bss->changes_lost;
+	struct ns_list old = a->latest_ns;
+
+	/* first: a change from now on sends its key again (bpf/maps.bpf.h) */
+	a->skel->data->agent_gen++;
+	a->nchg = 0;
+	a->chg_overflow = false;
+	err = ring_buffer__consume(a->changes);
+	if (err >= 0 && (a->full_read || a->chg_overflow || lost != a->changes_lost)) {
+		a->full_reads += !a->full_read;
+		a->full_read = false;
+		a->changes_lost = lost;
+		err = table_read_all(&a->table, fd);
+	} else if (err >= 0) {
+		err = table_read_keys(&a->table, fd, a->chg_keys, a->nchg);
+	}
+	memset(&a->latest_ns, 0, sizeof(a->latest_ns));
+	if (err >= 0)
+		err = ns_list_build(&a->latest_ns, NULL, &a->table,
+				    bpf_map__fd(a->skel->maps.netns_info),
 				    bpf_map__fd(a->skel->maps.ports),
 				    bpf_map__fd(a->skel->maps.local_tw));
-	if (err) {
+	if (err < 0) {
+		ns_list_free(&old);
+		a->full_read = true;
 		eph_err("cannot read the BPF maps: %s", strerror(-err));
 		return err;
 	}
-	tuple_list_capacity(list, nl);
-	tuple_list_sort(list);
+	capacity_update(a, &old);
+	ns_list_free(&old);
 	return 0;
+}
+
+/* the tuples, most used first, as indices into the table; sorted again only after a change */
+const __u32 *agent_sorted_view(struct agent *a)
+{
+	const struct tuple_table *t = &a->table;
+	__u32 *idx;
+
+	if (a->order && a->order_version == t->version)
+		return a->order;
+	idx = realloc(a->order, (t->list.len + 1) * sizeof(*idx));
+	if (!idx)
+		return NULL;
+	for (size_t i = 0; i < t->list.len; i++)
+		idx[i] = i;
+	tuple_index_sort(&t->list, idx, t->list.len);
+	a->order = idx;
+	a->order_version = t->version;
+	return idx;
 }
 
 static void emit_netns(struct agent *a, const struct ns_list *nl)
@@ -274,37 +386,35 @@ static void emit_netns(struct agent *a, const struct ns_list *nl)
 
 static int snapshot(struct agent *a)
 {
-	struct tuple_list list = { 0 };
-	struct ns_list nl = { 0 };
+	const struct tuple_list *l = &a->table.list;
 	struct agent_stats st = { .max_tuples = a->opts.max_tuples };
-	size_t expired;
+	const __u32 *order;
 	cJSON *ev;
 	int err;
 
 	err = netns_round(a);
 	if (err)
 		return err;
-	err = read_counts(a, &list, &nl);
-	if (!err)
-		err = stats_read(bpf_map__fd(a->skel->maps.stats), &st);
-	if (err)
-		goto cleanup;
-	for (size_t i = 0; i < list.len; i++) {
-		if (list.items[i].in_use <= 0 && list.items[i].time_wait <= 0)
-			continue;
-		ev = report_new(&a->report, "tuple");
-		if (ev && tuple_to_json(&list.items[i], ev)) {
-			cJSON_Delete(ev);
-			ev = NULL;
-		}
-		report_emit(&a->report, ev);
+	err = stats_read(bpf_map__fd(a->skel->maps.stats), &st);
+	if (err) {
+		eph_err("cannot read the BPF maps: %s", strerror(-err));
+		return err;
 	}
-	emit_netns(a, &nl);
+	order = agent_sorted_view(a);
+	for (size_t i = 0; order && i < l->len; i++) {
+		const struct tuple *t = &l->items[order[i]];
+
+		if (t->in_use <= 0 && t->time_wait <= 0)
+			continue;
+		report_emit_tuple(&a->report, t);
+	}
+	report_flush(&a->report);
+	emit_netns(a, &a->latest_ns);
 	prune_zero(bpf_map__fd(a->skel->maps.ports), sizeof(struct port_val), port_val_zero);
 	prune_zero(bpf_map__fd(a->skel->maps.local_tw), sizeof(__s64), s64_zero);
-	expired = expire_idle(a, &list);
+	expire_idle(a);
 	ev = report_new(&a->report, "stats");
-	if (ev && (stats_to_json(&st, list.seen - expired, ev) ||
+	if (ev && (stats_to_json(&st, l->len, ev) ||
 		   !cJSON_AddNumberToObject(ev, "tuples_expired", a->tuples_expired) ||
 		   !cJSON_AddNumberToObject(ev, "lines_dropped", report_dropped(&a->report)) ||
 		   !cJSON_AddNumberToObject(ev, "failure_lines", failures_lines(a->failures)) ||
@@ -313,15 +423,13 @@ static int snapshot(struct agent *a)
 		   !cJSON_AddNumberToObject(ev, "netns", a->netns.len) ||
 		   !cJSON_AddNumberToObject(ev, "netns_unreachable", a->netns_unreachable) ||
 		   !cJSON_AddNumberToObject(ev, "tuple_retire_races", a->retire_races) ||
-		   cost_to_json(&a->cost, list.seen - expired, a->opts.max_tuples, ev))) {
+		   !cJSON_AddNumberToObject(ev, "tuple_full_reads", a->full_reads) ||
+		   cost_to_json(&a->cost, l->len, a->opts.max_tuples, ev))) {
 		cJSON_Delete(ev);
 		ev = NULL;
 	}
 	report_emit(&a->report, ev);
-cleanup:
-	ns_list_free(&nl);
-	tuple_list_free(&list);
-	return err;
+	return 0;
 }
 
 static void emit_stop(struct agent *a, const char *reason)
@@ -354,7 +462,7 @@ static int on_notice(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*n) || n->type != NOTICE_FAILURE)
 		return 0;
-	failures_notice(a->failures, &n->key, &a->latest_ns, &a->latest, mono_ns());
+	failures_notice(a->failures, &n->key, &a->latest_ns, &a->table.list, mono_ns());
 	a->check_now = true;
 	return 0;
 }
@@ -385,13 +493,19 @@ static int watch_setup(struct agent *a)
 		eph_err("cannot set up the notice ring buffer: %s", strerror(errno));
 		return -1;
 	}
+	a->changes = ring_buffer__new(bpf_map__fd(a->skel->maps.changes), on_change, a, NULL);
+	if (!a->changes) {
+		eph_err("cannot set up the changes ring buffer: %s", strerror(errno));
+		return -1;
+	}
+	a->full_read = true;
 	return 0;
 }
 
 /* /metrics from this check's reading; the previous text stays if this one fails */
 static void metrics_update(struct agent *a)
 {
-	const struct tuple_list *l = &a->latest;
+	const struct tuple_list *l = &a->table.list;
 	struct agent_stats st = { .max_tuples = a->opts.max_tuples };
 	struct cost_reading cost;
 	struct timespec now;
@@ -401,10 +515,10 @@ static void metrics_update(struct agent *a)
 	size_t denials_nnetns = 0;
 	__u8 *levels = calloc(l->len + 1, sizeof(*levels));
 
-	if (!levels)
-		return;
-	for (size_t i = 0; i < l->len; i++)
-		levels[i] = pressure_level(a->pressure, &l->items[i].key);
+	/* the text wants the tuples it shows one by one first, most used first */
+	if (!levels || table_top(&a->table, a->opts.metrics_top))
+		goto out;
+	pressure_levels(a->pressure, &a->table, levels);
 	if (a->guard.mode != GUARD_OFF) {
 		denials = calloc(l->len + 1, sizeof(*denials));
 		if (denials &&
@@ -439,44 +553,75 @@ static void metrics_update(struct agent *a)
 		},
 		&t);
 	metrics_publish(a->metrics, &t);
-	metrics_beat(a->metrics);
+out:
 	free(levels);
 	free(denials);
 	free(denials_netns);
 }
 
+/* a tuple near the guard's line, before or after this check's changes */
+static bool guard_concerned(const struct agent *a)
+{
+	const struct tuple_table *t = &a->table;
+	double half = a->opts.deny_at / 2;
+
+	if (t->all_changed || a->capacity_redone)
+		return true;
+	for (size_t i = 0; i < t->nchanges; i++) {
+		const struct tuple *x = table_find(t, &t->changes[i].key);
+
+		if (t->changes[i].old_util >= half || (x && x->utilization >= half))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A check: the tuples that changed read afresh, failures reported, levels
+ * moved, the guard's list and /metrics brought up to date. Twice a second, and
+ * at once (within CHECK_GAP_NS) when a notice says a tuple just started
+ * failing, so a level change shows within a second. What it costs follows what
+ * changed: with nothing changed only the tuples being watched are looked at.
+ */
 static int check(struct agent *a)
 {
 	__u64 now = mono_ns();
+	bool changed;
 	int err;
 
 	fw2_sweep(a->skel);
-	tuple_list_free(&a->latest);
-	ns_list_free(&a->latest_ns);
-	err = read_counts(a, &a->latest, &a->latest_ns);
+	err = agent_refresh(a);
 	if (err)
 		return err;
 	a->checks++;
 	a->last_check = now;
 	a->skel->bss->agent_clock_ns = now;
 	a->check_now = false;
+	changed = a->table.all_changed || a->table.nchanges || a->capacity_redone;
 	/* failures first: they tell the pressure check which tuples are failing */
-	failures_drain(a->failures, &a->latest_ns, &a->latest, now, false);
+	failures_drain(a->failures, &a->latest_ns, &a->table.list, now, false);
 	pressure_openers(a->pressure, bpf_map__fd(a->skel->maps.openers), now);
-	err = pressure_check(a->pressure, &a->latest, &a->latest_ns, now);
+	err = pressure_check(a->pressure, &a->table, &a->latest_ns, now);
 	if (err)
 		eph_err("pressure check: %s", strerror(-err));
-	if (a->guard.mode != GUARD_OFF) {
-		err = guard_refresh(bpf_map__fd(a->skel->maps.guard_dst), &a->latest, &a->latest_ns,
-				    a->opts.deny_at);
+	if (a->guard.mode != GUARD_OFF && guard_concerned(a)) {
+		err = guard_refresh(bpf_map__fd(a->skel->maps.guard_dst), &a->table.list,
+				    &a->latest_ns, a->opts.deny_at);
 		if (err >= 0)
 			a->skel->bss->guard_dst_count = err;
 		else
 			eph_err("guard: cannot update the destinations near the line: %s",
 				strerror(-err));
 	}
-	if (a->metrics)
+	/* with nothing changed the text stays, its health figures renewed every few seconds */
+	if (a->metrics && (changed || now - a->metrics_ns >= METRICS_STALE_NS)) {
 		metrics_update(a);
+		a->metrics_ns = now;
+	}
+	if (a->metrics)
+		metrics_beat(a->metrics);
+	table_changes_clear(&a->table);
+	a->capacity_redone = false;
 	return 0;
 }
 
@@ -484,6 +629,7 @@ static int run_loop(struct agent *a)
 {
 	__u64 interval_ns = a->opts.interval * 1000000000ull;
 	__u64 next_snap = mono_ns() + interval_ns, next_check = mono_ns(), now;
+	struct pollfd pfd[2];
 	int err;
 
 	while (!stop_signal) {
@@ -496,13 +642,21 @@ static int run_loop(struct agent *a)
 		if (a->check_now && a->last_check + CHECK_GAP_NS < wake)
 			wake = a->last_check + CHECK_GAP_NS;
 		now = mono_ns();
-		/* a signal ends the wait with -EINTR */
-		err = ring_buffer__poll(a->notices,
-					wake > now ? (wake - now + 999999) / 1000000 : 0);
-		if (err < 0 && err != -EINTR) {
+		/* notices and questions; a signal ends the wait early */
+		pfd[0] = (struct pollfd){ .fd = ring_buffer__epoll_fd(a->notices), .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = a->query_fd, .events = POLLIN };
+		err = poll(pfd, 2, wake > now ? (wake - now + 999999) / 1000000 : 0);
+		if (err < 0 && errno != EINTR) {
+			eph_err("cannot wait for notices: %s", strerror(errno));
+			return -1;
+		}
+		err = ring_buffer__consume(a->notices);
+		if (err < 0) {
 			eph_err("cannot read the notice ring buffer: %s", strerror(-err));
 			return -1;
 		}
+		for (int i = 0; i < MAX_QUERIES_AT_ONCE && (pfd[1].revents & POLLIN); i++)
+			agent_query_serve(a);
 		if (stop_signal)
 			break;
 		now = mono_ns();
@@ -540,6 +694,7 @@ int cmd_agent(int argc, char **argv)
 	long holder = 0;
 
 	a.home_fd = -1;
+	a.query_fd = -1;
 
 	err = agent_parse_opts(argc, argv, &a.opts);
 	if (err)
@@ -613,17 +768,20 @@ int cmd_agent(int argc, char **argv)
 		goto cleanup;
 	a.bootstrap_ms = (mono_ns() - (a.started.tv_sec * 1000000000ull + a.started.tv_nsec)) / 1e6;
 	cost_init(&a.cost, a.skel);
+	if (agent_query_listen(&a))
+		goto cleanup;
 	emit_start(&a);
 	agent_degrade_notes(&a);
 	err = run_loop(&a);
 	/* failures counted since the last check, so that the counts add up */
 	ring_buffer__consume(a.notices);
-	failures_drain(a.failures, &a.latest_ns, &a.latest, mono_ns(), true);
+	failures_drain(a.failures, &a.latest_ns, &a.table.list, mono_ns(), true);
 	emit_stop(&a, err ? "error" : "signal");
 	ret = err ? 1 : 0;
 cleanup:
-	/* first: probes see the agent go before its pins do */
+	/* first: probes and queries see the agent go before its pins do */
 	metrics_stop(a.metrics);
+	agent_query_close(&a);
 	retired_free(&a.retired);
 	if (a.pinned)
 		agent_unpin_all();
@@ -637,13 +795,17 @@ cleanup:
 	ephport_bpf__destroy(a.skel);
 	failures_free(a.failures);
 	pressure_free(a.pressure);
-	tuple_list_free(&a.latest);
+	table_free(&a.table);
+	free(a.order);
+	ring_buffer__free(a.changes);
+	free(a.chg_keys);
 	ns_list_free(&a.latest_ns);
 	if (a.report.cgroups)
 		cgroup_resolver_close(a.report.cgroups);
 	/* a stuck output gets two seconds; what is left then is lost */
 	if (a.report.sink)
 		sink_close(a.report.sink, 2000);
+	jw_free(&a.report.line);
 	netns_set_free(&a.netns);
 	if (a.home_fd >= 0)
 		close(a.home_fd);

@@ -22,6 +22,7 @@
 #include "pressure.h"
 #include "sink.h"
 #include "startup.h"
+#include "table.h"
 
 #define MAX_EXEMPT 64
 
@@ -62,8 +63,21 @@ struct agent {
 	struct ring_buffer *notices;
 	struct bpf_link *guard4, *guard6;
 	struct guard_info guard;
-	struct tuple_list latest; /* the latest check's reading, for notices */
+	struct tuple_table table; /* the tuples as of the latest check */
 	struct ns_list latest_ns;
+	struct ring_buffer *changes; /* keys of the tuples that changed (bpf/maps.bpf.h) */
+	struct tuple_key *chg_keys;  /* read from it at this check */
+	size_t nchg, capchg;
+	bool chg_overflow;  /* more than a full read costs: read all */
+	bool full_read;	    /* the next check reads the whole map (start-up) */
+	__u64 changes_lost; /* the kernel's count at the latest full read */
+	__u64 full_reads;   /* whole-map reads after the first */
+	__u64 metrics_ns;   /* when /metrics was last rendered */
+	__u32 *order; /* the table most used first, as of order_version */
+	__u64 order_version;
+	bool capacity_redone;
+	int query_fd; /* the query socket (agent_query.c) */
+	__u64 queries; /* the latest check computed a namespace's capacities again */
 	bool check_now;	  /* a notice asks for a pressure check */
 	__u64 last_check; /* CLOCK_MONOTONIC ns */
 	__u64 checks;
@@ -97,5 +111,14 @@ int agent_pin_maps(struct agent *a);
 int agent_load_bpf(struct agent *a);
 int agent_attach_bpf(struct agent *a);
 int agent_guard_setup(struct agent *a);
+
+/* agent.c: the tuples brought up to date; the tuples most used first (indices) */
+int agent_refresh(struct agent *a);
+const __u32 *agent_sorted_view(struct agent *a);
+
+/* agent_query.c */
+int agent_query_listen(struct agent *a);
+void agent_query_serve(struct agent *a);
+void agent_query_close(struct agent *a);
 
 #endif /* EPHPORT_AGENT_H */

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "ephport.h"
+#include "table.h"
 
 struct ns_summary *ns_find(struct ns_list *l, __u32 inum, bool create)
 {
@@ -69,12 +70,43 @@ static int ns_cmp(const void *a, const void *b)
 	return x->inum < y->inum ? -1 : x->inum > y->inum;
 }
 
+/* what a namespace's tuples add to it: their TIME_WAIT sockets, the newest connect's range */
+static int ns_add_agg(struct ns_list *l, const struct ns_agg *a)
+{
+	struct ns_summary *ns = ns_find(l, a->inum, true);
+
+	if (!ns)
+		return -ENOMEM;
+	ns->tw_tuples += a->tw_tuples;
+	if (!ns->has_info && a->port_range &&
+	    (!ns->port_range || a->newest_connect > ns->newest_connect)) {
+		ns->port_range = a->port_range;
+		ns->tw_reuse = a->tw_reuse;
+		ns->newest_connect = a->newest_connect;
+	}
+	return 0;
+}
+
+struct agg_walk {
+	struct ns_list *l;
+	int err;
+};
+
+static void agg_visit(const struct ns_agg *a, void *arg)
+{
+	struct agg_walk *w = arg;
+
+	if (!w->err)
+		w->err = ns_add_agg(w->l, a);
+}
+
 /*
- * Every namespace any map mentions. Any fd may be -1 (that map is left out).
+ * Every namespace any map mentions; its tuples' totals from tuples (a reading
+ * of the map) or table (the agent's copy), either may be NULL. Any fd may be -1 (that map is left out).
  * Pointers into l->items stay valid until the next ns_find(..., true).
  */
-int ns_list_build(struct ns_list *l, const struct tuple_list *tuples, int info_fd, int ports_fd,
-		  int local_tw_fd)
+int ns_list_build(struct ns_list *l, const struct tuple_list *tuples,
+		  const struct tuple_table *table, int info_fd, int ports_fd, int local_tw_fd)
 {
 	void *keys = NULL, *vals = NULL;
 	struct ns_summary *ns;
@@ -102,16 +134,23 @@ int ns_list_build(struct ns_list *l, const struct tuple_list *tuples, int info_f
 	}
 	for (size_t i = 0; tuples && i < tuples->len; i++) {
 		const struct tuple *t = &tuples->items[i];
+		struct ns_agg a = {
+			.inum = t->key.netns,
+			.tw_tuples = t->time_wait,
+			.port_range = t->val.port_range,
+			.tw_reuse = t->val.tw_reuse,
+			.newest_connect = t->val.last_connect_ns,
+		};
 
-		if (!(ns = ns_find(l, t->key.netns, true)))
-			return -ENOMEM;
-		ns->tw_tuples += t->time_wait;
-		if (!ns->has_info && t->val.port_range &&
-		    (!ns->port_range || t->val.last_connect_ns > ns->newest_connect)) {
-			ns->port_range = t->val.port_range;
-			ns->tw_reuse = t->val.tw_reuse;
-			ns->newest_connect = t->val.last_connect_ns;
-		}
+		if ((err = ns_add_agg(l, &a)))
+			return err;
+	}
+	if (table) {
+		struct agg_walk w = { .l = l };
+
+		table_ns_each(table, agg_visit, &w);
+		if (w.err)
+			return w.err;
 	}
 	if (ports_fd >= 0) {
 		err = map_read_all(ports_fd, sizeof(struct port_key), sizeof(struct port_val),

@@ -102,6 +102,7 @@ void cost_init(struct cost *c, struct ephport_bpf *skel)
 		skel->maps.fw2,	     skel->maps.bound_socks, skel->maps.claims,
 		skel->maps.failures, skel->maps.openers,     skel->maps.denials,
 		skel->maps.cg_ports, skel->maps.guard_dst,   skel->maps.notices,
+		skel->maps.changes,
 	};
 
 	c->skel = skel;

@@ -18,7 +18,7 @@ struct proc_file {
 };
 
 /* the maps that hold data: tuples, ports, ... notices */
-#define COST_MAPS 12
+#define COST_MAPS 13
 
 struct cost {
 	struct ephport_bpf *skel;

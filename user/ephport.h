@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "tuples.h"
+#include "jsonw.h"
 
 #ifndef EPHPORT_VERSION
 #define EPHPORT_VERSION "0.0.0-dev"
@@ -41,10 +42,14 @@ __u64 mono_ns(void);
 int format_rfc3339_ms(const struct timespec *ts, char *buf, size_t len);
 int json_print_line(cJSON *obj);
 int map_read_all(int fd, size_t ksz, size_t vsz, void **keys, void **vals, size_t *n);
+typedef int (*map_batch_fn)(const void *keys, const void *vals, size_t n, void *arg);
+int map_read_each(int fd, size_t ksz, size_t vsz, map_batch_fn fn, void *arg);
+int u32_cmp(const void *a, const void *b);
 
 /* addr.c: addresses in tuple_key form (IPv4 in the first 4 bytes) */
 #define EPH_ADDRSTRLEN 46
 int addr_format(__u16 family, const __u8 addr[16], char *buf, size_t len);
+size_t addr_put(__u16 family, const __u8 addr[16], char *buf);
 int addr_parse(const char *s, __u16 *family, __u8 addr[16]);
 
 struct tuple_filter {
@@ -80,10 +85,14 @@ bool filter_match(const struct tuple_filter *f, const struct tuple *t);
 void tuple_finish(struct tuple *t);
 int tuple_list_push(struct tuple_list *l, const struct tuple *t);
 int tuple_list_read(int map_fd, const struct tuple_filter *f, struct tuple_list *out);
+/* most used first: < 0 when x comes before y */
+int tuple_order_cmp(const struct tuple *x, const struct tuple *y);
 void tuple_list_sort(struct tuple_list *l);
+void tuple_index_sort(const struct tuple_list *l, __u32 *idx, size_t n);
 void tuple_list_free(struct tuple_list *l);
 int tuple_key_to_json(const struct tuple_key *k, bool destination, cJSON *obj);
 int tuple_to_json(const struct tuple *t, cJSON *obj);
+void tuple_write_json(const struct tuple *t, struct jsonw *w);
 
 /* capacity.c: namespaces as the maps show them, and each tuple's capacity */
 struct ns_port {
@@ -115,8 +124,9 @@ struct ns_list {
 #define PORT_HIGH(r) ((r) >> 16)
 
 struct ns_summary *ns_find(struct ns_list *l, __u32 inum, bool create);
-int ns_list_build(struct ns_list *l, const struct tuple_list *tuples, int info_fd, int ports_fd,
-		  int local_tw_fd);
+struct tuple_table;
+int ns_list_build(struct ns_list *l, const struct tuple_list *tuples,
+		  const struct tuple_table *table, int info_fd, int ports_fd, int local_tw_fd);
 void ns_list_free(struct ns_list *l);
 int ns_to_json(const struct ns_summary *ns, cJSON *obj);
 bool tuple_is_loopback(const struct tuple_key *k);
@@ -146,9 +156,14 @@ struct report {
 	const char *host;
 	struct cgroup_resolver *cgroups; /* NULL: cgroup paths are not resolved */
 	__u64 unbuilt;			 /* events that could not be built (out of memory) */
+	struct jsonw line;		 /* tuple lines not yet given to the sink */
+	size_t nlines;
 };
 cJSON *report_new(struct report *r, const char *event);
 void report_emit(struct report *r, cJSON *ev);
+/* a tuple line, written without cJSON: a snapshot has one per tuple in use */
+void report_emit_tuple(struct report *r, const struct tuple *t);
+void report_flush(struct report *r);
 __u64 report_dropped(const struct report *r);
 int attribution_to_json(struct report *r, cJSON *obj, __u32 pid, __u32 tid, const char *comm,
 			__u32 uid, __u64 cgroup_id);

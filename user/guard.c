@@ -59,20 +59,33 @@ static int gkey_cmp(const void *a, const void *b)
 struct gentry {
 	struct guard_key key; /* first: sorted and searched by it */
 	struct guard_val val;
+	double util;
 };
+
+/* by destination, and of one destination the most used tuple first */
+static int gentry_cmp(const void *a, const void *b)
+{
+	const struct gentry *x = a, *y = b;
+	int c = gkey_cmp(&x->key, &y->key);
+
+	if (c)
+		return c;
+	if (x->util != y->util)
+		return x->util > y->util ? -1 : 1;
+	return memcmp(&x->val.tuple, &y->val.tuple, sizeof(x->val.tuple));
+}
 
 /*
  * Every destination whose most used tuple is at half the deny line or more gets
  * an entry: from then on the cgroup programs compare that tuple's live counts
- * with the line at every connect(). The list is sorted most used first, so the
- * first tuple of a destination is its most used one. Returns how many there are.
+ * with the line at every connect(). Returns how many there are.
  */
 int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, double deny_at)
 {
 	struct gentry *want = calloc(l->len + 1, sizeof(*want));
 	struct guard_key *keys = NULL;
 	struct guard_val *vals = NULL;
-	size_t n = 0, have = 0;
+	size_t n = 0, kept = 0, have = 0;
 	int err = 0;
 
 	if (!want)
@@ -89,8 +102,6 @@ int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, do
 		e.key.dport = t->key.dport;
 		e.key.family = t->key.family;
 		memcpy(e.key.daddr, t->key.daddr, 16);
-		if (n && lfind(&e.key, want, &n, sizeof(*want), gkey_cmp))
-			continue;
 		ns = ns_find(nl, t->key.netns, false);
 		reuse = ns && ns->has_info ? ns->tw_reuse : t->val.tw_reuse;
 		e.val.tuple = t->key;
@@ -98,13 +109,19 @@ int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, do
 		if (!e.val.deny_usage)
 			e.val.deny_usage = 1;
 		e.val.reuse = reuse == 1 || (reuse == 2 && tuple_is_loopback(&t->key));
+		e.util = t->utilization;
 		want[n++] = e;
 	}
+	/* one entry per destination: its most used tuple */
+	qsort(want, n, sizeof(*want), gentry_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (!kept || gkey_cmp(&want[i].key, &want[kept - 1].key))
+			want[kept++] = want[i];
+	n = kept;
 	for (size_t i = 0; i < n && !err; i++)
 		if (bpf_map_update_elem(dst_fd, &want[i].key, &want[i].val, BPF_ANY))
 			err = -errno;
 	/* destinations no longer near the line */
-	qsort(want, n, sizeof(*want), gkey_cmp);
 	if (!err)
 		err = map_read_all(dst_fd, sizeof(*keys), sizeof(*vals), (void **)&keys,
 				   (void **)&vals, &have);

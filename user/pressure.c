@@ -15,6 +15,7 @@
 #include <bpf/bpf.h>
 
 #include "pressure.h"
+#include "table.h"
 
 #define NSEC_PER_SEC   1e9
 #define TOP_PROCESSES  5
@@ -258,7 +259,6 @@ struct tracked {
 	__u64 failed; /* failed_connects at the previous check */
 	bool failing; /* a notice arrived since the previous check */
 	bool have_failed;
-	bool seen;   /* in the latest reading */
 	double util; /* at the latest check */
 	struct series series;
 };
@@ -628,37 +628,48 @@ static void check_one(struct pressure *p, struct tracked *tr, const struct tuple
 		pressure_emit(p, tr, prev, t, ns_find(nl, t->key.netns, false), l, now);
 }
 
-int pressure_check(struct pressure *p, const struct tuple_list *l, struct ns_list *nl, __u64 now)
+/* a tuple that changed starts being watched at a quarter of the warning line */
+static int watch_if_near(struct pressure *p, const struct tuple *t)
+{
+	struct tracked *tr;
+
+	if (t->utilization < p->cfg.warn / 4 || tracked_get(p, &t->key, false))
+		return 0;
+	tr = tracked_get(p, &t->key, true);
+	if (!tr)
+		return -ENOMEM;
+	/* failures from before it was watched are not new */
+	tr->failed = t->val.failed_connects;
+	tr->have_failed = true;
+	return 0;
+}
+
+int pressure_check(struct pressure *p, const struct tuple_table *tt, struct ns_list *nl, __u64 now)
 {
 	/* watched from a quarter of the warning line: the rate and trend are known by then */
 	double watch = p->cfg.warn / 4;
+	const struct tuple_list *l = &tt->list;
 	struct collect all;
+	int err = 0;
 
-	for (size_t i = 0; i < l->len; i++) {
-		const struct tuple *t = &l->items[i];
-		struct tracked *tr = tracked_get(p, &t->key, false);
+	/* a tuple below the watch line that did not change is still below it */
+	if (tt->all_changed)
+		for (size_t i = 0; i < l->len && !err; i++)
+			err = watch_if_near(p, &l->items[i]);
+	for (size_t i = 0; !tt->all_changed && i < tt->nchanges && !err; i++) {
+		const struct tuple *t = table_find(tt, &tt->changes[i].key);
 
-		if (!tr && t->utilization < watch)
-			continue;
-		if (!tr) {
-			tr = tracked_get(p, &t->key, true);
-			if (!tr)
-				return -ENOMEM;
-			/* failures from before it was watched are not new */
-			tr->failed = t->val.failed_connects;
-			tr->have_failed = true;
-		}
-		tr->seen = true;
-		check_one(p, tr, t, nl, l, now);
+		if (t)
+			err = watch_if_near(p, t);
 	}
+	if (err)
+		return err;
 	all = collect_all(p->tracked);
 	p->active = 0;
 	for (size_t i = 0; i < all.len; i++) {
 		struct tracked *tr = all.items[i];
 
-		if (!tr->seen)
-			check_one(p, tr, NULL, nl, l, now);
-		tr->seen = false;
+		check_one(p, tr, table_find(tt, &tr->key), nl, l, now);
 		if (tr->level != LEVEL_OK) {
 			p->active++;
 		} else if (!tr->failing && tr->util < watch) {
@@ -668,4 +679,20 @@ int pressure_check(struct pressure *p, const struct tuple_list *l, struct ns_lis
 	}
 	free(all.items);
 	return 0;
+}
+
+/* levels[i]: the level of the table's tuple i; from the tuples being watched, the rest are ok */
+void pressure_levels(struct pressure *p, const struct tuple_table *tt, __u8 *levels)
+{
+	struct collect all = collect_all(p->tracked);
+
+	memset(levels, LEVEL_OK, tt->list.len);
+	for (size_t i = 0; i < all.len; i++) {
+		const struct tracked *tr = all.items[i];
+		const struct tuple *t = table_find(tt, &tr->key);
+
+		if (t)
+			levels[t - tt->list.items] = tr->level;
+	}
+	free(all.items);
 }

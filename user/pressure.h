@@ -90,8 +90,13 @@ void pressure_free(struct pressure *p);
 void pressure_failing(struct pressure *p, const struct tuple_key *key);
 /* reads the openers map; its per-process counts feed top_processes */
 int pressure_openers(struct pressure *p, int openers_fd, __u64 now);
-/* a check over a fresh reading of every tuple: pressure events on level changes */
-int pressure_check(struct pressure *p, const struct tuple_list *l, struct ns_list *nl, __u64 now);
+/*
+ * A check: the tuples that changed (all of them after a full read) and those
+ * being watched are looked at; pressure events on level changes.
+ */
+struct tuple_table;
+int pressure_check(struct pressure *p, const struct tuple_table *t, struct ns_list *nl, __u64 now);
+void pressure_levels(struct pressure *p, const struct tuple_table *t, __u8 *levels);
 /* a tuple's level at the latest check */
 enum level pressure_level(struct pressure *p, const struct tuple_key *key);
 /* tuples not at ok now */

@@ -33,6 +33,7 @@ void report_emit(struct report *r, cJSON *ev)
 {
 	char *s;
 
+	report_flush(r); /* lines in the order they were made */
 	if (!ev) {
 		r->unbuilt++;
 		return;
@@ -45,6 +46,51 @@ void report_emit(struct report *r, cJSON *ev)
 	}
 	sink_put(r->sink, s);
 	cJSON_free(s);
+}
+
+#define TUPLE_BATCH (64 * 1024) /* tuple lines go to the sink this many bytes at a time */
+
+/* the tuple lines written so far, as one piece: a snapshot of many tuples is few writes */
+void report_flush(struct report *r)
+{
+	if (r->nlines)
+		sink_put_lines(r->sink, r->line.buf, r->line.len - 1, r->nlines);
+	r->line.len = 0;
+	r->line.comma = false;
+	r->nlines = 0;
+}
+
+void report_emit_tuple(struct report *r, const struct tuple *t)
+{
+	size_t start = r->line.len;
+	struct timespec now;
+	char ts[40];
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (format_rfc3339_ms(&now, ts, sizeof(ts))) {
+		r->unbuilt++;
+		return;
+	}
+	r->line.comma = false;
+	jw_open(&r->line, '{');
+	jw_str(&r->line, "ts", ts);
+	jw_str(&r->line, "event", "tuple");
+	jw_str(&r->line, "host", r->host);
+	jw_u64(&r->line, "schema_version", EPH_SCHEMA_VERSION);
+	tuple_write_json(t, &r->line);
+	jw_close(&r->line, '}');
+	jw_raw(&r->line, "\n", 1);
+	if (r->line.oom) {
+		/* what was written before still goes */
+		r->line.oom = false;
+		r->line.len = start;
+		r->unbuilt++;
+		report_flush(r);
+		return;
+	}
+	r->nlines++;
+	if (r->line.len >= TUPLE_BATCH)
+		report_flush(r);
 }
 
 /* lines lost: not built, not queued (the sink was too slow) or not written */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/uio.h>
 
 #include "ephport.h"
 #include "sink.h"
@@ -20,6 +21,7 @@
 struct line {
 	struct line *next;
 	size_t len;
+	size_t lines; /* text holds this many lines */
 	char text[]; /* with its '\n' */
 };
 
@@ -42,30 +44,52 @@ static int open_path(const char *path)
 	return fd < 0 ? -errno : fd;
 }
 
+/* one line, however many writes it takes; false when the sink refused it */
+static bool write_line(struct sink *s, const struct line *l, size_t off)
+{
+	while (off < l->len) {
+		ssize_t n = write(s->fd, l->text + off, l->len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		off += n;
+	}
+	return true;
+}
+
+#define BATCH_IOV 256 /* lines per writev(): a snapshot of many tuples is a few calls */
+
 /* writes a batch; on failure the rest of the batch is dropped */
 static void write_batch(struct sink *s, struct line *l)
 {
+	struct iovec iov[BATCH_IOV];
+	struct line *part[BATCH_IOV];
 	bool failed = false;
 
 	while (l) {
-		struct line *next = l->next;
-		size_t off = 0;
+		size_t n = 0, done;
+		ssize_t w = -1;
 
-		while (!failed && off < l->len) {
-			ssize_t n = write(s->fd, l->text + off, l->len - off);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				failed = true;
-				break;
-			}
-			off += n;
+		for (; l && n < BATCH_IOV; l = l->next, n++) {
+			part[n] = l;
+			iov[n] = (struct iovec){ .iov_base = l->text, .iov_len = l->len };
 		}
-		if (failed || off < l->len)
-			atomic_fetch_add(&s->dropped, 1);
-		free(l);
-		l = next;
+		while (!failed && (w = writev(s->fd, iov, n)) < 0 && errno == EINTR)
+			;
+		done = w > 0 ? (size_t)w : 0;
+		/* what a short write left: line by line */
+		for (size_t i = 0; i < n; i++) {
+			size_t off = done < part[i]->len ? done : part[i]->len;
+
+			done -= off;
+			if (failed || w < 0 || (off < part[i]->len && !write_line(s, part[i], off))) {
+				failed = true;
+				atomic_fetch_add(&s->dropped, part[i]->lines);
+			}
+			free(part[i]);
+		}
 	}
 }
 
@@ -140,33 +164,40 @@ int sink_open(struct sink **out, const char *path, size_t max_queued)
 	return 0;
 }
 
-int sink_put(struct sink *s, const char *text)
+int sink_put_lines(struct sink *s, const char *text, size_t len, size_t lines)
 {
-	size_t len = strlen(text);
 	struct line *l = malloc(sizeof(*l) + len + 1);
 
 	if (!l) {
-		atomic_fetch_add(&s->dropped, 1);
+		atomic_fetch_add(&s->dropped, lines);
 		return -ENOMEM;
 	}
 	memcpy(l->text, text, len);
 	l->text[len] = '\n';
 	l->len = len + 1;
+	l->lines = lines;
 	l->next = NULL;
 	pthread_mutex_lock(&s->lock);
 	/* into an empty queue any line fits, however long */
 	if (s->queued && s->queued + l->len > s->max_queued) {
 		pthread_mutex_unlock(&s->lock);
 		free(l);
-		atomic_fetch_add(&s->dropped, 1);
+		atomic_fetch_add(&s->dropped, lines);
 		return -ENOBUFS;
 	}
+	/* the writer waits only on an empty queue */
+	if (!s->head)
+		pthread_cond_signal(&s->wake);
 	*s->tail = l;
 	s->tail = &l->next;
 	s->queued += l->len;
-	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+int sink_put(struct sink *s, const char *text)
+{
+	return sink_put_lines(s, text, strlen(text), 1);
 }
 
 void sink_reopen(struct sink *s)

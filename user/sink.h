@@ -12,6 +12,8 @@ struct sink;
 int sink_open(struct sink **s, const char *path, size_t max_queued);
 /* queues one line (without '\n'); never blocks; -ENOBUFS when it was dropped */
 int sink_put(struct sink *s, const char *text);
+/* len bytes of lines joined by '\n', its last without one: queued (or dropped) as one */
+int sink_put_lines(struct sink *s, const char *text, size_t len, size_t lines);
 /* open the file again at its path, for logrotate (SIGHUP) */
 void sink_reopen(struct sink *s);
 __u64 sink_dropped(const struct sink *s);

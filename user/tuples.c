@@ -10,6 +10,8 @@
 
 #include "ephport.h"
 
+static void tuple_write_json_slow(const struct tuple *t, struct jsonw *w);
+
 /* the states that hold a local port, in the order users read them */
 static const struct {
 	const char *name;
@@ -91,33 +93,56 @@ int tuple_list_push(struct tuple_list *l, const struct tuple *t)
 	return 0;
 }
 
-int tuple_list_read(int map_fd, const struct tuple_filter *f, struct tuple_list *out)
+struct list_read {
+	const struct tuple_filter *f;
+	struct tuple_list *out;
+};
+
+static int list_read_batch(const void *keys, const void *vals, size_t n, void *arg)
 {
-	struct tuple_key *keys;
-	struct tuple_val *vals;
-	size_t n;
-	int err;
+	struct list_read *r = arg;
+	int err = 0;
 
-	err = map_read_all(map_fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals,
-			   &n);
-	if (err)
-		return err;
 	for (size_t i = 0; i < n && !err; i++) {
-		struct tuple t = { .key = keys[i], .val = vals[i] };
+		struct tuple t = { .key = ((const struct tuple_key *)keys)[i],
+				   .val = ((const struct tuple_val *)vals)[i] };
 
-		out->seen++;
+		r->out->seen++;
 		tuple_finish(&t);
-		if (!f || filter_match(f, &t))
-			err = tuple_list_push(out, &t);
+		if (!r->f || filter_match(r->f, &t))
+			err = tuple_list_push(r->out, &t);
 	}
-	free(keys);
-	free(vals);
 	return err;
 }
 
-static int tuple_cmp(const void *a, const void *b)
+/* room for every entry the map can hold: pages never written cost no memory */
+static int list_reserve(int map_fd, struct tuple_list *l)
 {
-	const struct tuple *x = a, *y = b;
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+	struct tuple *items;
+
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &len) || info.max_entries <= l->cap)
+		return 0;
+	items = realloc(l->items, info.max_entries * sizeof(*items));
+	if (!items)
+		return -ENOMEM;
+	l->items = items;
+	l->cap = info.max_entries;
+	return 0;
+}
+
+int tuple_list_read(int map_fd, const struct tuple_filter *f, struct tuple_list *out)
+{
+	struct list_read r = { .f = f, .out = out };
+	int err = f ? 0 : list_reserve(map_fd, out);
+
+	return err ? err : map_read_each(map_fd, sizeof(struct tuple_key), sizeof(struct tuple_val),
+					  list_read_batch, &r);
+}
+
+int tuple_order_cmp(const struct tuple *x, const struct tuple *y)
+{
 
 	if (x->utilization != y->utilization)
 		return x->utilization > y->utilization ? -1 : 1;
@@ -132,11 +157,30 @@ static int tuple_cmp(const void *a, const void *b)
 	return memcmp(&x->key, &y->key, sizeof(x->key));
 }
 
+static int tuple_cmp(const void *a, const void *b)
+{
+	return tuple_order_cmp(a, b);
+}
+
 /* nearest to exhaustion first; ties broken so that the order is stable between runs */
 void tuple_list_sort(struct tuple_list *l)
 {
 	if (l->len)
 		qsort(l->items, l->len, sizeof(*l->items), tuple_cmp);
+}
+
+static int tuple_index_cmp(const void *a, const void *b, void *arg)
+{
+	const struct tuple *items = arg;
+
+	return tuple_order_cmp(&items[*(const __u32 *)a], &items[*(const __u32 *)b]);
+}
+
+/* idx[] (indices into l) in tuple_list_sort()'s order, the tuples left where they are */
+void tuple_index_sort(const struct tuple_list *l, __u32 *idx, size_t n)
+{
+	if (n)
+		qsort_r(idx, n, sizeof(*idx), tuple_index_cmp, l->items);
 }
 
 void tuple_list_free(struct tuple_list *l)
@@ -168,24 +212,174 @@ int tuple_key_to_json(const struct tuple_key *k, bool destination, cJSON *obj)
 	return err ? -ENOMEM : 0;
 }
 
+/* a tuple's members into a cJSON object (pressure lines), from tuple_write_json()'s text */
 int tuple_to_json(const struct tuple *t, cJSON *obj)
 {
-	int err = tuple_key_to_json(&t->key, true, obj);
+	struct jsonw w = { 0 };
+	cJSON *parsed, *item;
 
-	if (err)
-		return err;
+	if (t->key.family != AF_INET && t->key.family != AF_INET6)
+		return -EINVAL;
+	jw_open(&w, '{');
+	tuple_write_json(t, &w);
+	jw_close(&w, '}');
+	parsed = w.oom ? NULL : cJSON_Parse(w.buf);
+	jw_free(&w);
+	if (!parsed)
+		return -ENOMEM;
+	while ((item = parsed->child)) {
+		cJSON_DetachItemViaPointer(parsed, item);
+		if (!cJSON_AddItemToObject(obj, item->string, item)) {
+			cJSON_Delete(item);
+			cJSON_Delete(parsed);
+			return -ENOMEM;
+		}
+	}
+	cJSON_Delete(parsed);
+	return 0;
+}
+
+/* v in decimal at p; returns the end */
+static char *put_dec(char *p, __s64 v)
+{
+	char tmp[24];
+	int i = sizeof(tmp);
+	__u64 u = v < 0 ? -(__u64)v : (__u64)v;
+
+	if (v >= 0 && v < 10) { /* most counts of most tuples */
+		*p = '0' + v;
+		return p + 1;
+	}
+	do {
+		tmp[--i] = '0' + u % 10;
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*p++ = '-';
+	memcpy(p, tmp + i, sizeof(tmp) - i);
+	return p + sizeof(tmp) - i;
+}
+
+/* a member's name with its quotes, colon and the comma before it */
+#define PUT_KEY(p, lit) (memcpy((p), "," lit ":", sizeof(lit) + 1), (p) + sizeof(lit) + 1)
+
+/* members' names as written: comma, quotes and colon; copied whole, len of them used */
+struct put_key {
+	char text[24];
+	size_t len;
+};
+#define KEY_TEXT(name) { "," #name ":", sizeof(#name) + 1 }
+
+static const struct put_key state_keys[] = {
+	/* live_states' names, in its order */
+	KEY_TEXT("syn_sent"),  KEY_TEXT("syn_recv"),   KEY_TEXT("established"),
+	KEY_TEXT("fin_wait1"), KEY_TEXT("fin_wait2"),  KEY_TEXT("close_wait"),
+	KEY_TEXT("last_ack"),  KEY_TEXT("closing"),
+};
+static const struct put_key count_keys[] = {
+	KEY_TEXT("time_wait"), KEY_TEXT("time_wait_reusable"), KEY_TEXT("in_use"),
+	KEY_TEXT("usage"),     KEY_TEXT("capacity"),
+};
+_Static_assert(sizeof(state_keys) / sizeof(state_keys[0]) ==
+		       sizeof(live_states) / sizeof(live_states[0]),
+	       "a written name per live state");
+
+/*
+ * tuple_to_json()'s members, written straight into the buffer: a snapshot or a
+ * query writes one per tuple, 65,536 of them at most, and cJSON and printf
+ * take most of a second for that. The numbers read as cJSON prints them.
+ */
+void tuple_write_json(const struct tuple *t, struct jsonw *w)
+{
+	const struct tuple_key *k = &t->key;
+	const __s64 counts[] = { t->time_wait, t->reusable, t->in_use, t->usage, t->capacity };
+	__s64 util = llround(t->utilization * 10000);
+	char buf[1024], *p = buf;
+
+	if (k->family != AF_INET || llabs(util) > 1000000000000ll ||
+	    t->val.connects >= (1ull << 53) || t->val.failed_connects >= (1ull << 53) ||
+	    t->val.bound_connects >= (1ull << 53)) {
+		tuple_write_json_slow(t, w);
+		return;
+	}
+	/* the first member gets its comma only after others */
+	p = PUT_KEY(p, "\"netns\"");
+	p = put_dec(p, k->netns);
+	p = PUT_KEY(p, "\"family\"");
+	p = (memcpy(p, "\"ipv4\"", 6), p + 6);
+	p = PUT_KEY(p, "\"saddr\"");
+	*p++ = '"';
+	p += addr_put(AF_INET, k->saddr, p);
+	*p++ = '"';
+	p = PUT_KEY(p, "\"daddr\"");
+	*p++ = '"';
+	p += addr_put(AF_INET, k->daddr, p);
+	*p++ = '"';
+	p = PUT_KEY(p, "\"dport\"");
+	p = put_dec(p, k->dport);
+	for (size_t i = 0; i < sizeof(live_states) / sizeof(live_states[0]); i++) {
+		p = (memcpy(p, state_keys[i].text, sizeof(state_keys[i].text)),
+		     p + state_keys[i].len);
+		p = put_dec(p, t->val.states[live_states[i].state]);
+	}
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		p = (memcpy(p, count_keys[i].text, sizeof(count_keys[i].text)),
+		     p + count_keys[i].len);
+		p = put_dec(p, counts[i]);
+	}
+	/* utilization in ten-thousandths, as "%1.15g" prints it: no trailing zeros */
+	p = PUT_KEY(p, "\"utilization\"");
+	if (util < 0) {
+		*p++ = '-';
+		util = -util;
+	}
+	p = put_dec(p, util / 10000);
+	if (util % 10000) {
+		int frac = util % 10000, digits = 4;
+
+		while (frac % 10 == 0) {
+			frac /= 10;
+			digits--;
+		}
+		*p++ = '.';
+		for (int d = digits - 1; d >= 0; d--) {
+			p[d] = '0' + frac % 10;
+			frac /= 10;
+		}
+		p += digits;
+	}
+	p = PUT_KEY(p, "\"connects\"");
+	p = put_dec(p, t->val.connects);
+	p = PUT_KEY(p, "\"failed_connects\"");
+	p = put_dec(p, t->val.failed_connects);
+	p = PUT_KEY(p, "\"bound_connects\"");
+	p = put_dec(p, t->val.bound_connects);
+	/* buf starts with a comma: the object's first member has none unless others came */
+	jw_raw(w, w->comma ? buf : buf + 1, (size_t)(p - buf) - !w->comma);
+	w->comma = true;
+}
+
+/* the same with jsonw's general writers: IPv6, and numbers beyond the fast path */
+static void tuple_write_json_slow(const struct tuple *t, struct jsonw *w)
+{
+	const struct tuple_key *k = &t->key;
+
+	jw_u64(w, "netns", k->netns);
+	jw_str(w, "family", k->family == AF_INET ? "ipv4" : "ipv6");
+	jw_addr(w, "saddr", k->family, k->saddr);
+	jw_addr(w, "daddr", k->family, k->daddr);
+	jw_u64(w, "dport", k->dport);
 	for (size_t i = 0; i < sizeof(live_states) / sizeof(live_states[0]); i++)
-		err |= ADD_NUM(obj, live_states[i].name, t->val.states[live_states[i].state]);
-	err |= ADD_NUM(obj, "time_wait", t->time_wait);
-	err |= ADD_NUM(obj, "time_wait_reusable", t->reusable);
-	err |= ADD_NUM(obj, "in_use", t->in_use);
-	err |= ADD_NUM(obj, "usage", t->usage);
-	err |= ADD_NUM(obj, "capacity", t->capacity);
-	err |= ADD_NUM(obj, "utilization", round(t->utilization * 10000) / 10000);
-	err |= ADD_NUM(obj, "connects", t->val.connects);
-	err |= ADD_NUM(obj, "failed_connects", t->val.failed_connects);
-	err |= ADD_NUM(obj, "bound_connects", t->val.bound_connects);
-	return err ? -ENOMEM : 0;
+		jw_s64(w, live_states[i].name, t->val.states[live_states[i].state]);
+	jw_s64(w, "time_wait", t->time_wait);
+	jw_s64(w, "time_wait_reusable", t->reusable);
+	jw_s64(w, "in_use", t->in_use);
+	jw_s64(w, "usage", t->usage);
+	jw_s64(w, "capacity", t->capacity);
+	jw_double(w, "utilization", round(t->utilization * 10000) / 10000);
+	jw_u64(w, "connects", t->val.connects);
+	jw_u64(w, "failed_connects", t->val.failed_connects);
+	jw_u64(w, "bound_connects", t->val.bound_connects);
 }
 
 int stats_read(int stats_fd, struct agent_stats *st)

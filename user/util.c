@@ -101,64 +101,96 @@ int json_print_line(cJSON *obj)
 }
 
 /*
- * Every entry of a hash map, read in batches: the walk goes bucket by bucket, so
- * entries deleted meanwhile cannot make it start over and list one twice, as
- * get_next_key() does. *keys and *vals are malloc'ed arrays of *n entries.
+ * Every entry of a hash map, a batch at a time (bpf_map_lookup_batch): fn gets
+ * each batch while the buffers hold it. Entries added or deleted meanwhile may
+ * or may not be seen; none is seen twice.
  */
-int map_read_all(int fd, size_t ksz, size_t vsz, void **keys_out, void **vals_out, size_t *n)
+int map_read_each(int fd, size_t ksz, size_t vsz, map_batch_fn fn, void *arg)
 {
 	__u32 batch_in = 0, batch_out = 0, count, chunk = 1024;
 	char *keys = NULL, *vals = NULL;
-	size_t len = 0, cap = 0;
-	bool first = true;
+	bool first = true, last = false;
 	int err = 0;
 
-	for (;;) {
-		if (cap - len < chunk) {
-			size_t ncap = (cap ? cap : chunk) * 2;
-			char *k, *v;
-
-			while (ncap - len < chunk)
-				ncap *= 2;
-			k = realloc(keys, ncap * ksz);
-			if (k)
-				keys = k;
-			v = k ? realloc(vals, ncap * vsz) : NULL;
-			if (v)
-				vals = v;
-			if (!k || !v) {
+	while (!last) {
+		if (!keys) {
+			keys = malloc(chunk * ksz);
+			vals = malloc(chunk * vsz);
+			if (!keys || !vals) {
 				err = -ENOMEM;
 				break;
 			}
-			cap = ncap;
 		}
 		count = chunk;
-		err = bpf_map_lookup_batch(fd, first ? NULL : &batch_in, &batch_out,
-					   keys + len * ksz, vals + len * vsz, &count, NULL);
+		err = bpf_map_lookup_batch(fd, first ? NULL : &batch_in, &batch_out, keys, vals,
+					   &count, NULL);
 		if (err == -ENOSPC && count == 0) {
 			/* one bucket holds more than a chunk: read it again with room */
 			chunk *= 2;
-			err = 0;
+			free(keys);
+			free(vals);
+			keys = vals = NULL;
 			continue;
 		}
 		if (err && err != -ENOENT)
 			break;
-		len += count;
-		if (err == -ENOENT) { /* the last batch may still carry entries */
-			err = 0;
+		/* the last batch may still carry entries */
+		last = err == -ENOENT;
+		err = count ? fn(keys, vals, count, arg) : 0;
+		if (err)
 			break;
-		}
 		batch_in = batch_out;
 		first = false;
 	}
+	free(keys);
+	free(vals);
+	return err;
+}
+
+struct read_all {
+	size_t ksz, vsz, len, cap;
+	char *keys, *vals;
+};
+
+static int read_all_batch(const void *keys, const void *vals, size_t n, void *arg)
+{
+	struct read_all *r = arg;
+
+	if (r->len + n > r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 1024;
+		char *k, *v;
+
+		while (cap < r->len + n)
+			cap *= 2;
+		k = realloc(r->keys, cap * r->ksz);
+		if (k)
+			r->keys = k;
+		v = k ? realloc(r->vals, cap * r->vsz) : NULL;
+		if (v)
+			r->vals = v;
+		if (!k || !v)
+			return -ENOMEM;
+		r->cap = cap;
+	}
+	memcpy(r->keys + r->len * r->ksz, keys, n * r->ksz);
+	memcpy(r->vals + r->len * r->vsz, vals, n * r->vsz);
+	r->len += n;
+	return 0;
+}
+
+int map_read_all(int fd, size_t ksz, size_t vsz, void **keys_out, void **vals_out, size_t *n)
+{
+	struct read_all r = { .ksz = ksz, .vsz = vsz };
+	int err = map_read_each(fd, ksz, vsz, read_all_batch, &r);
+
 	if (err) {
-		free(keys);
-		free(vals);
+		free(r.keys);
+		free(r.vals);
 		return err;
 	}
-	*keys_out = keys;
-	*vals_out = vals;
-	*n = len;
+	*keys_out = r.keys;
+	*vals_out = r.vals;
+	*n = r.len;
 	return 0;
 }
 
@@ -169,4 +201,11 @@ __u64 mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
+
+int u32_cmp(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
 }

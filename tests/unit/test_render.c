@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "ephport.h"
@@ -199,4 +200,39 @@ Test(util, rfc3339_ms)
 	cr_assert_eq(format_rfc3339_ms(&ts, buf, sizeof(buf)), 0);
 	cr_assert_str_eq(buf, "2026-11-18T11:06:40.000Z");
 	cr_assert_eq(format_rfc3339_ms(&ts, buf, 10), -ENOSPC);
+}
+
+/* the tuple writer prints what cJSON prints of the same values, so a line reads the same */
+Test(tuple, writer_text_is_cjsons)
+{
+	const double utils[] = { 0, 1, 0.5, 0.1234, 0.00004, 0.00005, 0.99995, 1.25, 3, 0.1 };
+	const __s64 caps[] = { 28232, 1, 0, 64512 };
+
+	for (size_t u = 0; u < sizeof(utils) / sizeof(utils[0]); u++) {
+		for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
+			struct tuple t = make("198.18.0.1", 7000, (__s32)(u * 7), (__s32)c, u * 1000);
+			struct jsonw w = { 0 };
+			cJSON *o;
+			char *again;
+
+			t.val.states[EPH_TCP_FIN_WAIT1] = -3; /* shown as 0 */
+			tuple_finish(&t);
+			t.capacity = caps[c];
+			t.utilization = utils[u];
+			jw_open(&w, '{');
+			tuple_write_json(&t, &w);
+			jw_close(&w, '}');
+			cr_assert(!w.oom);
+			o = cJSON_Parse(w.buf);
+			cr_assert_not_null(o, "%s", w.buf);
+			again = cJSON_PrintUnformatted(o);
+			cr_assert_str_eq(w.buf, again);
+			cr_assert_eq(cJSON_GetObjectItem(o, "fin_wait1")->valuedouble, 0);
+			cr_assert_eq(cJSON_GetObjectItem(o, "utilization")->valuedouble,
+				     round(utils[u] * 10000) / 10000);
+			cJSON_free(again);
+			cJSON_Delete(o);
+			jw_free(&w);
+		}
+	}
 }

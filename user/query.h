@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * "ephport query" asks the running agent, over a root-only Unix socket, and
+ * prints what it answers: the agent's copy of the counts, brought up to date
+ * for the question (query.c the client, agent_query.c the agent's side,
+ * query_render.c what both print).
+ */
+#ifndef EPHPORT_QUERY_H
+#define EPHPORT_QUERY_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "ephport.h"
+#include "guard.h"
+
+#define EPH_QUERY_SOCK EPH_RUN_DIR "/query.sock"
+#define QUERY_VERSION  1
+
+struct query_req {
+	__u32 version;
+	__u32 json;
+	struct tuple_filter filter;
+};
+
+/* with an answer (err 0) comes the file that holds it, as SCM_RIGHTS */
+struct query_reply {
+	__s32 err; /* negative errno */
+	char msg[256];
+};
+
+/* what a query shows */
+struct query_view {
+	pid_t agent;
+	const struct tuple_list *tuples;
+	const __u32 *order; /* the tuples shown, indices into tuples, most used first */
+	size_t norder;
+	size_t seen; /* tuples in the map, shown or not */
+	const struct ns_list *nl;
+	const struct agent_stats *st;
+	const struct guard_info *guard;
+	const struct denial *denials;
+	size_t ndenials;
+};
+
+int query_render(FILE *out, const struct query_req *rq, const struct query_view *v);
+
+#endif /* EPHPORT_QUERY_H */
