@@ -33,7 +33,7 @@ def test_smoke_run_prints_every_figure(tmp_path):
                   "2 BPF ns per run (kernel.bpf_stats_enabled=1), RST churn",
                   "2 BPF ns per run, client FIN churn (TIME_WAIT)",
                   "TIME_WAIT sockets", "4 agent user space at maximum churn",
-                  "5 agent start-up", "6 map memory"):
+                  "5 agent start-up", "6 map memory", "7 the agent with"):
         assert title in text
     for row in ("no tracing", "ephport agent --guard", "tcpstates (libbpf-tools)",
                 "tuples_set_state", "tw_timer_start", "tw_timer_cancel", "connect_exit",
@@ -59,6 +59,12 @@ def test_smoke_run_prints_every_figure(tmp_path):
     if res["maps"]["measured"]:  # Linux 6.4+: the kernel reports what a map uses
         assert res["maps"]["bytes"]["tuples"] > res["maps"]["idle_bytes"]["tuples"]
     assert res["agent"]["peak_rss_kib"] > 0
+    # the agent saw every tuple the scale figure made, and each reading was timed
+    scale = res["scale"]["now"]
+    assert scale["tuples"] >= 500, scale
+    for key in ("query_json", "query_json_dst", "query_json_netns", "query_table",
+                "query_table_dst", "metrics", "rss_kib"):
+        assert scale[key] > 0, key
 
     # nothing left behind: namespaces, programs, the bpf_stats setting
     assert _netns() == before
