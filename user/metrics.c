@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,48 +25,6 @@
 #include "ephport.h"
 #include "metrics.h"
 #include "pressure.h"
-
-/* text */
-
-void text_printf(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (t->oom)
-		return;
-	for (;;) {
-		size_t room = t->cap - t->len;
-
-		va_start(ap, fmt);
-		n = vsnprintf(t->s ? t->s + t->len : NULL, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->oom = true;
-			return;
-		}
-		if ((size_t)n < room) {
-			t->len += n;
-			return;
-		}
-		size_t cap = t->cap ? t->cap * 2 : 16384;
-		while (cap - t->len <= (size_t)n)
-			cap *= 2;
-		char *s = realloc(t->s, cap);
-		if (!s) {
-			t->oom = true;
-			return;
-		}
-		t->s = s;
-		t->cap = cap;
-	}
-}
-
-void text_free(struct text *t)
-{
-	free(t->s);
-	memset(t, 0, sizeof(*t));
-}
 
 /* --metrics-addr */
 
@@ -177,45 +134,6 @@ void retired_free(struct retired_set *r)
 }
 
 /* rendering */
-
-static void family(struct text *t, const char *name, const char *type, const char *help)
-{
-	text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* a sample value as the format spells it: NaN, +Inf, -Inf or a number */
-static void value(struct text *t, double v)
-{
-	if (isnan(v))
-		text_printf(t, " NaN\n");
-	else if (isinf(v))
-		text_printf(t, " %sInf\n", v > 0 ? "+" : "-");
-	else if (fabs(v) < 1e15 && v == (double)(long long)v)
-		text_printf(t, " %lld\n", (long long)v);
-	else
-		text_printf(t, " %.15g\n", v);
-}
-
-/* one sample with no labels */
-static void plain(struct text *t, const char *name, const char *type, const char *help, double v)
-{
-	family(t, name, type, help);
-	text_printf(t, "%s", name);
-	value(t, v);
-}
-
-/* a label value: backslash, double quote and line feed escaped */
-static void label_value(struct text *t, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			text_printf(t, "\\%c", *s);
-		else if (*s == '\n')
-			text_printf(t, "\\n");
-		else
-			text_printf(t, "%c", *s);
-	}
-}
 
 static void tuple_labels(struct text *t, const struct tuple_key *k)
 {
@@ -333,15 +251,6 @@ static void render_tuples(const struct metrics_view *v, struct text *t, size_t t
 			value(t, tuple_field(v, i, f));
 		}
 	}
-}
-
-/* one sample with one label */
-static void labelled(struct text *t, const char *name, const char *label, const char *lv, double v)
-{
-	text_printf(t, "%s{%s=\"", name, label);
-	label_value(t, lv);
-	text_printf(t, "\"}");
-	value(t, v);
 }
 
 /* a namespace's sums over all its tuples, exported or not */

@@ -10,6 +10,7 @@
 
 #include "ephport.h"
 #include "cost.h"
+#include "promtext.h"
 
 #define METRICS_TOP_DEFAULT 100
 #define METRICS_TOP_MAX	    100000
@@ -25,16 +26,6 @@ struct metrics_addr {
 
 /* 0, or -EINVAL */
 int metrics_addr_parse(const char *s, struct metrics_addr *out);
-
-/* a growing text; an allocation failure sticks (oom) and the text is dropped */
-struct text {
-	char *s;
-	size_t len, cap;
-	bool oom;
-};
-
-void text_printf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void text_free(struct text *t);
 
 /* counters of tuples the agent forgot (idle expiry), so that sums never go down */
 struct retired {
