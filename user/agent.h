@@ -18,6 +18,7 @@
 #include "guard.h"
 #include "kernel.h"
 #include "metrics.h"
+#include "metrics_http.h"
 #include "netns.h"
 #include "pressure.h"
 #include "sink.h"

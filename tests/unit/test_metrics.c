@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "metrics_http.h"
 #include "pressure.h"
 
 Test(metrics_addr, accepts_ipv4_ipv6_and_wildcard)
