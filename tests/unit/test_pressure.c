@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include "pressure.h"
+#include "series.h"
 
 #define S 1000000000ull
 
