@@ -34,28 +34,6 @@ struct alert_cfg {
 enum level level_next(const struct alert_cfg *c, enum level cur, double util, bool failing,
 		      __u64 now, __u64 *hot_ns);
 
-/* what the numbers say to do: one advice and the measured reason behind it */
-struct hint {
-	const char *id;
-	char advice[192];
-	char reason[256];
-};
-
-struct hint_input {
-	const struct tuple *t;
-	__u32 port_range;      /* low | high << 16 */
-	int tw_reuse;	       /* net.ipv4.tcp_tw_reuse, -1 unknown */
-	double connects_per_s; /* NAN unknown */
-	__u64 bound_recent;    /* active opens bound before connect() within the window */
-	size_t sources;	       /* source addresses in use towards this daddr:dport, this netns */
-	size_t destinations; /* daddrs in use on this dport and family, this netns (1 or 2: more) */
-};
-
-#define MAX_HINTS 6
-/* the hints that apply, most useful first; at least one */
-size_t hints_build(const struct hint_input *in, struct hint *out, size_t max);
-int hint_to_json(const struct hint *h, cJSON *obj);
-
 /* the agent's side: tuples being watched, who opens connections to them */
 struct pressure;
 int pressure_new(struct pressure **p, const struct alert_cfg *cfg, struct report *r);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <criterion/criterion.h>
 
+#include "hints.h"
 #include "pressure.h"
 #include "series.h"
 
