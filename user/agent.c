@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "objects.h"
 #include "cgroup.h"
 #include "ephport.skel.h"
 
@@ -128,7 +129,7 @@ static void emit_start(struct agent *a)
 		goto out;
 	if (!cJSON_AddStringToObject(ev, "version", EPHPORT_VERSION) ||
 	    kernel_to_json(&a->kernel, ev) || !cJSON_AddNumberToObject(ev, "pid", getpid()) ||
-	    !cJSON_AddStringToObject(ev, "pin_dir", EPH_PIN_DIR) ||
+	    !cJSON_AddStringToObject(ev, "pin_dir", EPH_PIN_DIR) || objects_to_json(ev) ||
 	    !(settings = cJSON_AddObjectToObject(ev, "settings")) ||
 	    !cJSON_AddNumberToObject(settings, "interval", a->opts.interval) ||
 	    !cJSON_AddNumberToObject(settings, "max_tuples", a->opts.max_tuples) ||

@@ -20,6 +20,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "objects.h"
 #include "cgroup.h"
 #include "ephport.skel.h"
 
@@ -96,10 +97,6 @@ int agent_ensure_bpffs(void)
 	return 0;
 }
 
-static const char *const pinned_maps[] = { "tuples",   "stats",	     "ports",
-					   "local_tw", "netns_info", "failures",
-					   "openers",  "guard_info", "denials" };
-
 /* pins of agents before 0.2, which a killed one may have left */
 static const char *const old_pins[] = { "sockets", "timewait" };
 
@@ -107,8 +104,10 @@ void agent_unpin_all(void)
 {
 	char path[256];
 
-	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
-		snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", pinned_maps[i]);
+	for (size_t i = 0; i < eph_nmaps; i++) {
+		if (!(eph_maps[i].use & OBJ_PIN))
+			continue;
+		snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", eph_maps[i].name);
 		unlink(path);
 	}
 	for (size_t i = 0; i < sizeof(old_pins) / sizeof(old_pins[0]); i++) {
@@ -120,11 +119,6 @@ void agent_unpin_all(void)
 
 int agent_pin_maps(struct agent *a)
 {
-	struct bpf_map *maps[] = { a->skel->maps.tuples,     a->skel->maps.stats,
-				   a->skel->maps.ports,	     a->skel->maps.local_tw,
-				   a->skel->maps.netns_info, a->skel->maps.failures,
-				   a->skel->maps.openers,    a->skel->maps.guard_info,
-				   a->skel->maps.denials };
 	char path[256];
 	int err;
 
@@ -135,9 +129,13 @@ int agent_pin_maps(struct agent *a)
 		return -1;
 	}
 	a->pinned = true;
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", pinned_maps[i]);
-		err = bpf_map__pin(maps[i], path);
+	for (size_t i = 0; i < eph_nmaps; i++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(a->skel->obj, eph_maps[i].name);
+
+		if (!(eph_maps[i].use & OBJ_PIN))
+			continue;
+		snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", eph_maps[i].name);
+		err = m ? bpf_map__pin(m, path) : -ENOENT;
 		if (err) {
 			eph_err("cannot pin map at %s: %s", path, strerror(-err));
 			return -1;

@@ -20,6 +20,7 @@
 
 #include "ephport.h"
 #include "cost.h"
+#include "objects.h"
 #include "ephport.skel.h"
 
 int proc_field(const char *text, const char *key, const char *unit, __u64 *out)
@@ -97,23 +98,20 @@ static __u64 cpu_us(void)
 
 void cost_init(struct cost *c, struct ephport_bpf *skel)
 {
-	const struct bpf_map *maps[COST_MAPS] = {
-		skel->maps.tuples,   skel->maps.ports,	     skel->maps.local_tw,
-		skel->maps.fw2,	     skel->maps.bound_socks, skel->maps.claims,
-		skel->maps.failures, skel->maps.openers,     skel->maps.denials,
-		skel->maps.cg_ports, skel->maps.guard_dst,   skel->maps.notices,
-		skel->maps.changes,
-	};
-
+	c->nmaps = 0;
+	for (size_t i = 0; i < eph_nmaps && c->nmaps < COST_MAPS; i++)
+		if (eph_maps[i].use & OBJ_COST)
+			c->maps[c->nmaps++].map =
+				bpf_object__find_map_by_name(skel->obj, eph_maps[i].name);
+	c->skel = skel;
 	c->skel = skel;
 	snprintf(c->status.path, sizeof(c->status.path), "/proc/self/status");
 	snprintf(c->bpf_stats.path, sizeof(c->bpf_stats.path),
 		 "/proc/sys/kernel/bpf_stats_enabled");
 	c->status.fd = c->bpf_stats.fd = -1;
-	for (size_t i = 0; i < COST_MAPS; i++) {
-		c->maps[i].map = maps[i];
+	for (size_t i = 0; i < c->nmaps; i++) {
 		snprintf(c->maps[i].fdinfo.path, sizeof(c->maps[i].fdinfo.path),
-			 "/proc/self/fdinfo/%d", bpf_map__fd(maps[i]));
+			 "/proc/self/fdinfo/%d", c->maps[i].map ? bpf_map__fd(c->maps[i].map) : -1);
 		c->maps[i].fdinfo.fd = -1;
 	}
 	c->cpu_us = cpu_us();
@@ -124,7 +122,7 @@ void cost_free(struct cost *c)
 {
 	proc_close(&c->status);
 	proc_close(&c->bpf_stats);
-	for (size_t i = 0; i < COST_MAPS; i++)
+	for (size_t i = 0; i < c->nmaps; i++)
 		proc_close(&c->maps[i].fdinfo);
 }
 
@@ -137,33 +135,22 @@ void cost_free(struct cost *c)
  */
 static int progs_read(struct cost *c, struct cost_reading *r)
 {
-	const struct {
-		const char *name;
-		const struct bpf_program *prog;
-	} progs[] = {
-		{ "tuples_set_state", c->skel->progs.tuples_set_state },
-		{ "tuples_backstop", c->skel->progs.tuples_backstop },
-		{ "tw_timer_start", c->skel->progs.tw_timer_start },
-		{ "tw_timer_cancel", c->skel->progs.tw_timer_cancel },
-		{ "connect_enter", c->skel->progs.connect_enter },
-		{ "connect_exit", c->skel->progs.connect_exit },
-		{ "bind_enter", c->skel->progs.bind_enter },
-		{ "bind_exit", c->skel->progs.bind_exit },
-		{ "guard_connect4", c->skel->progs.guard_connect4 },
-		{ "guard_connect6", c->skel->progs.guard_connect6 },
-	};
 	int n = 0;
 
-	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && n < COST_PROGS; i++) {
+	for (size_t i = 0; i < eph_nprogs && n < COST_PROGS; i++) {
+		const struct bpf_program *prog =
+			bpf_object__find_program_by_name(c->skel->obj, eph_progs[i].name);
 		struct bpf_prog_info info = { 0 };
 		__u32 len = sizeof(info);
-		int fd = bpf_program__fd(progs[i].prog);
+		int fd = prog ? bpf_program__fd(prog) : -1;
 
+		if (!(eph_progs[i].use & OBJ_COST))
+			continue;
 		if (fd < 0)
 			continue; /* not loaded: the guard's without --guard, one of a pair */
 		if (bpf_obj_get_info_by_fd(fd, &info, &len))
 			return -1;
-		r->progs[n].name = progs[i].name;
+		r->progs[n].name = eph_progs[i].name;
 		r->progs[n].runs = info.run_cnt;
 		r->progs[n].run_time_ns = info.run_time_ns;
 		r->progs[n++].missed = info.recursion_misses;
@@ -177,8 +164,8 @@ static size_t maps_read(struct cost *c, struct cost_reading *r)
 	char text[1024];
 	size_t n = 0;
 
-	for (size_t i = 0; i < COST_MAPS; i++) {
-		if (proc_read(&c->maps[i].fdinfo, text, sizeof(text)) ||
+	for (size_t i = 0; i < c->nmaps; i++) {
+		if (!c->maps[i].map || proc_read(&c->maps[i].fdinfo, text, sizeof(text)) ||
 		    proc_field(text, "max_entries", "", &r->maps[n].max_entries) ||
 		    proc_field(text, "memlock", "", &r->maps[n].bytes))
 			continue;

@@ -17,8 +17,8 @@ struct proc_file {
 	int fd; /* -1: opened at the next reading */
 };
 
-/* the maps that hold data: tuples, ports, ... notices */
-#define COST_MAPS 13
+/* the maps whose memory is shown (OBJ_COST in objects.c), at most */
+#define COST_MAPS 16
 
 struct cost {
 	struct ephport_bpf *skel;
@@ -27,6 +27,7 @@ struct cost {
 		const struct bpf_map *map;
 		struct proc_file fdinfo;
 	} maps[COST_MAPS];
+	size_t nmaps;
 	__u64 cpu_us, at_ns; /* at the previous stats line */
 };
 

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The BPF object's maps and programs, and who uses each (objects.h). */
+#include <errno.h>
+#include <stdio.h>
+
+#include "ephport.h"
+#include "objects.h"
+
+const struct eph_object eph_maps[] = {
+	/* clang-format off */
+	{ "tuples",	  OBJ_PIN | OBJ_COST, "the counts per destination tuple" },
+	{ "changes",	  OBJ_COST,	      "keys of the tuples changed since the last check" },
+	{ "stats",	  OBJ_PIN,	      "per-CPU counters of what could not be recorded" },
+	{ "ports",	  OBJ_PIN | OBJ_COST, "ports held by listeners and bind()" },
+	{ "local_tw",	  OBJ_PIN | OBJ_COST, "TIME_WAIT sockets no tuple owns, per port" },
+	{ "fw2",	  OBJ_COST,	      "FIN-WAIT-2 minisockets" },
+	{ "bound_socks",  OBJ_COST,	      "bind()-ed active opens and their ports" },
+	{ "claims",	  OBJ_COST,	      "who counted a socket during the start-up walk" },
+	{ "nsphase",	  0,		      "namespaces the start-up walk has not done" },
+	{ "netns_info",	  OBJ_PIN,	      "what the agent read inside each namespace" },
+	{ "failures",	  OBJ_PIN | OBJ_COST, "failing connect() and bind() per tuple and process" },
+	{ "notices",	  OBJ_COST,	      "a tuple that starts failing, at once" },
+	{ "calls",	  0,		      "a failing connect() or bind() until it returns" },
+	{ "openers",	  OBJ_PIN | OBJ_COST, "who opens connections to busy tuples" },
+	{ "retiring",	  0,		      "tuples the agent is about to forget" },
+	{ "marks",	  0,		      "state changes the main program counted (backstop)" },
+	{ "cg_ports",	  OBJ_COST,	      "sockets per cgroup and destination (--quota)" },
+	{ "guard_dst",	  OBJ_COST,	      "destinations near the guard's line" },
+	{ "guard_exempt", 0,		      "cgroups the guard never refuses" },
+	{ "guard_info",	  OBJ_PIN,	      "the guard's settings, for 'guard status'" },
+	{ "denials",	  OBJ_PIN | OBJ_COST, "refused connect()s per tuple, cgroup and reason" },
+	/* clang-format on */
+};
+const size_t eph_nmaps = sizeof(eph_maps) / sizeof(eph_maps[0]);
+
+/* those that run on events and the guard's; which load depends on the kernel and --guard */
+const struct eph_object eph_progs[] = {
+	{ "tuples_set_state", OBJ_COST, "counts every TCP state change" },
+	{ "tuples_backstop", OBJ_COST, "counts the changes the first one was not run for" },
+	{ "tw_timer_start", OBJ_COST, "a TIME_WAIT socket starts counting" },
+	{ "tw_timer_cancel", OBJ_COST, "a TIME_WAIT socket ends" },
+	{ "connect_enter", OBJ_COST, "a connect() call's arguments (before 5.15)" },
+	{ "connect_exit", OBJ_COST, "a connect() that found no port: who" },
+	{ "bind_enter", OBJ_COST, "a bind() call's arguments (before 5.15)" },
+	{ "bind_exit", OBJ_COST, "a bind() that found no port: who" },
+	{ "guard_connect4", OBJ_COST, "the guard, IPv4" },
+	{ "guard_connect6", OBJ_COST, "the guard, IPv6" },
+};
+const size_t eph_nprogs = sizeof(eph_progs) / sizeof(eph_progs[0]);
+
+int objects_to_json(cJSON *obj)
+{
+	cJSON *maps = cJSON_AddObjectToObject(obj, "maps");
+	cJSON *progs = cJSON_AddArrayToObject(obj, "programs");
+	char path[256];
+
+	if (!maps || !progs)
+		return -ENOMEM;
+	for (size_t i = 0; i < eph_nmaps; i++) {
+		snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", eph_maps[i].name);
+		if (!(eph_maps[i].use & OBJ_PIN ? cJSON_AddStringToObject(maps, eph_maps[i].name, path) :
+						  cJSON_AddNullToObject(maps, eph_maps[i].name)))
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < eph_nprogs; i++) {
+		cJSON *s = cJSON_CreateString(eph_progs[i].name);
+
+		if (!s || !cJSON_AddItemToArray(progs, s)) {
+			cJSON_Delete(s);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
