@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The agent's state and options, shared by its three files: agent.c (the run:
- * start-up, checks, snapshots, lines), agent_bpf.c (the BPF object: what the
- * kernel offers, loading, pinning, attaching, the guard's cgroups) and
- * agent_opts.c (the command line).
+ * The agent's state and options, shared by its files: agent.c (start-up, the
+ * loop, the end), agent_check.c (the checks), agent_lines.c (its own lines),
+ * agent_upkeep.c (namespaces, forgetting), agent_query.c (answering query),
+ * agent_bpf.c (the BPF object: what the kernel offers, loading, pinning,
+ * attaching, the guard's cgroups) and agent_opts.c (the command line).
  */
 #ifndef EPHPORT_AGENT_H
 #define EPHPORT_AGENT_H
@@ -113,9 +114,22 @@ int agent_load_bpf(struct agent *a);
 int agent_attach_bpf(struct agent *a);
 int agent_guard_setup(struct agent *a);
 
-/* agent.c: the tuples brought up to date; the tuples most used first (indices) */
+#define MAX_RETIRING 1024 /* the "retiring" map's size: tuples forgotten per snapshot */
+
+/* agent_check.c: the tuples brought up to date; the tuples most used first (indices) */
 int agent_refresh(struct agent *a);
 const __u32 *agent_sorted_view(struct agent *a);
+int agent_watch_setup(struct agent *a);
+int agent_check(struct agent *a);
+
+/* agent_lines.c */
+void agent_emit_start(struct agent *a);
+int agent_snapshot(struct agent *a);
+void agent_emit_stop(struct agent *a, const char *reason, int signal);
+
+/* agent_upkeep.c */
+int agent_netns_round(struct agent *a);
+void agent_forget(struct agent *a);
 
 /* agent_query.c */
 int agent_query_listen(struct agent *a);

@@ -102,8 +102,7 @@ static int answer(struct agent *a, const struct query_req *rq, int memfd, char *
 	if (!err)
 		err = stats_read(bpf_map__fd(a->skel->maps.stats), &st);
 	if (!err)
-		err = guard_denials_read(bpf_map__fd(a->skel->maps.denials), &denials,
-					 &v.ndenials);
+		err = guard_denials_read(bpf_map__fd(a->skel->maps.denials), &denials, &v.ndenials);
 	if (err)
 		return err;
 	v.seen = a->table.list.len;
@@ -118,8 +117,7 @@ static int answer(struct agent *a, const struct query_req *rq, int memfd, char *
 	err = query_render(out, rq, &v);
 	if (fclose(out) && !err)
 		err = -EIO;
-	if (!rq->json &&
-	    (st.counters[EPH_STAT_TUPLES_FULL] || st.counters[EPH_STAT_TIMEWAIT_FULL]))
+	if (!rq->json && (st.counters[EPH_STAT_TUPLES_FULL] || st.counters[EPH_STAT_TIMEWAIT_FULL]))
 		snprintf(warn, len,
 			 "maps were full: %llu new tuples and %llu server TIME_WAIT sockets not "
 			 "counted (raise --max-tuples %u)",
@@ -167,8 +165,10 @@ void agent_query_serve(struct agent *a)
 	n = recv(fd, &rq, sizeof(rq), MSG_WAITALL);
 	if (n != (ssize_t)sizeof(rq) || rq.version != QUERY_VERSION) {
 		r.err = -EPROTO;
-		snprintf(r.msg, sizeof(r.msg), "the agent (version %s) did not understand the "
-			 "question: is this ephport the same version as the agent?", EPHPORT_VERSION);
+		snprintf(r.msg, sizeof(r.msg),
+			 "the agent (version %s) did not understand the "
+			 "question: is this ephport the same version as the agent?",
+			 EPHPORT_VERSION);
 		goto out;
 	}
 	memfd = memfd_create("ephport-query", MFD_CLOEXEC);

@@ -100,39 +100,79 @@ static void agg_visit(const struct ns_agg *a, void *arg)
 		w->err = ns_add_agg(w->l, a);
 }
 
+static int info_batch(const void *keys, const void *vals, size_t n, void *arg)
+{
+	struct ns_summary *ns;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!(ns = ns_find(arg, ((const __u32 *)keys)[i], true)))
+			return -ENOMEM;
+		ns->has_info = true;
+		ns->info = ((const struct netns_info *)vals)[i];
+		ns->port_range = ns->info.port_range;
+		ns->tw_reuse = ns->info.tw_reuse;
+	}
+	return 0;
+}
+
+static int ports_batch(const void *keys, const void *vals, size_t n, void *arg)
+{
+	struct ns_summary *ns;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct port_key *k = &((const struct port_key *)keys)[i];
+		const struct port_val *v = &((const struct port_val *)vals)[i];
+
+		/* one entry per port, so counting entries counts distinct ports */
+		if (v->listeners <= 0 && v->bound <= 0)
+			continue;
+		if (!(ns = ns_find(arg, k->netns, true)))
+			return -ENOMEM;
+		if (ns->port_range && k->port >= PORT_LOW(ns->port_range) &&
+		    k->port <= PORT_HIGH(ns->port_range))
+			ns->bound_in_range++;
+	}
+	return 0;
+}
+
+static int local_tw_batch(const void *keys, const void *vals, size_t n, void *arg)
+{
+	struct ns_summary *ns;
+	int err = 0;
+
+	for (size_t i = 0; i < n && !err; i++) {
+		const struct port_key *k = &((const struct port_key *)keys)[i];
+		__s64 count = ((const __s64 *)vals)[i];
+
+		if (!count)
+			continue;
+		if (!(ns = ns_find(arg, k->netns, true)))
+			return -ENOMEM;
+		if (k->port == 0) {
+			ns->tw_other += count;
+		} else {
+			ns->tw_server += count;
+			err = ns_add_server(ns, k->port, count);
+		}
+	}
+	return err;
+}
+
 /*
  * Every namespace any map mentions; its tuples' totals from tuples (a reading
- * of the map) or table (the agent's copy), either may be NULL. Any fd may be -1 (that map is left out).
- * Pointers into l->items stay valid until the next ns_find(..., true).
+ * of the map) or table (the agent's copy), either may be NULL. Any fd may be
+ * -1 (that map is left out). Pointers into l->items stay valid until the next
+ * ns_find(..., true).
  */
 int ns_list_build(struct ns_list *l, const struct tuple_list *tuples,
 		  const struct tuple_table *table, int info_fd, int ports_fd, int local_tw_fd)
 {
-	void *keys = NULL, *vals = NULL;
-	struct ns_summary *ns;
-	size_t n = 0;
 	int err = 0;
 
-	if (info_fd >= 0) {
-		err = map_read_all(info_fd, sizeof(__u32), sizeof(struct netns_info), &keys, &vals,
-				   &n);
-		for (size_t i = 0; i < n && !err; i++) {
-			if (!(ns = ns_find(l, ((__u32 *)keys)[i], true))) {
-				err = -ENOMEM;
-				break;
-			}
-			ns->has_info = true;
-			ns->info = ((struct netns_info *)vals)[i];
-			ns->port_range = ns->info.port_range;
-			ns->tw_reuse = ns->info.tw_reuse;
-		}
-		free(keys);
-		free(vals);
-		keys = vals = NULL;
-		if (err)
-			return err;
-	}
-	for (size_t i = 0; tuples && i < tuples->len; i++) {
+	if (info_fd >= 0)
+		err = map_read_each(info_fd, sizeof(__u32), sizeof(struct netns_info), info_batch,
+				    l);
+	for (size_t i = 0; !err && tuples && i < tuples->len; i++) {
 		const struct tuple *t = &tuples->items[i];
 		struct ns_agg a = {
 			.inum = t->key.netns,
@@ -142,65 +182,23 @@ int ns_list_build(struct ns_list *l, const struct tuple_list *tuples,
 			.newest_connect = t->val.last_connect_ns,
 		};
 
-		if ((err = ns_add_agg(l, &a)))
-			return err;
+		err = ns_add_agg(l, &a);
 	}
-	if (table) {
+	if (!err && table) {
 		struct agg_walk w = { .l = l };
 
 		table_ns_each(table, agg_visit, &w);
-		if (w.err)
-			return w.err;
+		err = w.err;
 	}
-	if (ports_fd >= 0) {
-		err = map_read_all(ports_fd, sizeof(struct port_key), sizeof(struct port_val),
-				   &keys, &vals, &n);
-		for (size_t i = 0; i < n && !err; i++) {
-			const struct port_key *k = &((struct port_key *)keys)[i];
-			const struct port_val *v = &((struct port_val *)vals)[i];
-
-			/* one entry per port, so counting entries counts distinct ports */
-			if (v->listeners <= 0 && v->bound <= 0)
-				continue;
-			if (!(ns = ns_find(l, k->netns, true))) {
-				err = -ENOMEM;
-				break;
-			}
-			if (ns->port_range && k->port >= PORT_LOW(ns->port_range) &&
-			    k->port <= PORT_HIGH(ns->port_range))
-				ns->bound_in_range++;
-		}
-		free(keys);
-		free(vals);
-		keys = vals = NULL;
-		if (err)
-			return err;
-	}
-	if (local_tw_fd >= 0) {
-		err = map_read_all(local_tw_fd, sizeof(struct port_key), sizeof(__s64), &keys,
-				   &vals, &n);
-		for (size_t i = 0; i < n && !err; i++) {
-			const struct port_key *k = &((struct port_key *)keys)[i];
-			__s64 count = ((__s64 *)vals)[i];
-
-			if (!count)
-				continue;
-			if (!(ns = ns_find(l, k->netns, true))) {
-				err = -ENOMEM;
-				break;
-			}
-			if (k->port == 0) {
-				ns->tw_other += count;
-			} else {
-				ns->tw_server += count;
-				err = ns_add_server(ns, k->port, count);
-			}
-		}
-		free(keys);
-		free(vals);
-		if (err)
-			return err;
-	}
+	/* after the ranges: a port counts when it is in its namespace's range */
+	if (!err && ports_fd >= 0)
+		err = map_read_each(ports_fd, sizeof(struct port_key), sizeof(struct port_val),
+				    ports_batch, l);
+	if (!err && local_tw_fd >= 0)
+		err = map_read_each(local_tw_fd, sizeof(struct port_key), sizeof(__s64),
+				    local_tw_batch, l);
+	if (err)
+		return err;
 	for (size_t i = 0; i < l->len; i++)
 		if (l->items[i].nserver)
 			qsort(l->items[i].server, l->items[i].nserver, sizeof(struct ns_port),

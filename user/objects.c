@@ -58,8 +58,9 @@ int objects_to_json(cJSON *obj)
 		return -ENOMEM;
 	for (size_t i = 0; i < eph_nmaps; i++) {
 		snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", eph_maps[i].name);
-		if (!(eph_maps[i].use & OBJ_PIN ? cJSON_AddStringToObject(maps, eph_maps[i].name, path) :
-						  cJSON_AddNullToObject(maps, eph_maps[i].name)))
+		if (!(eph_maps[i].use & OBJ_PIN ?
+			      cJSON_AddStringToObject(maps, eph_maps[i].name, path) :
+			      cJSON_AddNullToObject(maps, eph_maps[i].name)))
 			return -ENOMEM;
 	}
 	for (size_t i = 0; i < eph_nprogs; i++) {

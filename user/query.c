@@ -92,9 +92,10 @@ static int ask(const struct query_req *rq, int *memfd)
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct query_reply r = { 0 };
 	struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)
-	};
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = cbuf,
+			      .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c;
 	ssize_t n;
 	int fd;

@@ -22,7 +22,7 @@ struct line {
 	struct line *next;
 	size_t len;
 	size_t lines; /* text holds this many lines */
-	char text[]; /* with its '\n' */
+	char text[];  /* with its '\n' */
 };
 
 struct sink {
@@ -84,7 +84,8 @@ static void write_batch(struct sink *s, struct line *l)
 			size_t off = done < part[i]->len ? done : part[i]->len;
 
 			done -= off;
-			if (failed || w < 0 || (off < part[i]->len && !write_line(s, part[i], off))) {
+			if (failed || w < 0 ||
+			    (off < part[i]->len && !write_line(s, part[i], off))) {
 				failed = true;
 				atomic_fetch_add(&s->dropped, part[i]->lines);
 			}

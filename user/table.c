@@ -33,8 +33,7 @@ static size_t slot_of(const struct tuple_table *t, const struct tuple_key *key)
 {
 	size_t mask = t->nslot - 1, i = key_hash(key) & mask;
 
-	while (t->slot[i] &&
-	       memcmp(&t->list.items[t->slot[i] - 1].key, key, sizeof(*key)))
+	while (t->slot[i] && memcmp(&t->list.items[t->slot[i] - 1].key, key, sizeof(*key)))
 		i = (i + 1) & mask;
 	return i;
 }
@@ -380,7 +379,8 @@ static void ns_visit(const void *node, VISIT which, int depth)
 		ns_walk_now.fn(*(const struct ns_agg *const *)node, ns_walk_now.arg);
 }
 
-void table_ns_each(const struct tuple_table *t, void (*fn)(const struct ns_agg *, void *), void *arg)
+void table_ns_each(const struct tuple_table *t, void (*fn)(const struct ns_agg *, void *),
+		   void *arg)
 {
 	ns_walk_now = (struct ns_walk){ fn, arg };
 	twalk(t->ns, ns_visit);

@@ -56,7 +56,8 @@ int table_read_keys(struct tuple_table *t, int map_fd, const struct tuple_key *k
 void table_remove(struct tuple_table *t, const struct tuple_key *key);
 const struct ns_agg *table_ns(const struct tuple_table *t, __u32 inum);
 /* calls fn for each namespace's totals */
-void table_ns_each(const struct tuple_table *t, void (*fn)(const struct ns_agg *, void *), void *arg);
+void table_ns_each(const struct tuple_table *t, void (*fn)(const struct ns_agg *, void *),
+		   void *arg);
 /* the n most used tuples to the front of the list, in order; the rest in no order */
 int table_top(struct tuple_table *t, size_t n);
 void table_free(struct tuple_table *t);

@@ -137,8 +137,9 @@ int tuple_list_read(int map_fd, const struct tuple_filter *f, struct tuple_list 
 	struct list_read r = { .f = f, .out = out };
 	int err = f ? 0 : list_reserve(map_fd, out);
 
-	return err ? err : map_read_each(map_fd, sizeof(struct tuple_key), sizeof(struct tuple_val),
-					  list_read_batch, &r);
+	return err ? err :
+		     map_read_each(map_fd, sizeof(struct tuple_key), sizeof(struct tuple_val),
+				   list_read_batch, &r);
 }
 
 int tuple_order_cmp(const struct tuple *x, const struct tuple *y)
@@ -268,12 +269,15 @@ struct put_key {
 	char text[24];
 	size_t len;
 };
-#define KEY_TEXT(name) { "," #name ":", sizeof(#name) + 1 }
+#define KEY_TEXT(name)                           \
+	{                                        \
+		"," #name ":", sizeof(#name) + 1 \
+	}
 
 static const struct put_key state_keys[] = {
 	/* live_states' names, in its order */
-	KEY_TEXT("syn_sent"),  KEY_TEXT("syn_recv"),   KEY_TEXT("established"),
-	KEY_TEXT("fin_wait1"), KEY_TEXT("fin_wait2"),  KEY_TEXT("close_wait"),
+	KEY_TEXT("syn_sent"),  KEY_TEXT("syn_recv"),  KEY_TEXT("established"),
+	KEY_TEXT("fin_wait1"), KEY_TEXT("fin_wait2"), KEY_TEXT("close_wait"),
 	KEY_TEXT("last_ack"),  KEY_TEXT("closing"),
 };
 static const struct put_key count_keys[] = {

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The agent's upkeep between checks: the round of network namespaces (found,
+ * read inside, forgotten when gone) and forgetting what no longer holds a
+ * port, so that the maps do not fill with the past.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent.h"
+#include "ephport.skel.h"
+
+/*
+ * Finds the namespaces there are now and reads their settings for "netns_info".
+ * One found after the start-up is newer than the programs: its sockets were all
+ * counted as they came. Coming back home must work: anything else would leave
+ * the agent elsewhere.
+ */
+int agent_netns_round(struct agent *a)
+{
+	int info_fd = bpf_map__fd(a->skel->maps.netns_info);
+	size_t kept = 0;
+	int err;
+
+	err = netns_discover(&a->netns, "/proc/self/ns/net");
+	if (err) {
+		eph_err("cannot list network namespaces: %s", strerror(-err));
+		return -1;
+	}
+	for (size_t i = 0; i < a->netns.len; i++) {
+		struct netns *ns = &a->netns.items[i];
+
+		if (!ns->alive) {
+			bpf_map_delete_elem(info_fd, &ns->inum);
+			continue;
+		}
+		a->netns.items[kept++] = *ns;
+		ns = &a->netns.items[kept - 1];
+		if (netns_enter(ns)) {
+			a->netns_unreachable++;
+			continue;
+		}
+		err = netns_read_info(&ns->info);
+		if (netns_leave(ns, a->home_fd)) {
+			eph_err("cannot return to the agent's network namespace: %s",
+				strerror(errno));
+			return -1;
+		}
+		if (err)
+			continue;
+		ns->info.checked_ns = mono_ns();
+		snprintf(ns->info.path, sizeof(ns->info.path), "%s",
+			 ns->home ? "/proc/self/ns/net" : ns->path);
+		bpf_map_update_elem(info_fd, &ns->inum, &ns->info, BPF_ANY);
+	}
+	a->netns.len = kept;
+	return 0;
+}
+
+static bool tuple_idle(const struct tuple *t, __u64 now_ns, __u64 idle_ns)
+{
+	/* a connect newer than now_ns (it came after the clock was read) is not idle */
+	return !t->in_use && !t->val.states[EPH_TCP_TIME_WAIT] &&
+	       t->val.last_connect_ns <= now_ns && now_ns - t->val.last_connect_ns >= idle_ns;
+}
+
+/*
+ * Forget tuples with no socket in use and no connect for --tuple-idle seconds, so
+ * that a host talking to ever new destinations does not fill the map for good.
+ * In two steps, a snapshot apart: marked retiring, then deleted if still idle
+ * and no connect took the mark back (bpf/count.bpf.c). A connect() that reads
+ * the tuple in the microseconds between the agent's last look and its delete is
+ * counted in a tuple that is gone: the agent sees the mark taken back after the
+ * delete and counts it (tuple_retire_races). docs/capacity.md.
+ */
+static size_t expire_idle(struct agent *a)
+{
+	int fd = bpf_map__fd(a->skel->maps.tuples), rfd = bpf_map__fd(a->skel->maps.retiring);
+	const struct tuple_list *l = &a->table.list;
+	__u64 idle_ns = a->opts.tuple_idle * 1000000000ull, now_ns = mono_ns();
+	struct tuple fresh;
+	size_t expired = 0, n = 0;
+	__u8 one = 1;
+
+	/* the second step for the ones marked last time: no program reads old marks now */
+	if (a->nretiring && bpf_sync(&a->startup))
+		a->nretiring = 0;
+	for (size_t i = 0; i < a->nretiring; i++) {
+		fresh.key = a->retiring[i];
+		if (bpf_map_lookup_elem(rfd, &fresh.key, &one))
+			continue; /* a connect took it back */
+		if (!bpf_map_lookup_elem(fd, &fresh.key, &fresh.val)) {
+			tuple_finish(&fresh);
+			if (tuple_idle(&fresh, now_ns, idle_ns) &&
+			    !bpf_map_delete_elem(fd, &fresh.key)) {
+				expired++;
+				retired_add(&a->retired, &fresh);
+				table_remove(&a->table, &fresh.key);
+			}
+		}
+		if (bpf_map_delete_elem(rfd, &fresh.key))
+			a->retire_races++;
+	}
+	a->nretiring = 0;
+	a->skel->bss->retiring_count = 0;
+	if (!a->opts.tuple_idle)
+		goto out;
+	for (size_t i = 0; i < l->len && n < MAX_RETIRING; i++) {
+		if (!tuple_idle(&l->items[i], now_ns, idle_ns) ||
+		    bpf_map_update_elem(rfd, &l->items[i].key, &one, BPF_NOEXIST))
+			continue;
+		a->retiring[n++] = l->items[i].key;
+	}
+	a->nretiring = n;
+	a->skel->bss->retiring_count = n;
+out:
+	a->tuples_expired += expired;
+	return expired;
+}
+
+static bool port_val_zero(const void *v)
+{
+	const struct port_val *p = v;
+
+	return p->listeners <= 0 && p->bound <= 0;
+}
+
+static bool s64_zero(const void *v)
+{
+	return *(const __s64 *)v == 0;
+}
+
+/*
+ * Ports no longer held and local TIME_WAIT counts back at zero, so that a host
+ * binding ever new ports does not fill the maps. Read again right before the
+ * delete; a socket taking that port in the microseconds between is not counted.
+ */
+static void prune_zero(int fd, size_t vsz, bool (*is_zero)(const void *))
+{
+	struct port_key *keys;
+	char *vals, fresh[16];
+	size_t n;
+
+	if (vsz > sizeof(fresh) ||
+	    map_read_all(fd, sizeof(*keys), vsz, (void **)&keys, (void **)&vals, &n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (is_zero(vals + i * vsz) && !bpf_map_lookup_elem(fd, &keys[i], fresh) &&
+		    is_zero(fresh))
+			bpf_map_delete_elem(fd, &keys[i]);
+	free(keys);
+	free(vals);
+}
+
+/* at each snapshot: ports and TIME_WAIT counts back at zero, tuples idle too long, forgotten */
+void agent_forget(struct agent *a)
+{
+	prune_zero(bpf_map__fd(a->skel->maps.ports), sizeof(struct port_val), port_val_zero);
+	prune_zero(bpf_map__fd(a->skel->maps.local_tw), sizeof(__s64), s64_zero);
+	expire_idle(a);
+}
