@@ -40,7 +40,8 @@ BPF_OBJS := $(OUT)/bpf/maps.bpf.o $(filter-out $(OUT)/bpf/maps.bpf.o, \
 BPF_HDRS := $(wildcard bpf/*.h) vmlinux/vmlinux.h
 SKELS := $(OUT)/ephport.skel.h
 LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o objects.o jsonw.o table.o tuples.o capacity.o netns.o lock.o cgroup.o kernel.o startup.o \
-	report.o sink.o pressure.o failures.o guard.o cost.o promtext.o metrics_http.o series.o hints.o metrics.o)
+	report.o sink.o pressure.o failures.o guard.o cost.o promtext.o metrics_http.o series.o hints.o metrics.o \
+	opts.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o agent_bpf.o agent_opts.o agent_query.o query.o \
 	query_render.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
