@@ -19,31 +19,16 @@
 #include "ephport.h"
 #include "guard.h"
 
-static const struct {
-	const char *flag, *name;
-	__u32 errno_value;
-} deny_errnos[] = {
-	{ "eaddrnotavail", "EADDRNOTAVAIL", EADDRNOTAVAIL },
-	{ "eperm", "EPERM", EPERM },
+const struct opt_choice guard_errnos[] = {
+	{ "eaddrnotavail", EADDRNOTAVAIL },
+	{ "eperm", EPERM },
+	{ 0 },
 };
 
-int guard_parse_errno(const char *s, __u32 *out)
-{
-	for (size_t i = 0; i < sizeof(deny_errnos) / sizeof(deny_errnos[0]); i++) {
-		if (!strcasecmp(s, deny_errnos[i].flag)) {
-			*out = deny_errnos[i].errno_value;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
+/* as the kernel's headers spell it */
 const char *guard_errno_name(__u32 e)
 {
-	for (size_t i = 0; i < sizeof(deny_errnos) / sizeof(deny_errnos[0]); i++)
-		if (deny_errnos[i].errno_value == e)
-			return deny_errnos[i].name;
-	return "unknown";
+	return e == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : e == EPERM ? "EPERM" : "unknown";
 }
 
 const char *guard_mode_name(__u32 mode)
