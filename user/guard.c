@@ -279,6 +279,7 @@ const struct opts_cmd guard_cmd = {
 	.epilog = "The guard is started with 'ephport agent --guard'; see docs/guard.md.",
 	.opts = guard_options,
 	.args = true,
+	.subcommand = "status",
 };
 
 static int attached_to_json(const char *root, cJSON *arr, bool print)

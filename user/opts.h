@@ -2,7 +2,7 @@
 /*
  * A command's options as a table (xdp-tools' params do the same): each entry names
  * the option, its kind, the field it sets, its range and its help. One parser
- * (getopt_long underneath) and the help come from it.
+ * (getopt_long underneath), the help and the bash completion all come from it.
  *
  *	struct cfg { uint64_t interval; bool verbose; };
  *	static const struct opt opts[] = {
@@ -97,6 +97,7 @@ struct opts_cmd {
 	const struct opt *opts; /* ends with { 0 } */
 	/* set: words that are not options are the caller's (argv[optind] on), else errors */
 	bool args;
+	const char *subcommand; /* for the completion: the word before the options, if any */
 };
 
 /*
@@ -109,5 +110,8 @@ void opts_error(const struct opts_cmd *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void opts_usage(const struct opts_cmd *cmd, FILE *f);
 void opts_help(const struct opts_cmd *cmd, FILE *f);
+
+/* opts_complete.c: the bash completion for these commands (the words after "ephport") */
+int opts_complete_bash(FILE *f, const struct opts_cmd *const *cmds, size_t n);
 
 #endif /* EPHPORT_OPTS_H */
