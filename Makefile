@@ -39,10 +39,12 @@ BPF_OBJS := $(OUT)/bpf/maps.bpf.o $(filter-out $(OUT)/bpf/maps.bpf.o, \
 	$(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS)))
 BPF_HDRS := $(wildcard bpf/*.h) vmlinux/vmlinux.h
 SKELS := $(OUT)/ephport.skel.h
+# the option tables (agent_opts.o, query_opts.o) are here for the unit tests to parse with
 LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o objects.o jsonw.o table.o tuples.o capacity.o netns.o lock.o cgroup.o kernel.o startup.o \
-	report.o sink.o pressure.o failures.o guard.o cost.o promtext.o metrics_http.o series.o hints.o metrics.o)
+	report.o sink.o pressure.o failures.o guard.o cost.o promtext.o metrics_http.o series.o hints.o metrics.o \
+	opts.o opts_complete.o agent_opts.o query_opts.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o agent_check.o agent_lines.o agent_upkeep.o agent_bpf.o \
-	agent_opts.o agent_query.o query.o query_render.o)
+	agent_query.o query.o query_render.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 BENCH_BINS := $(OUT)/loadgen $(OUT)/floor
 
@@ -58,7 +60,7 @@ endif
 # keep the .bpf.o and skeletons that pattern rules make on the way
 .SECONDARY:
 .PHONY: all deps test-deps bench-deps mounts run demo test bench unit vmlinux format clean help \
-	image install uninstall vmtest soak
+	image install uninstall vmtest soak completion
 
 all: $(OUT)/ephport
 	@: # a recipe, so a recursive make does not say "Nothing to be done"
@@ -75,6 +77,7 @@ help:
 	@echo "                200,000 live and 1,000,000 TIME_WAIT sockets first (root; SOAK_S=600)"
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
 	@echo "make format     clang-format the C sources"
+	@echo "make completion write deploy/completion/ephport.bash from the option tables"
 	@echo "make image      build the container image $(IMAGE) with buildah (root; IMAGE=name:tag)"
 	@echo "make install    install to $(PREFIX) (DESTDIR=, PREFIX=; docs/install.md)"
 	@echo "make uninstall  remove what make install installed (same DESTDIR and PREFIX)"
@@ -204,6 +207,12 @@ vmlinux:
 
 format:
 	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/vm/*.c bench/*.c
+
+# the bash completion is the binary's: after changing an option, run this and commit the
+# script (tests/e2e/test_completion.py fails while they differ)
+completion: $(OUT)/ephport
+	$(call msg,GEN,deploy/completion/ephport.bash)
+	$(Q)$(OUT)/ephport completion bash > deploy/completion/ephport.bash
 
 # the container image: FROM scratch plus the binary, the libraries it links and the loader
 # (deploy/image-rootfs.sh says why not static); buildah needs no daemon. vfs storage works

@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "netns.h"
+#include "opts.h"
 #include "pressure.h"
 #include "sink.h"
 #include "startup.h"
@@ -41,7 +42,6 @@ struct agent_opts {
 	__u32 deny_errno;
 	const char *exempt[MAX_EXEMPT];
 	size_t nexempt;
-	const char *guard_flag; /* a guard option given without --guard */
 	uint64_t max_tuples;
 	uint64_t tuple_idle;
 	const char *host;
@@ -75,11 +75,11 @@ struct agent {
 	__u64 changes_lost; /* the kernel's count at the latest full read */
 	__u64 full_reads;   /* whole-map reads after the first */
 	__u64 metrics_ns;   /* when /metrics was last rendered */
-	__u32 *order; /* the table most used first, as of order_version */
+	__u32 *order;	    /* the table most used first, as of order_version */
 	__u64 order_version;
 	bool capacity_redone;
-	int query_fd; /* the query socket (agent_query.c) */
-	__u64 queries; /* the latest check computed a namespace's capacities again */
+	int query_fd;	  /* the query socket (agent_query.c) */
+	__u64 queries;	  /* the latest check computed a namespace's capacities again */
 	bool check_now;	  /* a notice asks for a pressure check */
 	__u64 last_check; /* CLOCK_MONOTONIC ns */
 	__u64 checks;
@@ -98,9 +98,8 @@ struct agent {
 	double start_time_s;	    /* Unix time */
 };
 
-extern const char agent_usage[];
-
 /* agent_opts.c: 0; 1 when --help was printed; -1 after a line on stderr (bad option) */
+extern const struct opts_cmd agent_cmd;
 int agent_parse_opts(int argc, char **argv, struct agent_opts *o);
 
 /* agent_bpf.c; each returns 0, or -1 after one line on stderr */

@@ -19,31 +19,16 @@
 #include "ephport.h"
 #include "guard.h"
 
-static const struct {
-	const char *flag, *name;
-	__u32 errno_value;
-} deny_errnos[] = {
-	{ "eaddrnotavail", "EADDRNOTAVAIL", EADDRNOTAVAIL },
-	{ "eperm", "EPERM", EPERM },
+const struct opt_choice guard_errnos[] = {
+	{ "eaddrnotavail", EADDRNOTAVAIL },
+	{ "eperm", EPERM },
+	{ 0 },
 };
 
-int guard_parse_errno(const char *s, __u32 *out)
-{
-	for (size_t i = 0; i < sizeof(deny_errnos) / sizeof(deny_errnos[0]); i++) {
-		if (!strcasecmp(s, deny_errnos[i].flag)) {
-			*out = deny_errnos[i].errno_value;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
+/* as the kernel's headers spell it */
 const char *guard_errno_name(__u32 e)
 {
-	for (size_t i = 0; i < sizeof(deny_errnos) / sizeof(deny_errnos[0]); i++)
-		if (deny_errnos[i].errno_value == e)
-			return deny_errnos[i].name;
-	return "unknown";
+	return e == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : e == EPERM ? "EPERM" : "unknown";
 }
 
 const char *guard_mode_name(__u32 mode)
@@ -280,16 +265,22 @@ int guard_denials_to_json(const struct denial *d, size_t n, cJSON *arr)
 
 /* ephport guard status */
 
-static const char guard_usage[] = "usage: ephport guard status [--json]\n";
+static const struct opt guard_options[] = {
+	{ "json", 'j', OPT_FLAG_VAR(eph_json_mode), .help = "one JSON document instead of text" },
+	{ "help", 'h', OPT_HELP, .help = "this help" },
+	{ 0 },
+};
 
-static const char guard_help[] =
-	"Show the running agent's connect guard: its settings, and the programs\n"
-	"attached to its cgroup (cgroup/connect4 and cgroup/connect6).\n"
-	"\n"
-	"  -j, --json             one JSON document instead of text\n"
-	"  -h, --help             this help\n"
-	"\n"
-	"The guard is started with 'ephport agent --guard'; see docs/guard.md.\n";
+const struct opts_cmd guard_cmd = {
+	.name = "guard",
+	.synopsis = "ephport guard status [--json]",
+	.about = "Show the running agent's connect guard: its settings, and the programs\n"
+		 "attached to its cgroup (cgroup/connect4 and cgroup/connect6).",
+	.epilog = "The guard is started with 'ephport agent --guard'; see docs/guard.md.",
+	.opts = guard_options,
+	.args = true,
+	.subcommand = "status",
+};
 
 static int attached_to_json(const char *root, cJSON *arr, bool print)
 {
@@ -402,33 +393,13 @@ out:
 
 int cmd_guard(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	char optbuf[3];
-	int c;
+	int err = opts_parse(&guard_cmd, argc, argv, NULL);
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":jh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			eph_json_mode = true;
-			break;
-		case 'h':
-			fputs(guard_usage, stdout);
-			fputs(guard_help, stdout);
-			return 0;
-		default:
-			fprintf(stderr, "ephport guard: unknown option '%s'\n%s",
-				bad_option(argv, optbuf), guard_usage);
-			return EXIT_USAGE;
-		}
-	}
+	if (err)
+		return err > 0 ? 0 : EXIT_USAGE;
 	if (optind >= argc || strcmp(argv[optind], "status") || optind + 1 < argc) {
-		fprintf(stderr, "ephport guard: %s\n%s",
-			optind >= argc ? "which subcommand?" : "unknown subcommand", guard_usage);
+		opts_error(&guard_cmd, "%s",
+			   optind >= argc ? "which subcommand?" : "unknown subcommand");
 		return EXIT_USAGE;
 	}
 	return guard_status();

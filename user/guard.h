@@ -7,9 +7,13 @@
 #include <linux/types.h>
 
 #include "ephport.h"
+#include "opts.h"
 
-int guard_parse_errno(const char *s, __u32 *out);
+/* what a refused connect() gets: --deny-errno's values */
+extern const struct opt_choice guard_errnos[];
 const char *guard_errno_name(__u32 e);
+/* 'ephport guard status's options */
+extern const struct opts_cmd guard_cmd;
 const char *guard_mode_name(__u32 mode);
 /* destinations near the deny line into the guard_dst map; others out */
 int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, double deny_at);

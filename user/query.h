@@ -13,9 +13,13 @@
 
 #include "ephport.h"
 #include "guard.h"
+#include "opts.h"
 
 #define EPH_QUERY_SOCK EPH_RUN_DIR "/query.sock"
 #define QUERY_VERSION  1
+
+/* query_opts.c: the options, into a struct tuple_filter */
+extern const struct opts_cmd query_cmd;
 
 struct query_req {
 	__u32 version;

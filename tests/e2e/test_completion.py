@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """deploy/completion/ephport.bash, run by bash with bash-completion loaded as a shell does,
-and compared with what 'ephport COMMAND --help' says the options are."""
+and compared with what 'ephport COMMAND --help' says the options are and with what
+'ephport completion bash' writes from the option tables."""
 import os
 import re
 import shlex
@@ -57,6 +58,14 @@ def complete(words, cwd=ROOT):
     errors = [e for e in r.stderr.splitlines() if "compopt" not in e]
     assert not errors, r.stderr
     return sorted(w for w in r.stdout.split("\n") if w)
+
+
+def test_script_is_the_one_the_tables_write():
+    """The script is generated from the option tables: 'make completion' after a change."""
+    out = subprocess.run([EPHPORT, "completion", "bash"], capture_output=True, text=True,
+                         check=True).stdout
+    with open(COMPLETION) as f:
+        assert f.read() == out, "deploy/completion/ephport.bash is stale: run 'make completion'"
 
 
 def test_commands():

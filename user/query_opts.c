@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * 'ephport query's options as a table (opts.h), for the bash completion. query.c
+ * still parses them with its own loop and help; when it calls
+ * opts_parse(&query_cmd, argc, argv, &filter) instead, this table moves there.
+ */
+#include "ephport.h"
+#include "opts.h"
+#include "query.h"
+
+static int parse_netns(const char *arg, void *filter)
+{
+	return filter_parse_netns(filter, arg);
+}
+
+static int parse_dst(const char *arg, void *filter)
+{
+	return filter_parse_dst(filter, arg);
+}
+
+static int parse_src(const char *arg, void *filter)
+{
+	return filter_parse_src(filter, arg);
+}
+
+/* into a struct tuple_filter, and eph_json_mode */
+static const struct opt query_options[] = {
+	{ "json", 'j', OPT_FLAG_VAR(eph_json_mode),
+	  .help = "one JSON document instead of a table" },
+	{ "netns", 'n', OPT_FUNC(parse_netns), .metavar = "INODE",
+	  .help = "only this network namespace (readlink /proc/PID/ns/net)" },
+	{ "dst", 'd', OPT_FUNC(parse_dst), .metavar = "IP[:PORT]",
+	  .help = "only this destination ([IPv6]:PORT for IPv6 with a port)" },
+	{ "src", 's', OPT_FUNC(parse_src), .metavar = "IP", .help = "only this source address" },
+	{ "help", 'h', OPT_HELP, .help = "this help" },
+	{ 0 },
+};
+
+const struct opts_cmd query_cmd = {
+	.name = "query",
+	.synopsis = "ephport query [--json] [--netns INODE] [--dst IP[:PORT]] [--src IP]",
+	.about = "Show the live per-destination counts of the running agent, most used first.",
+	.epilog = "IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are shown and matched as IPv4.",
+	.opts = query_options,
+};
