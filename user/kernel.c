@@ -91,7 +91,7 @@ int kernel_probe(struct kernel_info *k)
 	btf = btf__load_vmlinux_btf();
 	if (!btf) {
 		eph_err("kernel has no BTF (/sys/kernel/btf/vmlinux: %s): ephport needs a kernel "
-			"built with CONFIG_DEBUG_INFO_BTF=y (Linux 5.10 or later)",
+			"built with CONFIG_DEBUG_INFO_BTF=y (Linux " EPH_MIN_KERNEL " or later)",
 			strerror(errno));
 		return -1;
 	}

@@ -22,6 +22,9 @@ enum kernel_feature {
 	KF_COUNT,
 };
 
+/* the oldest kernel ephport runs on (docs/kernels.md), as the error lines say it */
+#define EPH_MIN_KERNEL "5.10"
+
 struct kernel_info {
 	char release[65];
 	bool has[KF_COUNT];

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* ephport query: ask the running agent (agent_query.c) and print its answer. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,81 +8,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <bpf/bpf.h>
 
 #include "ephport.h"
+#include "opts.h"
 #include "query.h"
-
-static const char query_usage[] =
-	"usage: ephport query [--json] [--netns INODE] [--dst IP[:PORT]] [--src IP]\n";
-
-static const char query_help[] =
-	"Show the live per-destination counts of the running agent, most used first.\n"
-	"\n"
-	"  -j, --json             one JSON document instead of a table\n"
-	"  -n, --netns INODE      only this network namespace (readlink /proc/PID/ns/net)\n"
-	"  -d, --dst IP[:PORT]    only this destination ([IPv6]:PORT for IPv6 with a port)\n"
-	"  -s, --src IP           only this source address\n"
-	"  -h, --help             this help\n"
-	"\n"
-	"IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are shown and matched as IPv4.\n";
-
-static int parse_opts(int argc, char **argv, struct tuple_filter *f)
-{
-	/* clang-format off */
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "netns", required_argument, NULL, 'n' },
-		{ "dst", required_argument, NULL, 'd' },
-		{ "src", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	/* clang-format on */
-	char optbuf[3];
-	int c, err = 0;
-
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":jn:d:s:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			eph_json_mode = true;
-			break;
-		case 'n':
-			err = filter_parse_netns(f, optarg);
-			break;
-		case 'd':
-			err = filter_parse_dst(f, optarg);
-			break;
-		case 's':
-			err = filter_parse_src(f, optarg);
-			break;
-		case 'h':
-			fputs(query_usage, stdout);
-			fputs(query_help, stdout);
-			return 1;
-		case ':':
-			fprintf(stderr, "ephport query: %s needs a value\n%s",
-				bad_option(argv, optbuf), query_usage);
-			return -1;
-		default:
-			fprintf(stderr, "ephport query: unknown option '%s'\n%s",
-				bad_option(argv, optbuf), query_usage);
-			return -1;
-		}
-		if (err) {
-			fprintf(stderr, "ephport query: bad value '%s' for %s\n%s", optarg,
-				option_of_value(argv, optind), query_usage);
-			return -1;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "ephport query: unexpected argument '%s'\n%s", argv[optind],
-			query_usage);
-		return -1;
-	}
-	return 0;
-}
 
 /* the agent's answer: its status, and the file that holds the text */
 static int ask(const struct query_req *rq, int *memfd)
@@ -168,7 +96,7 @@ int cmd_query(int argc, char **argv)
 	int err, memfd;
 	pid_t agent;
 
-	err = parse_opts(argc, argv, &rq.filter);
+	err = opts_parse(&query_cmd, argc, argv, &rq.filter);
 	if (err)
 		return err > 0 ? 0 : EXIT_USAGE;
 	rq.json = eph_json_mode;

@@ -1,9 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/*
- * 'ephport query's options as a table (opts.h), for the bash completion. query.c
- * still parses them with its own loop and help; when it calls
- * opts_parse(&query_cmd, argc, argv, &filter) instead, this table moves there.
- */
+/* 'ephport query's options as a table (opts.h): query.c parses with it, the help and the bash completion come from it. */
 #include "ephport.h"
 #include "opts.h"
 #include "query.h"
