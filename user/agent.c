@@ -35,11 +35,40 @@ static void on_signal(int sig)
 
 static bool verbose;
 
+/*
+ * libbpf's warnings (what it could not do) go to stderr without --verbose too,
+ * the verifier's log excepted: it is a warning to libbpf, and pages long.
+ * Those of the start-up are held back until it succeeded: a start-up that
+ * fails says what failed in one line of its own. --verbose shows everything
+ * as it comes.
+ */
+static char held[4096];
+static size_t nheld;
+static bool holding = true;
+
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-	(void)level;
-	/* without --verbose our own one-line errors say what failed */
-	return verbose ? vfprintf(stderr, fmt, args) : 0;
+	int n;
+
+	if (verbose)
+		return vfprintf(stderr, fmt, args);
+	if (level != LIBBPF_WARN || strstr(fmt, "PROG LOAD LOG"))
+		return 0;
+	if (!holding)
+		return vfprintf(stderr, fmt, args);
+	n = vsnprintf(held + nheld, sizeof(held) - nheld, fmt, args);
+	if (n > 0)
+		nheld = nheld + n < sizeof(held) ? nheld + n : sizeof(held) - 1;
+	return n;
+}
+
+/* the start-up went well: its warnings now, and those that come later as they come */
+static void libbpf_release(void)
+{
+	holding = false;
+	if (nheld)
+		fputs(held, stderr);
+	nheld = 0;
 }
 
 static int run_loop(struct agent *a)
@@ -235,6 +264,7 @@ int cmd_agent(int argc, char **argv)
 
 	if (agent_open(&a))
 		goto cleanup;
+	libbpf_release();
 	agent_emit_start(&a);
 	agent_degrade_notes(&a);
 	err = run_loop(&a);

@@ -105,10 +105,16 @@ int agent_refresh(struct agent *a)
 		err = table_read_keys(&a->table, fd, a->chg_keys, a->nchg);
 	}
 	memset(&a->latest_ns, 0, sizeof(a->latest_ns));
+	/* each namespace's settings as the agent read them inside, from memory: the
+	 * "netns_info" map is for others to read */
+	for (size_t i = 0; err >= 0 && i < a->netns.len; i++)
+		if (a->netns.items[i].info.checked_ns)
+			err = ns_set_info(&a->latest_ns, a->netns.items[i].inum,
+					  &a->netns.items[i].info);
 	if (err >= 0)
-		err = ns_list_build(
-			&a->latest_ns, NULL, &a->table, bpf_map__fd(a->skel->maps.netns_info),
-			bpf_map__fd(a->skel->maps.ports), bpf_map__fd(a->skel->maps.local_tw));
+		err = ns_list_build(&a->latest_ns, NULL, &a->table, -1,
+				    bpf_map__fd(a->skel->maps.ports),
+				    bpf_map__fd(a->skel->maps.local_tw));
 	if (err < 0) {
 		ns_list_free(&old);
 		a->full_read = true;

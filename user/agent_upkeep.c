@@ -15,7 +15,8 @@
 #include "ephport.skel.h"
 
 /*
- * Finds the namespaces there are now and reads their settings for "netns_info".
+ * Finds the namespaces there are now and reads their settings, kept for the
+ * checks and published in "netns_info".
  * One found after the start-up is newer than the programs: its sockets were all
  * counted as they came. Coming back home must work: anything else would leave
  * the agent elsewhere.
@@ -23,6 +24,7 @@
 int agent_netns_round(struct agent *a)
 {
 	int info_fd = bpf_map__fd(a->skel->maps.netns_info);
+	struct netns_info fresh;
 	size_t kept = 0;
 	int err;
 
@@ -44,7 +46,9 @@ int agent_netns_round(struct agent *a)
 			a->netns_unreachable++;
 			continue;
 		}
-		err = netns_read_info(&ns->info);
+		/* a reading that fails leaves the last one */
+		fresh = ns->info;
+		err = netns_read_info(&fresh);
 		if (netns_leave(ns, a->home_fd)) {
 			eph_err("cannot return to the agent's network namespace: %s",
 				strerror(errno));
@@ -52,6 +56,7 @@ int agent_netns_round(struct agent *a)
 		}
 		if (err)
 			continue;
+		ns->info = fresh;
 		ns->info.checked_ns = mono_ns();
 		snprintf(ns->info.path, sizeof(ns->info.path), "%s",
 			 ns->home ? "/proc/self/ns/net" : ns->path);

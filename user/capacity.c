@@ -100,19 +100,26 @@ static void agg_visit(const struct ns_agg *a, void *arg)
 		w->err = ns_add_agg(w->l, a);
 }
 
+int ns_set_info(struct ns_list *l, __u32 inum, const struct netns_info *info)
+{
+	struct ns_summary *ns = ns_find(l, inum, true);
+
+	if (!ns)
+		return -ENOMEM;
+	ns->has_info = true;
+	ns->info = *info;
+	ns->port_range = info->port_range;
+	ns->tw_reuse = info->tw_reuse;
+	return 0;
+}
+
 static int info_batch(const void *keys, const void *vals, size_t n, void *arg)
 {
-	struct ns_summary *ns;
+	int err = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		if (!(ns = ns_find(arg, ((const __u32 *)keys)[i], true)))
-			return -ENOMEM;
-		ns->has_info = true;
-		ns->info = ((const struct netns_info *)vals)[i];
-		ns->port_range = ns->info.port_range;
-		ns->tw_reuse = ns->info.tw_reuse;
-	}
-	return 0;
+	for (size_t i = 0; i < n && !err; i++)
+		err = ns_set_info(arg, ((const __u32 *)keys)[i], &((const struct netns_info *)vals)[i]);
+	return err;
 }
 
 static int ports_batch(const void *keys, const void *vals, size_t n, void *arg)
@@ -159,9 +166,10 @@ static int local_tw_batch(const void *keys, const void *vals, size_t n, void *ar
 }
 
 /*
- * Every namespace any map mentions; its tuples' totals from tuples (a reading
- * of the map) or table (the agent's copy), either may be NULL. Any fd may be
- * -1 (that map is left out). Pointers into l->items stay valid until the next
+ * Every namespace any map mentions, added to those l has (the agent's own
+ * readings, ns_set_info()); its tuples' totals from tuples (a reading of the
+ * map) or table (the agent's copy), either may be NULL. Any fd may be -1 (that
+ * map is left out). Pointers into l->items stay valid until the next
  * ns_find(..., true).
  */
 int ns_list_build(struct ns_list *l, const struct tuple_list *tuples,
@@ -210,6 +218,8 @@ int ns_list_build(struct ns_list *l, const struct tuple_list *tuples,
 
 void ns_list_free(struct ns_list *l)
 {
+	if (!l)
+		return;
 	for (size_t i = 0; i < l->len; i++)
 		free(l->items[i].server);
 	free(l->items);

@@ -120,6 +120,8 @@ void cost_init(struct cost *c, struct ephport_bpf *skel)
 
 void cost_free(struct cost *c)
 {
+	if (!c)
+		return;
 	proc_close(&c->status);
 	proc_close(&c->bpf_stats);
 	for (size_t i = 0; i < c->nmaps; i++)

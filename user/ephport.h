@@ -124,6 +124,8 @@ struct ns_list {
 #define PORT_HIGH(r) ((r) >> 16)
 
 struct ns_summary *ns_find(struct ns_list *l, __u32 inum, bool create);
+/* a namespace's settings as read inside it */
+int ns_set_info(struct ns_list *l, __u32 inum, const struct netns_info *info);
 struct tuple_table;
 int ns_list_build(struct ns_list *l, const struct tuple_list *tuples,
 		  const struct tuple_table *table, int info_fd, int ports_fd, int local_tw_fd);
@@ -147,6 +149,11 @@ struct agent_stats {
 };
 int stats_read(int stats_fd, struct agent_stats *st);
 int stats_to_json(const struct agent_stats *st, size_t tuples, cJSON *obj);
+struct stat_name {
+	const char *line;	 /* in stats lines and query's stats */
+	const char *lost_reason; /* ephport_lost_events_total's reason; NULL: not a loss */
+};
+extern const struct stat_name eph_stat_names[EPH_STAT_MAX];
 
 /* report.c: the agent's event lines */
 struct sink;

@@ -158,6 +158,8 @@ void jw_addr(struct jsonw *w, const char *name, __u16 family, const __u8 addr[16
 
 void jw_free(struct jsonw *w)
 {
+	if (!w)
+		return;
 	free(w->buf);
 	memset(w, 0, sizeof(*w));
 }

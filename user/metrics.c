@@ -70,6 +70,8 @@ void retired_prune(struct retired_set *r, const struct ns_list *nl)
 
 void retired_free(struct retired_set *r)
 {
+	if (!r)
+		return;
 	free(r->items);
 	memset(r, 0, sizeof(*r));
 }
@@ -287,20 +289,6 @@ static void per_map(struct text *t, const struct cost_reading *c, const char *na
 static void render_health(const struct metrics_view *v, struct text *t)
 {
 	const struct cost_reading *c = v->cost;
-	/* EPH_STAT_CAUGHT and EPH_STAT_RETIRE_RACES are no loss: not here */
-	static const char *const lost[EPH_STAT_MAX] = {
-		[EPH_STAT_TUPLES_FULL] = "tuples_full",
-		[EPH_STAT_TUPLE_MISSING] = "tuple_missing",
-		[EPH_STAT_TIMEWAIT_FULL] = "timewait_full",
-		[EPH_STAT_PORTS_FULL] = "ports_full",
-		[EPH_STAT_FAILURES_FULL] = "failures_full",
-		[EPH_STAT_NOTICES_LOST] = "notices_lost",
-		[EPH_STAT_DENIALS_FULL] = "denials_full",
-		[EPH_STAT_QUOTA_FULL] = "quota_full",
-		[EPH_STAT_FW2_FULL] = "fin_wait2_full",
-		[EPH_STAT_BOUND_FULL] = "bound_full",
-		[EPH_STAT_CLAIMS_FULL] = "startup_claims_full",
-	};
 
 	family(t, "ephport_build_info", "gauge", "The agent's version; always 1.");
 	labelled(t, "ephport_build_info", "version", v->version, 1);
@@ -316,9 +304,9 @@ static void render_health(const struct metrics_view *v, struct text *t)
 		       "What the BPF programs could not record, by reason: a full map, a lost "
 		       "notice, a socket with no tuple.");
 		for (int i = 0; i < EPH_STAT_MAX; i++)
-			if (lost[i])
-				labelled(t, "ephport_lost_events_total", "reason", lost[i],
-					 v->stats->counters[i]);
+			if (eph_stat_names[i].lost_reason)
+				labelled(t, "ephport_lost_events_total", "reason",
+					 eph_stat_names[i].lost_reason, v->stats->counters[i]);
 		plain(t, "ephport_events_caught_total", "counter",
 		      "State changes the kernel skipped running the main program for, counted "
 		      "by the backstop program.",

@@ -205,6 +205,8 @@ int netns_read_info(struct netns_info *info)
 
 void netns_set_free(struct netns_set *s)
 {
+	if (!s)
+		return;
 	free(s->items);
 	s->items = NULL;
 	s->len = s->cap = 0;

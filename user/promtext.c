@@ -48,6 +48,8 @@ void text_printf(struct text *t, const char *fmt, ...)
 
 void text_free(struct text *t)
 {
+	if (!t)
+		return;
 	free(t->s);
 	memset(t, 0, sizeof(*t));
 }

@@ -221,8 +221,11 @@ __u64 sink_dropped(const struct sink *s)
 void sink_close(struct sink *s, int timeout_ms)
 {
 	struct timespec deadline;
-	bool joined = !s->started;
+	bool joined;
 
+	if (!s)
+		return;
+	joined = !s->started;
 	if (s->started) {
 		pthread_mutex_lock(&s->lock);
 		s->stop = true;

@@ -242,6 +242,8 @@ int startup_walk(struct startup *st, struct bpf_link *walk, struct netns_set *se
 
 void startup_free(struct startup *st)
 {
+	if (!st)
+		return;
 	if (st->sync_fd >= 0)
 		close(st->sync_fd);
 	if (st->inner_fd >= 0)

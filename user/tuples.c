@@ -29,20 +29,27 @@ static const struct {
 	/* clang-format on */
 };
 
-static const char *const stat_names[EPH_STAT_MAX] = {
-	[EPH_STAT_TUPLES_FULL] = "tuples_dropped",
-	[EPH_STAT_TUPLE_MISSING] = "tuple_missing",
-	[EPH_STAT_TIMEWAIT_FULL] = "time_wait_dropped",
-	[EPH_STAT_PORTS_FULL] = "ports_dropped",
-	[EPH_STAT_FAILURES_FULL] = "failures_dropped",
-	[EPH_STAT_NOTICES_LOST] = "notices_lost",
-	[EPH_STAT_DENIALS_FULL] = "denials_dropped",
-	[EPH_STAT_QUOTA_FULL] = "quota_dropped",
-	[EPH_STAT_FW2_FULL] = "fin_wait2_as_time_wait",
-	[EPH_STAT_BOUND_FULL] = "bound_untracked",
-	[EPH_STAT_CAUGHT] = "events_caught",
-	[EPH_STAT_CLAIMS_FULL] = "startup_claims_dropped",
-	[EPH_STAT_RETIRE_RACES] = "tuple_retire_recounts",
+/*
+ * The kernel's counters ("stats"): their name in stats lines and query, and the
+ * reason label of ephport_lost_events_total for those that are a loss.
+ */
+const struct stat_name eph_stat_names[EPH_STAT_MAX] = {
+	/* clang-format off */
+	[EPH_STAT_TUPLES_FULL] =   { "tuples_dropped",	       "tuples_full" },
+	[EPH_STAT_TUPLE_MISSING] = { "tuple_missing",	       "tuple_missing" },
+	[EPH_STAT_TIMEWAIT_FULL] = { "time_wait_dropped",      "timewait_full" },
+	[EPH_STAT_PORTS_FULL] =	   { "ports_dropped",	       "ports_full" },
+	[EPH_STAT_FAILURES_FULL] = { "failures_dropped",       "failures_full" },
+	[EPH_STAT_NOTICES_LOST] =  { "notices_lost",	       "notices_lost" },
+	[EPH_STAT_DENIALS_FULL] =  { "denials_dropped",	       "denials_full" },
+	[EPH_STAT_QUOTA_FULL] =	   { "quota_dropped",	       "quota_full" },
+	[EPH_STAT_FW2_FULL] =	   { "fin_wait2_as_time_wait", "fin_wait2_full" },
+	[EPH_STAT_BOUND_FULL] =	   { "bound_untracked",	       "bound_full" },
+	/* no loss: a change the backstop counted, a connect that took its tuple back */
+	[EPH_STAT_CAUGHT] =	   { "events_caught",	       NULL },
+	[EPH_STAT_CLAIMS_FULL] =   { "startup_claims_dropped", "startup_claims_full" },
+	[EPH_STAT_RETIRE_RACES] =  { "tuple_retire_recounts",  NULL },
+	/* clang-format on */
 };
 
 bool filter_match(const struct tuple_filter *f, const struct tuple *t)
@@ -186,6 +193,8 @@ void tuple_index_sort(const struct tuple_list *l, __u32 *idx, size_t n)
 
 void tuple_list_free(struct tuple_list *l)
 {
+	if (!l)
+		return;
 	free(l->items);
 	l->items = NULL;
 	l->len = l->cap = l->seen = 0;
@@ -417,6 +426,6 @@ int stats_to_json(const struct agent_stats *st, size_t tuples, cJSON *obj)
 	err |= ADD_NUM(obj, "tuples", tuples);
 	err |= ADD_NUM(obj, "max_tuples", st->max_tuples);
 	for (int i = 0; i < EPH_STAT_MAX; i++)
-		err |= ADD_NUM(obj, stat_names[i], st->counters[i]);
+		err |= ADD_NUM(obj, eph_stat_names[i].line, st->counters[i]);
 	return err ? -ENOMEM : 0;
 }
