@@ -93,6 +93,7 @@ void tuple_list_free(struct tuple_list *l);
 int tuple_key_to_json(const struct tuple_key *k, bool destination, cJSON *obj);
 int tuple_to_json(const struct tuple *t, cJSON *obj);
 void tuple_write_json(const struct tuple *t, struct jsonw *w);
+void tuple_key_write_json(const struct tuple_key *k, bool destination, struct jsonw *w);
 
 /* capacity.c: namespaces as the maps show them, and each tuple's capacity */
 struct ns_port {

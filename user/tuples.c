@@ -201,40 +201,23 @@ void tuple_list_free(struct tuple_list *l)
 }
 
 /* netns, family, saddr and, with the destination, daddr and dport: every line's key */
-int tuple_key_to_json(const struct tuple_key *k, bool destination, cJSON *obj)
+void tuple_key_write_json(const struct tuple_key *k, bool destination, struct jsonw *w)
 {
-	char addr[EPH_ADDRSTRLEN];
-	int err;
-
-	err = ADD_NUM(obj, "netns", k->netns);
-	err |= cJSON_AddStringToObject(obj, "family", k->family == AF_INET ? "ipv4" : "ipv6") ?
-		       0 :
-		       -ENOMEM;
-	if (addr_format(k->family, k->saddr, addr, sizeof(addr)))
-		return -EINVAL;
-	err |= cJSON_AddStringToObject(obj, "saddr", addr) ? 0 : -ENOMEM;
+	jw_u64(w, "netns", k->netns);
+	jw_str(w, "family", k->family == AF_INET ? "ipv4" : "ipv6");
+	jw_addr(w, "saddr", k->family, k->saddr);
 	if (!destination)
-		return err ? -ENOMEM : 0;
-	if (addr_format(k->family, k->daddr, addr, sizeof(addr)))
-		return -EINVAL;
-	err |= cJSON_AddStringToObject(obj, "daddr", addr) ? 0 : -ENOMEM;
-	err |= ADD_NUM(obj, "dport", k->dport);
-	return err ? -ENOMEM : 0;
+		return;
+	jw_addr(w, "daddr", k->family, k->daddr);
+	jw_u64(w, "dport", k->dport);
 }
 
-/* a tuple's members into a cJSON object (pressure lines), from tuple_write_json()'s text */
-int tuple_to_json(const struct tuple *t, cJSON *obj)
+/* the members of w's one object moved into obj */
+static int move_members(struct jsonw *w, cJSON *obj)
 {
-	struct jsonw w = { 0 };
-	cJSON *parsed, *item;
+	cJSON *parsed = w->oom ? NULL : cJSON_Parse(w->buf), *item;
 
-	if (t->key.family != AF_INET && t->key.family != AF_INET6)
-		return -EINVAL;
-	jw_open(&w, '{');
-	tuple_write_json(t, &w);
-	jw_close(&w, '}');
-	parsed = w.oom ? NULL : cJSON_Parse(w.buf);
-	jw_free(&w);
+	jw_free(w);
 	if (!parsed)
 		return -ENOMEM;
 	while ((item = parsed->child)) {
@@ -247,6 +230,32 @@ int tuple_to_json(const struct tuple *t, cJSON *obj)
 	}
 	cJSON_Delete(parsed);
 	return 0;
+}
+
+/* tuple_key_write_json() into a cJSON object: failure and denial lines */
+int tuple_key_to_json(const struct tuple_key *k, bool destination, cJSON *obj)
+{
+	struct jsonw w = { 0 };
+
+	if (k->family != AF_INET && k->family != AF_INET6)
+		return -EINVAL;
+	jw_open(&w, '{');
+	tuple_key_write_json(k, destination, &w);
+	jw_close(&w, '}');
+	return move_members(&w, obj);
+}
+
+/* a tuple's members into a cJSON object (pressure lines), from tuple_write_json()'s text */
+int tuple_to_json(const struct tuple *t, cJSON *obj)
+{
+	struct jsonw w = { 0 };
+
+	if (t->key.family != AF_INET && t->key.family != AF_INET6)
+		return -EINVAL;
+	jw_open(&w, '{');
+	tuple_write_json(t, &w);
+	jw_close(&w, '}');
+	return move_members(&w, obj);
 }
 
 /* v in decimal at p; returns the end */
@@ -375,13 +384,7 @@ void tuple_write_json(const struct tuple *t, struct jsonw *w)
 /* the same with jsonw's general writers: IPv6, and numbers beyond the fast path */
 static void tuple_write_json_slow(const struct tuple *t, struct jsonw *w)
 {
-	const struct tuple_key *k = &t->key;
-
-	jw_u64(w, "netns", k->netns);
-	jw_str(w, "family", k->family == AF_INET ? "ipv4" : "ipv6");
-	jw_addr(w, "saddr", k->family, k->saddr);
-	jw_addr(w, "daddr", k->family, k->daddr);
-	jw_u64(w, "dport", k->dport);
+	tuple_key_write_json(&t->key, true, w);
 	for (size_t i = 0; i < sizeof(live_states) / sizeof(live_states[0]); i++)
 		jw_s64(w, live_states[i].name, t->val.states[live_states[i].state]);
 	jw_s64(w, "time_wait", t->time_wait);
