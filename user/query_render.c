@@ -188,6 +188,8 @@ static int print_tuples(FILE *out, const struct query_view *v)
 	struct row r;
 
 	for (size_t i = 0; i < v->norder; i++) {
+		if (i + PREFETCH < v->norder)
+			__builtin_prefetch(&v->tuples->items[v->order[i + PREFETCH]]);
 		endpoints(&v->tuples->items[v->order[i]], src, &ns, dst, &nd);
 		wsrc = ns > wsrc ? ns : wsrc;
 		wdst = nd > wdst ? nd : wdst;
@@ -201,6 +203,8 @@ static int print_tuples(FILE *out, const struct query_view *v)
 		const struct tuple *t = &v->tuples->items[v->order[i]];
 		const __s32 *s = t->val.states;
 
+		if (i + PREFETCH < v->norder)
+			__builtin_prefetch(&v->tuples->items[v->order[i + PREFETCH]]);
 		r.len = 0;
 		endpoints(t, src, &ns, dst, &nd);
 		num(&r, t->key.netns, 0);
