@@ -225,11 +225,14 @@ def test_stuck_output_drops_and_counts(tmp_path):
     """Standard output is a small pipe nobody reads for a while: the agent does not wait for
     it (a writer that waited would drop nothing); it drops the lines that do not fit, counts
     them, and says so once read again."""
-    proc = subprocess.Popen([EPHPORT, "agent", "--interval", "1", "--output-buffer", "1"],
+    # 4 KiB of queue: a stats line (about 2 KiB) fits beside a netns line once the pipe is
+    # read again. With 1 KiB it fit only into an empty queue, a race with the writer thread
+    # that a slow guest lost for many seconds in a row (6.1 under TCG)
+    proc = subprocess.Popen([EPHPORT, "agent", "--interval", "1", "--output-buffer", "4"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         fcntl.fcntl(proc.stdout.fileno(), F_SETPIPE_SZ, 4096)
-        time.sleep(8)  # 8 snapshots, well over 4 KiB of pipe and 1 KiB of queue
+        time.sleep(8)  # 8 snapshots, well over 4 KiB of pipe and 4 KiB of queue
         deadline = time.monotonic() + 15
         dropped = None
         lines = []
