@@ -306,7 +306,8 @@ int agent_load_bpf(struct agent *a)
 			strerror(-err));
 	else if (err)
 		eph_err("the kernel rejected ephport's BPF programs: %s -- needs BTF, tp_btf, "
-			"BPF iterators and ring buffers (Linux " EPH_MIN_KERNEL "+); --verbose shows the "
+			"BPF iterators and ring buffers (Linux " EPH_MIN_KERNEL
+			"+); --verbose shows the "
 			"verifier log",
 			strerror(-err));
 	return err ? -1 : 0;

@@ -118,7 +118,8 @@ static int info_batch(const void *keys, const void *vals, size_t n, void *arg)
 	int err = 0;
 
 	for (size_t i = 0; i < n && !err; i++)
-		err = ns_set_info(arg, ((const __u32 *)keys)[i], &((const struct netns_info *)vals)[i]);
+		err = ns_set_info(arg, ((const __u32 *)keys)[i],
+				  &((const struct netns_info *)vals)[i]);
 	return err;
 }
 

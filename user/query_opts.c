@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* 'ephport query's options as a table (opts.h): query.c parses with it, the help and the bash completion come from it. */
+/* 'ephport query's options as a table (opts.h): query.c parses with it, the help and the bash
+ * completion come from it. */
 #include "ephport.h"
 #include "opts.h"
 #include "query.h"

@@ -210,7 +210,8 @@ Test(tuple, writer_text_is_cjsons)
 
 	for (size_t u = 0; u < sizeof(utils) / sizeof(utils[0]); u++) {
 		for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
-			struct tuple t = make("198.18.0.1", 7000, (__s32)(u * 7), (__s32)c, u * 1000);
+			struct tuple t =
+				make("198.18.0.1", 7000, (__s32)(u * 7), (__s32)c, u * 1000);
 			struct jsonw w = { 0 };
 			cJSON *o;
 			char *again;
