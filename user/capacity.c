@@ -315,12 +315,6 @@ void tuple_capacity(struct tuple *t, const struct ns_summary *ns)
 		t->utilization = t->usage > 0 ? 1.0 : 0.0;
 }
 
-void tuple_list_capacity(struct tuple_list *l, struct ns_list *nl)
-{
-	for (size_t i = 0; i < l->len; i++)
-		tuple_capacity(&l->items[i], ns_find(nl, l->items[i].key.netns, false));
-}
-
 /*
  * Ports of a net.ipv4.ip_local_reserved_ports list ("8080,9000-9100", or empty)
  * that fall inside range.

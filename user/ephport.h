@@ -134,7 +134,6 @@ void ns_list_free(struct ns_list *l);
 int ns_to_json(const struct ns_summary *ns, cJSON *obj);
 bool tuple_is_loopback(const struct tuple_key *k);
 void tuple_capacity(struct tuple *t, const struct ns_summary *ns);
-void tuple_list_capacity(struct tuple_list *l, struct ns_list *nl);
 int reserved_ports_count(const char *list, __u32 range, __u32 *count);
 
 /* a count per network namespace */
