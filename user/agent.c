@@ -112,6 +112,7 @@ static int run_loop(struct agent *a)
 				return -1;
 			while (next_check <= now)
 				next_check += CHECK_EVERY_NS;
+			agent_query_trim(a, now);
 		}
 		if (now >= next_snap) {
 			if (agent_snapshot(a))
@@ -232,7 +233,7 @@ int cmd_agent(int argc, char **argv)
 	long holder = 0;
 
 	a.home_fd = -1;
-	a.query_fd = -1;
+	a.query_fd = a.answer_fd = a.answer_conn = -1;
 
 	err = agent_parse_opts(argc, argv, &a.opts);
 	if (err)

@@ -13,8 +13,12 @@
 #include "opts.h"
 #include "query.h"
 
-/* the agent's answer: its status, and the file that holds the text */
-static int ask(const struct query_req *rq, int *memfd)
+/*
+ * The agent's answer: its status, and the file that holds the text. The
+ * connection stays open (*conn) until the text is read: the agent writes that
+ * file again only after it closes.
+ */
+static int ask(const struct query_req *rq, int *memfd, int *conn)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
@@ -44,7 +48,6 @@ static int ask(const struct query_req *rq, int *memfd)
 		return -1;
 	}
 	n = recvmsg(fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
-	close(fd);
 	c = CMSG_FIRSTHDR(&msg);
 	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
 		memcpy(memfd, CMSG_DATA(c), sizeof(int));
@@ -59,10 +62,12 @@ static int ask(const struct query_req *rq, int *memfd)
 		/* an answer with a warning: the text and the line both go out */
 		if (r.msg[0])
 			eph_err("%s", r.msg);
+		*conn = fd;
 		return 0;
 	}
 	if (*memfd >= 0)
 		close(*memfd);
+	close(fd);
 	return -1;
 }
 
@@ -93,7 +98,7 @@ static int copy_out(int memfd)
 int cmd_query(int argc, char **argv)
 {
 	struct query_req rq = { .version = QUERY_VERSION };
-	int err, memfd;
+	int err, memfd, conn;
 	pid_t agent;
 
 	err = opts_parse(&query_cmd, argc, argv, &rq.filter);
@@ -110,9 +115,10 @@ int cmd_query(int argc, char **argv)
 		eph_err("no ephport agent is running (start one with 'ephport agent')");
 		return 1;
 	}
-	if (ask(&rq, &memfd))
+	if (ask(&rq, &memfd, &conn))
 		return 1;
 	err = copy_out(memfd);
 	close(memfd);
+	close(conn);
 	return err ? 1 : 0;
 }

@@ -16,7 +16,7 @@
 #include "opts.h"
 
 #define EPH_QUERY_SOCK EPH_RUN_DIR "/query.sock"
-#define QUERY_VERSION  1
+#define QUERY_VERSION  2
 
 /* query_opts.c: the options, into a struct tuple_filter */
 extern const struct opts_cmd query_cmd;

@@ -97,43 +97,42 @@ static int print_json(FILE *out, const struct query_req *rq, const struct query_
 }
 
 /* a table row built by hand: printf costs microseconds a row, and a host has 65,536 */
-struct row {
-	char buf[512];
+/* rows are gathered here and written 64 KiB at a time */
+struct rows {
+	char buf[65536];
 	size_t len;
 };
 
-static void put(struct row *r, const char *s, size_t n)
+#define ROW_MAX 1024 /* longer than any row: 19 columns of at most 21 bytes, two addresses */
+
+static void put(struct rows *r, const char *s, size_t n)
 {
 	n = n < sizeof(r->buf) - r->len ? n : sizeof(r->buf) - r->len;
 	memcpy(r->buf + r->len, s, n);
 	r->len += n;
 }
 
-static void pad(struct row *r, size_t n)
+static void pad(struct rows *r, size_t n)
 {
-	while (n-- && r->len < sizeof(r->buf))
-		r->buf[r->len++] = ' ';
+	n = n < sizeof(r->buf) - r->len ? n : sizeof(r->buf) - r->len;
+	memset(r->buf + r->len, ' ', n);
+	r->len += n;
 }
 
-/* a column: one space before it, s left aligned (left) or right aligned in width w */
-static void col(struct row *r, const char *s, size_t w, bool left)
+/* a column after one space: s (n bytes) left aligned (left) or right aligned in width w */
+static void col(struct rows *r, const char *s, size_t n, size_t w, bool left)
 {
-	size_t n = strlen(s);
-
-	if (r->len)
-		pad(r, 1);
-	if (!left && n < w)
-		pad(r, w - n);
+	pad(r, 1 + (!left && n < w ? w - n : 0));
 	put(r, s, n);
 	if (left && n < w)
 		pad(r, w - n);
 }
 
+/* v in decimal, ending just before end; returns where it starts */
 static char *itoa_s(char *end, __s64 v)
 {
 	__u64 u = v < 0 ? -(__u64)v : (__u64)v;
 
-	*--end = 0;
 	do {
 		*--end = '0' + u % 10;
 		u /= 10;
@@ -143,31 +142,48 @@ static char *itoa_s(char *end, __s64 v)
 	return end;
 }
 
-static void num(struct row *r, __s64 v, size_t w)
+/* v right aligned in width w after one space, written in place from its last digit */
+static void num(struct rows *r, __s64 v, size_t w)
 {
-	char tmp[24];
+	__u64 u = v < 0 ? -(__u64)v : (__u64)v;
+	size_t n = (v < 0) + 1;
+	char *p;
 
-	col(r, itoa_s(tmp + sizeof(tmp), v), w, false);
+	for (__u64 x = u; x >= 10; x /= 10)
+		n++;
+	n = 1 + (n > w ? n : w);
+	if (n > sizeof(r->buf) - r->len)
+		return;
+	p = r->buf + r->len + n;
+	r->len += n;
+	do {
+		*--p = '0' + u % 10;
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	while (p > r->buf + r->len - n)
+		*--p = ' ';
 }
 
 /* utilization as a percentage with one decimal, as "%6.1f" prints it */
-static void percent(struct row *r, double util)
+static void percent(struct rows *r, double util)
 {
 	__s64 tenths = (__s64)(util * 1000 + (util >= 0 ? 0.5 : -0.5));
-	char tmp[32], *p = itoa_s(tmp + sizeof(tmp) - 2, tenths / 10);
-	size_t n = strlen(p);
+	char tmp[32], *end = tmp + sizeof(tmp), *p;
 
-	p[n] = '.';
-	p[n + 1] = '0' + (char)(tenths < 0 ? -tenths % 10 : tenths % 10);
-	p[n + 2] = 0;
-	col(r, p, 6, false);
+	*--end = '0' + (char)(tenths < 0 ? -tenths % 10 : tenths % 10);
+	*--end = '.';
+	p = itoa_s(end, tenths / 10);
+	if (tenths < 0 && tenths > -10)
+		*--p = '-';
+	col(r, p, tmp + sizeof(tmp) - p, 6, false);
 }
 
 /* source and destination ([v6]:port) as the table shows them; their lengths */
 static void endpoints(const struct tuple *t, char *src, size_t *srclen, char *dst, size_t *dstlen)
 {
-	char port[8], *p = dst;
-	size_t n;
+	char port[8], *end = port + sizeof(port), *q, *p = dst;
 
 	*srclen = addr_put(t->key.family, t->key.saddr, src);
 	if (t->key.family == AF_INET6)
@@ -176,17 +192,19 @@ static void endpoints(const struct tuple *t, char *src, size_t *srclen, char *ds
 	if (t->key.family == AF_INET6)
 		*p++ = ']';
 	*p++ = ':';
-	n = strlen(itoa_s(port + sizeof(port), t->key.dport));
-	memcpy(p, port + sizeof(port) - 1 - n, n + 1);
-	*dstlen = p + n - dst;
+	q = itoa_s(end, t->key.dport);
+	memcpy(p, q, end - q);
+	*dstlen = p + (end - q) - dst;
 }
 
 static int print_tuples(FILE *out, const struct query_view *v)
 {
 	char src[EPH_ADDRSTRLEN], dst[EPH_ADDRSTRLEN + 8];
 	size_t wsrc = 3, wdst = 3, ns, nd;
-	struct row r;
+	struct rows *r = malloc(sizeof(*r));
 
+	if (!r)
+		return -ENOMEM;
 	for (size_t i = 0; i < v->norder; i++) {
 		if (i + PREFETCH < v->norder)
 			__builtin_prefetch(&v->tuples->items[v->order[i + PREFETCH]]);
@@ -199,37 +217,44 @@ static int print_tuples(FILE *out, const struct query_view *v)
 		"NETNS", (int)wsrc, "SRC", (int)wdst, "DST", "UTIL%", "USAGE", "CAPACITY", "IN_USE",
 		"SYN_SENT", "ESTAB", "FIN_W1", "FIN_W2", "CLOSE_W", "LAST_ACK", "CLOSING", "TIME_W",
 		"TW_REUSE", "CONNECTS", "FAILED");
+	r->len = 0;
 	for (size_t i = 0; i < v->norder; i++) {
 		const struct tuple *t = &v->tuples->items[v->order[i]];
 		const __s32 *s = t->val.states;
+		char id[24], *idend = id + sizeof(id), *idp = itoa_s(idend, t->key.netns);
 
 		if (i + PREFETCH < v->norder)
 			__builtin_prefetch(&v->tuples->items[v->order[i + PREFETCH]]);
-		r.len = 0;
 		endpoints(t, src, &ns, dst, &nd);
-		num(&r, t->key.netns, 0);
-		pad(&r, r.len < 10 ? 10 - r.len : 0);
-		col(&r, src, wsrc, true);
-		col(&r, dst, wdst, true);
-		percent(&r, t->utilization);
-		num(&r, t->usage, 7);
-		num(&r, t->capacity, 8);
-		num(&r, t->in_use, 7);
-		num(&r, s[EPH_TCP_SYN_SENT], 8);
-		num(&r, s[EPH_TCP_ESTABLISHED], 7);
-		num(&r, s[EPH_TCP_FIN_WAIT1], 6);
-		num(&r, s[EPH_TCP_FIN_WAIT2], 6);
-		num(&r, s[EPH_TCP_CLOSE_WAIT], 7);
-		num(&r, s[EPH_TCP_LAST_ACK], 8);
-		num(&r, s[EPH_TCP_CLOSING], 7);
-		num(&r, t->time_wait, 7);
-		num(&r, t->reusable, 8);
-		num(&r, (__s64)t->val.connects, 9);
-		num(&r, (__s64)t->val.failed_connects, 7);
-		put(&r, "\n", 1);
-		if (fwrite(r.buf, 1, r.len, out) != r.len)
-			return -EIO;
+		put(r, idp, idend - idp);
+		pad(r, idend - idp < 10 ? 10 - (idend - idp) : 0);
+		col(r, src, ns, wsrc, true);
+		col(r, dst, nd, wdst, true);
+		percent(r, t->utilization);
+		num(r, t->usage, 7);
+		num(r, t->capacity, 8);
+		num(r, t->in_use, 7);
+		num(r, s[EPH_TCP_SYN_SENT], 8);
+		num(r, s[EPH_TCP_ESTABLISHED], 7);
+		num(r, s[EPH_TCP_FIN_WAIT1], 6);
+		num(r, s[EPH_TCP_FIN_WAIT2], 6);
+		num(r, s[EPH_TCP_CLOSE_WAIT], 7);
+		num(r, s[EPH_TCP_LAST_ACK], 8);
+		num(r, s[EPH_TCP_CLOSING], 7);
+		num(r, t->time_wait, 7);
+		num(r, t->reusable, 8);
+		num(r, (__s64)t->val.connects, 9);
+		num(r, (__s64)t->val.failed_connects, 7);
+		put(r, "\n", 1);
+		if (r->len > sizeof(r->buf) - ROW_MAX || i + 1 == v->norder) {
+			if (fwrite(r->buf, 1, r->len, out) != r->len) {
+				free(r);
+				return -EIO;
+			}
+			r->len = 0;
+		}
 	}
+	free(r);
 	return 0;
 }
 
