@@ -95,12 +95,12 @@ static int run_loop(struct agent *a)
 		err = poll(pfd, 2, wake > now ? (wake - now + 999999) / 1000000 : 0);
 		if (err < 0 && errno != EINTR) {
 			eph_err("cannot wait for notices: %s", strerror(errno));
-			return -1;
+			return neg_errno();
 		}
 		err = ring_buffer__consume(a->notices);
 		if (err < 0) {
 			eph_err("cannot read the notice ring buffer: %s", strerror(-err));
-			return -1;
+			return err;
 		}
 		for (int i = 0; i < MAX_QUERIES_AT_ONCE && (pfd[1].revents & POLLIN); i++)
 			agent_query_serve(a);
@@ -108,15 +108,17 @@ static int run_loop(struct agent *a)
 			break;
 		now = mono_ns();
 		if (now >= next_check || (a->check_now && now >= a->last_check + CHECK_GAP_NS)) {
-			if (agent_check(a))
-				return -1;
+			err = agent_check(a);
+			if (err)
+				return err;
 			while (next_check <= now)
 				next_check += CHECK_EVERY_NS;
 			agent_query_trim(a, now);
 		}
 		if (now >= next_snap) {
-			if (agent_snapshot(a))
-				return -1;
+			err = agent_snapshot(a);
+			if (err)
+				return err;
 			while (next_snap <= now)
 				next_snap += interval_ns;
 		}
@@ -124,7 +126,7 @@ static int run_loop(struct agent *a)
 	return 0;
 }
 
-/* everything from the metrics server to the query socket; -1 after one line on stderr */
+/* everything from the metrics server to the query socket; a negative errno after one line */
 static int agent_open(struct agent *a)
 {
 	int err;
@@ -134,7 +136,7 @@ static int agent_open(struct agent *a)
 		if (err) {
 			eph_err("cannot serve metrics on %s: %s", a->opts.metrics_addr,
 				strerror(-err));
-			return -1;
+			return err;
 		}
 	}
 	{
@@ -147,7 +149,7 @@ static int agent_open(struct agent *a)
 	err = sink_open(&a->report.sink, a->opts.output, a->opts.output_kib * 1024);
 	if (err) {
 		eph_err("cannot open %s for appending: %s", a->opts.output, strerror(-err));
-		return -1;
+		return err;
 	}
 	/* without it, lines name the cgroup by id only */
 	if (cgroup_resolver_open(&a->report.cgroups))
@@ -156,27 +158,30 @@ static int agent_open(struct agent *a)
 	a->home_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (a->home_fd < 0) {
 		eph_err("cannot open /proc/self/ns/net: %s", strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	a->retiring = calloc(MAX_RETIRING, sizeof(*a->retiring));
 	if (!a->retiring) {
 		eph_err("cannot allocate memory");
-		return -1;
+		return -ENOMEM;
 	}
-	if (agent_ensure_bpffs() || agent_load_bpf(a) || agent_pin_maps(a) ||
-	    agent_watch_setup(a) || agent_guard_setup(a))
-		return -1;
+	if ((err = agent_ensure_bpffs()) || (err = agent_load_bpf(a)) ||
+	    (err = agent_pin_maps(a)) || (err = agent_watch_setup(a)) ||
+	    (err = agent_guard_setup(a)))
+		return err;
 	clock_gettime(CLOCK_MONOTONIC, &a->started);
 	/* the namespaces there are before attaching; the walk counts what they held */
-	if (startup_prepare(&a->startup, a->skel, &a->netns) || agent_attach_bpf(a) ||
-	    startup_walk(&a->startup, a->skel->links.walk, &a->netns, a->home_fd) ||
-	    agent_netns_round(a))
-		return -1;
+	if ((err = startup_prepare(&a->startup, a->skel, &a->netns)) ||
+	    (err = agent_attach_bpf(a)) ||
+	    (err = startup_walk(&a->startup, a->skel->links.walk, &a->netns, a->home_fd)) ||
+	    (err = agent_netns_round(a)))
+		return err;
 	a->bootstrap_ms =
 		(mono_ns() - (a->started.tv_sec * 1000000000ull + a->started.tv_nsec)) / 1e6;
 	cost_init(&a->cost, a->skel);
-	if (agent_query_listen(a))
-		return -1;
+	err = agent_query_listen(a);
+	if (err)
+		return err;
 	return 0;
 }
 

@@ -101,11 +101,11 @@ struct agent {
 	double start_time_s;	    /* Unix time */
 };
 
-/* agent_opts.c: 0; 1 when --help was printed; -1 after a line on stderr (bad option) */
+/* agent_opts.c: 0; 1 when --help was printed; -EINVAL after a line on stderr (bad option) */
 extern const struct opts_cmd agent_cmd;
 int agent_parse_opts(int argc, char **argv, struct agent_opts *o);
 
-/* agent_bpf.c; each returns 0, or -1 after one line on stderr */
+/* agent_bpf.c; each returns 0, or a negative errno after one line on stderr */
 int agent_preflight(struct agent *a);
 void agent_degrade_settings(struct agent *a);
 void agent_degrade_notes(struct agent *a);

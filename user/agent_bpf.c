@@ -41,13 +41,13 @@ int agent_preflight(struct agent *a)
 
 	if (syscall(SYS_capget, &hdr, caps)) {
 		eph_err("cannot read capabilities: %s", strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	if (!has_cap(caps, CAP_SYS_ADMIN) &&
 	    !(has_cap(caps, CAP_BPF) && has_cap(caps, CAP_PERFMON))) {
 		eph_err("agent needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN): run it with "
 			"sudo");
-		return -1;
+		return -EPERM;
 	}
 	return kernel_probe(&a->kernel);
 }
@@ -92,7 +92,7 @@ int agent_ensure_bpffs(void)
 		eph_err("bpffs is not mounted at " BPF_FS_PATH " and mounting it failed: %s "
 			"(mount -t bpf bpf " BPF_FS_PATH ")",
 			strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	return 0;
 }
@@ -126,7 +126,7 @@ int agent_pin_maps(struct agent *a)
 	agent_unpin_all();
 	if (mkdir(EPH_PIN_DIR, 0700) && errno != EEXIST) {
 		eph_err("cannot create %s: %s", EPH_PIN_DIR, strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	a->pinned = true;
 	for (size_t i = 0; i < eph_nmaps; i++) {
@@ -138,7 +138,7 @@ int agent_pin_maps(struct agent *a)
 		err = m ? bpf_map__pin(m, path) : -ENOENT;
 		if (err) {
 			eph_err("cannot pin map at %s: %s", path, strerror(-err));
-			return -1;
+			return err;
 		}
 	}
 	return 0;
@@ -153,11 +153,11 @@ static int tw_timer_handler_addr(__u64 *addr)
 	char line[256], name[128], type;
 	unsigned long long a;
 	FILE *f = fopen("/proc/kallsyms", "re");
-	int ret = -1;
+	int ret = -ENOENT;
 
 	if (!f) {
 		eph_err("cannot read /proc/kallsyms: %s", strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "%llx %c %127s", &a, &type, name) == 3 &&
@@ -168,13 +168,15 @@ static int tw_timer_handler_addr(__u64 *addr)
 		}
 	}
 	fclose(f);
-	if (ret)
+	if (ret) {
 		eph_err("tw_timer_handler is not in /proc/kallsyms: ephport needs it to follow "
 			"TIME_WAIT sockets (kernel built without CONFIG_KALLSYMS?)");
-	else if (!*addr)
+	} else if (!*addr) {
 		eph_err("/proc/kallsyms hides kernel addresses: the agent needs CAP_SYSLOG, "
 			"and kernel.kptr_restrict below 2");
-	return ret || !*addr ? -1 : 0;
+		ret = -EPERM;
+	}
+	return ret;
 }
 
 /*
@@ -253,13 +255,13 @@ int agent_load_bpf(struct agent *a)
 	a->skel = ephport_bpf__open();
 	if (!a->skel) {
 		eph_err("cannot open the BPF object: %s", strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	err = bpf_map__set_max_entries(a->skel->maps.tuples, a->opts.max_tuples);
 	if (err) {
 		eph_err("cannot size the tuples map to %llu entries: %s",
 			(unsigned long long)a->opts.max_tuples, strerror(-err));
-		return -1;
+		return err;
 	}
 	/*
 	 * Before Linux 6.1 a map that allocates on use calls kmalloc from the
@@ -279,12 +281,13 @@ int agent_load_bpf(struct agent *a)
 			if (err) {
 				eph_err("cannot preallocate the %s map: %s",
 					bpf_map__name(prealloc[i]), strerror(-err));
-				return -1;
+				return err;
 			}
 		}
 	}
-	if (tw_timer_handler_addr((__u64 *)&a->skel->rodata->tw_timer_fn))
-		return -1;
+	err = tw_timer_handler_addr((__u64 *)&a->skel->rodata->tw_timer_fn);
+	if (err)
+		return err;
 	a->skel->rodata->guard_mode = !a->opts.guard ? GUARD_OFF :
 				      a->opts.audit  ? GUARD_AUDIT :
 						       GUARD_ENFORCE;
@@ -310,7 +313,7 @@ int agent_load_bpf(struct agent *a)
 			"+); --verbose shows the "
 			"verifier log",
 			strerror(-err));
-	return err ? -1 : 0;
+	return err;
 }
 
 /*
@@ -328,12 +331,12 @@ int agent_attach_bpf(struct agent *a)
 	err = ephport_bpf__attach(a->skel);
 	if (err) {
 		attach_error(a->skel, err);
-		return -1;
+		return err;
 	}
 	if (!a->skel->links.walk) {
 		eph_err("cannot attach the iter/tcp program: ephport needs BPF iterators "
 			"(Linux 5.9+)");
-		return -1;
+		return -EOPNOTSUPP;
 	}
 	li.map.map_fd = bpf_map__fd(a->skel->maps.fw2);
 	io.link_info = &li;
@@ -341,7 +344,7 @@ int agent_attach_bpf(struct agent *a)
 	a->skel->links.fw2_sweep = bpf_program__attach_iter(a->skel->progs.fw2_sweep, &io);
 	if (!a->skel->links.fw2_sweep) {
 		eph_err("cannot attach fw2_sweep (iter/bpf_map_elem): %s", strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	return 0;
 }
@@ -354,11 +357,11 @@ static int cgroup_dir_id(const char *what, const char *path, __u64 *id)
 
 	if (stat(path, &st) || statfs(path, &sfs)) {
 		eph_err("%s %s: %s", what, path, strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	if ((unsigned long)sfs.f_type != CGROUP2_MAGIC || !S_ISDIR(st.st_mode)) {
 		eph_err("%s %s: not a cgroup v2 directory", what, path);
-		return -1;
+		return -ENOTDIR;
 	}
 	*id = st.st_ino;
 	return 0;
@@ -369,10 +372,12 @@ static int own_cgroup_path(const char *mount, char *path, size_t len)
 {
 	char line[4096];
 	FILE *f = fopen("/proc/self/cgroup", "re");
-	int ret = -1;
+	int ret = -ENOENT;
 
-	if (!f)
-		return -1;
+	if (!f) {
+		eph_err("cannot read /proc/self/cgroup: %s", strerror(errno));
+		return neg_errno();
+	}
 	while (fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "0::", 3))
 			continue;
@@ -383,6 +388,8 @@ static int own_cgroup_path(const char *mount, char *path, size_t len)
 		break;
 	}
 	fclose(f);
+	if (ret)
+		eph_err("cannot find the agent's own cgroup v2 in /proc/self/cgroup");
 	return ret;
 }
 
@@ -395,7 +402,7 @@ int agent_guard_setup(struct agent *a)
 {
 	const char *mount = a->report.cgroups ? cgroup_resolver_mount(a->report.cgroups) : NULL;
 	const char *root = a->opts.cgroup_root ? a->opts.cgroup_root : mount;
-	int exempt_fd = bpf_map__fd(a->skel->maps.guard_exempt), fd, err = -1;
+	int exempt_fd = bpf_map__fd(a->skel->maps.guard_exempt), fd, err;
 	char own[4096];
 	__u8 cgroup_only = EXEMPT_CGROUP, subtree = EXEMPT_SUBTREE;
 	__u32 zero = 0;
@@ -407,26 +414,26 @@ int agent_guard_setup(struct agent *a)
 	if (!root || !mount) {
 		eph_err("--guard needs a cgroup v2 hierarchy, and none is mounted "
 			"(mount -t cgroup2 none /sys/fs/cgroup)");
-		return -1;
+		return -ENOENT;
 	}
-	if (cgroup_dir_id("--cgroup-root", root, &a->guard.root_cgroup_id))
-		return -1;
-	if (own_cgroup_path(mount, own, sizeof(own)) ||
-	    cgroup_dir_id("the agent's own cgroup", own, &id))
-		return -1;
+	if ((err = cgroup_dir_id("--cgroup-root", root, &a->guard.root_cgroup_id)) ||
+	    (err = own_cgroup_path(mount, own, sizeof(own))) ||
+	    (err = cgroup_dir_id("the agent's own cgroup", own, &id)))
+		return err;
 	/* the agent's cgroup may be the root: exempting its subtree would exempt all */
 	if (bpf_map_update_elem(exempt_fd, &id, &cgroup_only, BPF_ANY))
 		goto no_exempt;
 	for (size_t i = 0; i < a->opts.nexempt; i++) {
-		if (cgroup_dir_id("--exempt", a->opts.exempt[i], &id))
-			return -1;
+		err = cgroup_dir_id("--exempt", a->opts.exempt[i], &id);
+		if (err)
+			return err;
 		if (bpf_map_update_elem(exempt_fd, &id, &subtree, BPF_ANY))
 			goto no_exempt;
 	}
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		eph_err("cannot open %s: %s", root, strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	a->guard4 = bpf_program__attach_cgroup(a->skel->progs.guard_connect4, fd);
 	err = libbpf_get_error(a->guard4);
@@ -441,7 +448,7 @@ int agent_guard_setup(struct agent *a)
 			bpf_link__destroy(a->guard4);
 		a->guard4 = a->guard6 = NULL;
 		eph_err("cannot attach the connect guard to %s: %s", root, strerror(-err));
-		return -1;
+		return err;
 	}
 	a->guard.mode = a->opts.audit ? GUARD_AUDIT : GUARD_ENFORCE;
 	a->guard.deny_errno = a->opts.deny_errno;
@@ -453,10 +460,10 @@ int agent_guard_setup(struct agent *a)
 publish:
 	if (bpf_map_update_elem(bpf_map__fd(a->skel->maps.guard_info), &zero, &a->guard, BPF_ANY)) {
 		eph_err("cannot publish the guard's settings: %s", strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	return 0;
 no_exempt:
 	eph_err("cannot exempt a cgroup from the guard: %s", strerror(errno));
-	return -1;
+	return neg_errno();
 }

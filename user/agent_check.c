@@ -177,17 +177,17 @@ int agent_watch_setup(struct agent *a)
 	    failures_new(&a->failures, bpf_map__fd(a->skel->maps.failures), &a->report,
 			 a->pressure)) {
 		eph_err("out of memory");
-		return -1;
+		return -ENOMEM;
 	}
 	a->notices = ring_buffer__new(bpf_map__fd(a->skel->maps.notices), on_notice, a, NULL);
 	if (!a->notices) {
 		eph_err("cannot set up the notice ring buffer: %s", strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	a->changes = ring_buffer__new(bpf_map__fd(a->skel->maps.changes), on_change, a, NULL);
 	if (!a->changes) {
 		eph_err("cannot set up the changes ring buffer: %s", strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	a->full_read = true;
 	return 0;

@@ -12,7 +12,7 @@ static int parse_metrics_addr(const char *arg, void *cfg)
 	struct agent_opts *o = cfg;
 
 	if (metrics_addr_parse(arg, &o->metrics))
-		return -1;
+		return -EINVAL;
 	o->metrics_addr = arg;
 	return 0;
 }
@@ -103,12 +103,12 @@ int agent_parse_opts(int argc, char **argv, struct agent_opts *o)
 			   "--clear-margin (%g) must be below --warn-at (%g), or warning never "
 			   "clears",
 			   o->margin, o->warn);
-		return -1;
+		return -EINVAL;
 	}
 	if (o->warn >= o->crit) {
 		opts_error(&agent_cmd, "--warn-at (%g) must be below --critical-at (%g)", o->warn,
 			   o->crit);
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -43,7 +43,7 @@ int agent_query_listen(struct agent *a)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		eph_err("cannot make the query socket: %s", strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	/* the agent lock is held: a socket left there is a dead agent's */
 	unlink(sun.sun_path);
@@ -52,7 +52,7 @@ int agent_query_listen(struct agent *a)
 		umask(old);
 		eph_err("cannot listen on %s: %s", sun.sun_path, strerror(errno));
 		close(fd);
-		return -1;
+		return neg_errno();
 	}
 	umask(old);
 	a->query_fd = fd;
@@ -109,7 +109,7 @@ static int answer_file(struct agent *a, bool *kept)
 	if (a->answer_fd < 0)
 		a->answer_fd = memfd_create("ephport-query", MFD_CLOEXEC);
 	if (a->answer_fd < 0 || lseek(a->answer_fd, 0, SEEK_SET))
-		return -1;
+		return neg_errno();
 	*kept = true;
 	return a->answer_fd;
 }

@@ -31,7 +31,7 @@ int agent_netns_round(struct agent *a)
 	err = netns_discover(&a->netns, "/proc/self/ns/net");
 	if (err) {
 		eph_err("cannot list network namespaces: %s", strerror(-err));
-		return -1;
+		return err;
 	}
 	for (size_t i = 0; i < a->netns.len; i++) {
 		struct netns *ns = &a->netns.items[i];
@@ -52,7 +52,7 @@ int agent_netns_round(struct agent *a)
 		if (netns_leave(ns, a->home_fd)) {
 			eph_err("cannot return to the agent's network namespace: %s",
 				strerror(errno));
-			return -1;
+			return neg_errno();
 		}
 		if (err)
 			continue;

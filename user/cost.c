@@ -66,7 +66,7 @@ static int proc_read(struct proc_file *f, char *buf, size_t size)
 	if (f->fd < 0)
 		f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
 	if (f->fd < 0)
-		return -errno;
+		return neg_errno();
 	n = pread(f->fd, buf, size - 1, 0);
 	if (n < 0) {
 		err = -errno;
@@ -151,7 +151,7 @@ static int progs_read(struct cost *c, struct cost_reading *r)
 		if (fd < 0)
 			continue; /* not loaded: the guard's without --guard, one of a pair */
 		if (bpf_obj_get_info_by_fd(fd, &info, &len))
-			return -1;
+			return neg_errno();
 		r->progs[n].name = eph_progs[i].name;
 		r->progs[n].runs = info.run_cnt;
 		r->progs[n].run_time_ns = info.run_time_ns;

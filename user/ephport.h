@@ -3,6 +3,7 @@
 #ifndef EPHPORT_H
 #define EPHPORT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,17 @@
 
 /* adds a number to a cJSON object: 0, or -ENOMEM */
 #define ADD_NUM(obj, name, v) (cJSON_AddNumberToObject((obj), (name), (double)(v)) ? 0 : -ENOMEM)
+
+/*
+ * Errors. A function that fails returns a negative errno (never -1 for its own
+ * sake). The one line on stderr (eph_err) is printed where what failed is known,
+ * the file, map, program or option, which is where it is handled; the callers
+ * that pass the error up print nothing more. eph_err leaves errno as it was.
+ */
+static inline int neg_errno(void)
+{
+	return errno > 0 ? -errno : -EIO; /* the call that just failed; -EIO if it set none */
+}
 
 /* exit codes */
 #define EXIT_USAGE 2

@@ -292,7 +292,7 @@ static int attached_to_json(const char *root, cJSON *arr, bool print)
 	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
-		return -errno;
+		return neg_errno();
 	if (print)
 		printf("%-16s %8s  %s\n", "HOOK", "PROG_ID", "NAME");
 	for (size_t h = 0; h < sizeof(hooks) / sizeof(hooks[0]); h++) {
@@ -333,7 +333,7 @@ int guard_info_read(struct guard_info *gi)
 	int fd = bpf_obj_get(EPH_PIN_DIR "/guard_info"), err = 0;
 
 	if (fd < 0)
-		return -errno;
+		return neg_errno();
 	if (bpf_map_lookup_elem(fd, &zero, gi))
 		err = -errno;
 	close(fd);

@@ -93,7 +93,7 @@ int kernel_probe(struct kernel_info *k)
 		eph_err("kernel has no BTF (/sys/kernel/btf/vmlinux: %s): ephport needs a kernel "
 			"built with CONFIG_DEBUG_INFO_BTF=y (Linux " EPH_MIN_KERNEL " or later)",
 			strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	k->thread_size = thread_size(k->release);
 	k->has[KF_TASK_PT_REGS] = probe_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs);

@@ -31,7 +31,7 @@ struct kernel_info {
 	unsigned int thread_size; /* THREAD_SIZE: a task's kernel stack (32 KiB with KASAN) */
 };
 
-/* probes what this kernel has; 0, or -1 after one line on stderr (no BTF...) */
+/* probes what this kernel has; 0, or a negative errno after one line on stderr (no BTF...) */
 int kernel_probe(struct kernel_info *k);
 /* the name of a feature in agent_start's "kernel.features" */
 const char *kernel_feature_name(enum kernel_feature f);

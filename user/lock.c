@@ -34,12 +34,12 @@ int agent_lock_acquire(int *fd_out, long *holder)
 		struct stat a, b;
 
 		if (mkdir(EPH_RUN_DIR, 0755) && errno != EEXIST)
-			return -errno;
+			return neg_errno();
 		fd = open(EPH_LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 		if (fd < 0 && errno == ENOENT)
 			continue; /* an exiting agent removed the directory meanwhile */
 		if (fd < 0)
-			return -errno;
+			return neg_errno();
 		if (fcntl(fd, F_SETLK, &fl)) {
 			int err = errno;
 

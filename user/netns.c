@@ -90,7 +90,7 @@ int netns_discover(struct netns_set *s, const char *home_path)
 		return err;
 	d = opendir("/proc");
 	if (!d)
-		return -errno;
+		return neg_errno();
 	while ((de = readdir(d))) {
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
@@ -112,7 +112,7 @@ int netns_enter(const struct netns *ns)
 		return 0; /* never left: no setns(), which would need CAP_SYS_ADMIN */
 	fd = open(ns->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return neg_errno();
 	if (fstat(fd, &st))
 		err = -errno;
 	else if ((__u32)st.st_ino != ns->inum)
@@ -136,7 +136,7 @@ static int read_line(const char *path, char *buf, size_t len)
 	int err = 0;
 
 	if (!f)
-		return -errno;
+		return neg_errno();
 	if (!fgets(buf, len, f))
 		err = ferror(f) ? -EIO : -ENODATA;
 	fclose(f);

@@ -83,7 +83,7 @@ static int getopt_tables(const struct opts_cmd *cmd, struct option *longopts, ch
 	*shorts++ = ':'; /* a missing value is ':', not '?' */
 	for (const struct opt *o = cmd->opts; o->name; o++, n++) {
 		if (n == OPTS_MAX)
-			return -1;
+			return -E2BIG;
 		longopts[n] =
 			(struct option){ o->name, takes_value(o) ? required_argument : no_argument,
 					 NULL, LONG_VAL(n) };
@@ -194,7 +194,7 @@ int opts_parse(const struct opts_cmd *cmd, int argc, char **argv, void *cfg)
 	n = getopt_tables(cmd, longopts, shorts);
 	if (n < 0) {
 		opts_error(cmd, "more than %d options: raise OPTS_MAX", OPTS_MAX);
-		return -1;
+		return -EINVAL;
 	}
 	opterr = 0;
 	optind = 0; /* from argv[1], getopt's state reset: a process may parse twice */
@@ -203,11 +203,11 @@ int opts_parse(const struct opts_cmd *cmd, int argc, char **argv, void *cfg)
 
 		if (c == ':') {
 			opts_error(cmd, "%s needs a value", bad_option(argv, optbuf));
-			return -1;
+			return -EINVAL;
 		}
 		if (!o) {
 			opts_error(cmd, "unknown option '%s'", bad_option(argv, optbuf));
-			return -1;
+			return -EINVAL;
 		}
 		if (o->kind == OPT_KIND_HELP) {
 			opts_help(cmd, stdout);
@@ -216,18 +216,18 @@ int opts_parse(const struct opts_cmd *cmd, int argc, char **argv, void *cfg)
 		if (set_value(o, optarg, cfg)) {
 			opts_error(cmd, "bad value '%s' for %s", optarg,
 				   option_of_value(argv, optind));
-			return -1;
+			return -EINVAL;
 		}
 		if (o->needs)
 			needy = o;
 	}
 	if (!cmd->args && optind < argc) {
 		opts_error(cmd, "unexpected argument '%s'", argv[optind]);
-		return -1;
+		return -EINVAL;
 	}
 	if (needy && !flag_set(cmd, needy->needs, cfg)) {
 		opts_error(cmd, "--%s needs --%s", needy->name, needy->needs);
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -14,7 +14,7 @@
  *	};
  *	const struct opts_cmd cmd = { .name = "demo", .synopsis = "ephport demo [OPTION]...",
  *				      .opts = opts };
- *	err = opts_parse(&cmd, argc, argv, &cfg);   // 0, 1 (help printed) or -1
+ *	err = opts_parse(&cmd, argc, argv, &cfg);   // 0, 1 (help printed) or -EINVAL
  */
 #ifndef EPHPORT_OPTS_H
 #define EPHPORT_OPTS_H
@@ -101,7 +101,7 @@ struct opts_cmd {
 };
 
 /*
- * argv[1..] parsed into cfg: 0; 1 when the help was printed (stdout); -1 after an
+ * argv[1..] parsed into cfg: 0; 1 when the help was printed (stdout); -EINVAL after an
  * error line and the usage on stderr. Checks between options (warn < critical) are
  * the caller's, after it returns 0: opts_error() prints them as it does its own.
  */

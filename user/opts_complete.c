@@ -3,6 +3,7 @@
  * The bash completion, written from the commands' option tables (opts.h) by the
  * hidden 'ephport completion bash'; deploy/completion/ephport.bash is its output.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -183,5 +184,5 @@ int opts_complete_bash(FILE *f, const struct opts_cmd *const *cmds, size_t n)
 	for (size_t i = 0; i < n; i++)
 		command(f, cmds[i]);
 	fputs("    esac\n} &&\n    complete -F _ephport ephport\n", f);
-	return fflush(f) || ferror(f) ? -1 : 0;
+	return fflush(f) || ferror(f) ? -EIO : 0;
 }

@@ -30,7 +30,7 @@ static int ask(const struct query_req *rq, int *memfd, int *conn)
 			      .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c;
 	ssize_t n;
-	int fd;
+	int fd, err;
 
 	*memfd = -1;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", EPH_QUERY_SOCK);
@@ -43,11 +43,13 @@ static int ask(const struct query_req *rq, int *memfd, int *conn)
 		else
 			eph_err("cannot reach the agent at %s: %s (is it starting or stopping?)",
 				EPH_QUERY_SOCK, strerror(errno));
+		err = neg_errno();
 		if (fd >= 0)
 			close(fd);
-		return -1;
+		return err;
 	}
 	n = recvmsg(fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+	err = n < 0 ? neg_errno() : -EPROTO;
 	c = CMSG_FIRSTHDR(&msg);
 	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
 		memcpy(memfd, CMSG_DATA(c), sizeof(int));
@@ -56,6 +58,7 @@ static int ask(const struct query_req *rq, int *memfd, int *conn)
 		eph_err("the agent gave no answer (did it stop?)");
 	} else if (r.err) {
 		eph_err("%s", r.msg);
+		err = r.err;
 	} else if (*memfd < 0) {
 		eph_err("the agent's answer came without its text");
 	} else {
@@ -68,7 +71,7 @@ static int ask(const struct query_req *rq, int *memfd, int *conn)
 	if (*memfd >= 0)
 		close(*memfd);
 	close(fd);
-	return -1;
+	return err;
 }
 
 /* the answer to standard output, by the kernel where it can (sendfile) */
@@ -90,7 +93,7 @@ static int copy_out(int memfd)
 	}
 	if (n < 0) {
 		eph_err("cannot write the answer: %s", strerror(errno));
-		return -1;
+		return neg_errno();
 	}
 	return 0;
 }
@@ -98,7 +101,7 @@ static int copy_out(int memfd)
 int cmd_query(int argc, char **argv)
 {
 	struct query_req rq = { .version = QUERY_VERSION };
-	int err, memfd, conn;
+	int err, memfd, conn = -1;
 	pid_t agent;
 
 	err = opts_parse(&query_cmd, argc, argv, &rq.filter);

@@ -51,7 +51,7 @@ static int sync_open(struct startup *st)
 
 	st->inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "eph_sync_in", 4, 4, 1, NULL);
 	if (st->inner_fd < 0)
-		return -errno;
+		return neg_errno();
 	opts.inner_map_fd = st->inner_fd;
 	st->sync_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "eph_sync", 4, 4, 1, &opts);
 	return st->sync_fd < 0 ? -errno : 0;
@@ -170,7 +170,7 @@ static int walk_here(struct startup *st, struct bpf_link *walk, __u32 netns)
 	s->bss->walk_netns = netns;
 	fd = bpf_iter_create(bpf_link__fd(walk));
 	if (fd < 0)
-		return -errno;
+		return neg_errno();
 	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
 		if (n <= 0)
 			continue;
@@ -217,7 +217,7 @@ int startup_walk(struct startup *st, struct bpf_link *walk, struct netns_set *se
 			if (netns_leave(ns, home_fd)) {
 				eph_err("cannot return to the agent's network namespace: %s",
 					strerror(errno));
-				return -errno;
+				return neg_errno();
 			}
 			if (err) {
 				eph_err("cannot walk network namespace %u (%s): %s", ns->inum,

@@ -16,6 +16,7 @@ bool eph_json_mode;
 /* one line on stderr; in JSON mode also {"error": ...} on stdout */
 void eph_err(const char *fmt, ...)
 {
+	int saved = errno; /* callers return -errno after the line */
 	char msg[512];
 	va_list ap;
 
@@ -30,6 +31,7 @@ void eph_err(const char *fmt, ...)
 			json_print_line(obj);
 		cJSON_Delete(obj);
 	}
+	errno = saved;
 }
 
 /* the option getopt_long() stopped at: "-x" for a short one, the word for a long one */

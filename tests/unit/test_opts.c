@@ -165,7 +165,7 @@ Test(opts, rejects_values_out_of_range)
 
 		snprintf(want, sizeof(want), "ephport demo: bad value '%s' for %s\n" USAGE,
 			 bad[i][1], bad[i][0]);
-		cr_assert_eq(r.ret, -1, "%s %s", bad[i][0], bad[i][1]);
+		cr_assert_eq(r.ret, -EINVAL, "%s %s", bad[i][0], bad[i][1]);
 		cr_assert_str_eq(r.err, want);
 		cr_assert_str_empty(r.out);
 	}
@@ -259,7 +259,7 @@ Test(opts, help)
 				"\n"
 				"The end.\n");
 	/* an error before it comes first */
-	cr_assert_eq(DEMO(&d, "--bogus", "-h").ret, -1);
+	cr_assert_eq(DEMO(&d, "--bogus", "-h").ret, -EINVAL);
 }
 
 /* each option in cmd's help, long and short, and with its value */
@@ -369,7 +369,7 @@ Test(agent_opts, errors_as_before)
 			 "ephport agent: %s\nusage: ephport agent [OPTION]...  ('ephport agent "
 			 "--help' lists them)\n",
 			 cases[i].err);
-		cr_assert_eq(r.ret, -1, "%s", cases[i].err);
+		cr_assert_eq(r.ret, -EINVAL, "%s", cases[i].err);
 		cr_assert_str_eq(r.err, want);
 	}
 }

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ephport.h"
@@ -187,6 +188,22 @@ Test(util, parse_u64)
 	cr_assert_eq(parse_u64("", 0, 10, &v), -EINVAL);
 	cr_assert_eq(parse_u64("99999999999999999999999", 0, UINT64_MAX, &v), -EINVAL);
 	cr_assert_eq(v, 10);
+}
+
+/* the error convention (ephport.h): the line leaves errno as it was, for -errno after it */
+Test(util, error_line_keeps_errno)
+{
+	FILE *saved = stderr;
+
+	stderr = fopen("/dev/null", "w");
+	cr_assert_not_null(stderr);
+	errno = EACCES;
+	eph_err("a line: %s", strerror(errno));
+	cr_assert_eq(neg_errno(), -EACCES);
+	errno = 0;
+	cr_assert_eq(neg_errno(), -EIO, "a failure that set no errno is still one");
+	fclose(stderr);
+	stderr = saved;
 }
 
 Test(util, rfc3339_ms)
