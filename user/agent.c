@@ -259,7 +259,6 @@ int cmd_agent(int argc, char **argv)
 			holder);
 		return 1;
 	} else if (err) {
-		eph_err("cannot take the agent lock %s: %s", EPH_LOCK_PATH, strerror(-err));
 		return 1;
 	}
 

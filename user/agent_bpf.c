@@ -21,6 +21,7 @@
 
 #include "agent.h"
 #include "objects.h"
+#include "privdir.h"
 #include "cgroup.h"
 #include "ephport.skel.h"
 
@@ -100,7 +101,8 @@ int agent_ensure_bpffs(void)
 /* pins of agents before 0.2, which a killed one may have left */
 static const char *const old_pins[] = { "sockets", "timewait" };
 
-void agent_unpin_all(void)
+/* our pins, this agent's or a killed one's */
+static void unpin_names(void)
 {
 	char path[256];
 
@@ -114,6 +116,11 @@ void agent_unpin_all(void)
 		snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", old_pins[i]);
 		unlink(path);
 	}
+}
+
+void agent_unpin_all(void)
+{
+	unpin_names();
 	rmdir(EPH_PIN_DIR);
 }
 
@@ -122,13 +129,13 @@ int agent_pin_maps(struct agent *a)
 	char path[256];
 	int err;
 
-	/* we hold the lock, so anything here was left by an agent that was killed */
-	agent_unpin_all();
-	if (mkdir(EPH_PIN_DIR, 0700) && errno != EEXIST) {
-		eph_err("cannot create %s: %s", EPH_PIN_DIR, strerror(errno));
-		return neg_errno();
-	}
+	/* root's alone, or what the agent pins could be swapped for anyone's maps */
+	err = privdir_make(EPH_PIN_DIR);
+	if (err)
+		return err;
 	a->pinned = true;
+	/* we hold the lock, so any pin here was left by an agent that was killed */
+	unpin_names();
 	for (size_t i = 0; i < eph_nmaps; i++) {
 		struct bpf_map *m = bpf_object__find_map_by_name(a->skel->obj, eph_maps[i].name);
 

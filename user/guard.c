@@ -18,6 +18,7 @@
 
 #include "ephport.h"
 #include "guard.h"
+#include "objects.h"
 
 const struct opt_choice guard_errnos[] = {
 	{ "eaddrnotavail", EADDRNOTAVAIL },
@@ -330,10 +331,10 @@ static int attached_to_json(const char *root, cJSON *arr, bool print)
 int guard_info_read(struct guard_info *gi)
 {
 	__u32 zero = 0;
-	int fd = bpf_obj_get(EPH_PIN_DIR "/guard_info"), err = 0;
+	int fd = pin_open("guard_info", BPF_MAP_TYPE_ARRAY, sizeof(zero), sizeof(*gi)), err = 0;
 
 	if (fd < 0)
-		return neg_errno();
+		return fd;
 	if (bpf_map_lookup_elem(fd, &zero, gi))
 		err = -errno;
 	close(fd);
@@ -348,18 +349,28 @@ static int guard_status(void)
 	int err, ret = 1;
 
 	err = agent_lock_holder(&agent);
-	if (err <= 0) {
-		eph_err(err < 0 ? "cannot check for a running agent" :
-				  "no ephport agent is running (start one with 'ephport agent "
-				  "--guard')");
+	if (err < 0) {
+		eph_err("cannot check for a running agent (%s): %s%s", EPH_LOCK_PATH,
+			strerror(-err), err == -EACCES ? " (guard status needs root)" : "");
+		goto out;
+	} else if (!err) {
+		eph_err("no ephport agent is running (start one with 'ephport agent --guard')");
 		goto out;
 	}
 	err = guard_info_read(&gi);
-	if (err) {
-		eph_err("cannot read %s/guard_info: %s (guard status needs root)", EPH_PIN_DIR,
-			strerror(-err));
+	if (err == -EPERM)
+		eph_err("%s is not root's alone (owner and mode): its pins could be anyone's, "
+			"not reading them",
+			EPH_PIN_DIR);
+	else if (err == -EPROTO)
+		eph_err("%s/guard_info is not the agent's map (its type or sizes differ): not "
+			"reading it",
+			EPH_PIN_DIR);
+	else if (err)
+		eph_err("cannot read %s/guard_info: %s%s", EPH_PIN_DIR, strerror(-err),
+			err == -EACCES ? " (guard status needs root)" : "");
+	if (err)
 		goto out;
-	}
 	if (!doc || guard_info_to_json(&gi, doc) || ADD_NUM(doc, "agent_pid", agent) ||
 	    !(arr = cJSON_AddArrayToObject(doc, "attached"))) {
 		eph_err("out of memory");

@@ -2,9 +2,13 @@
 /* The BPF object's maps and programs, and who uses each (objects.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
 
 #include "ephport.h"
 #include "objects.h"
+#include "privdir.h"
 
 const struct eph_object eph_maps[] = {
 	/* clang-format off */
@@ -72,4 +76,37 @@ int objects_to_json(cJSON *obj)
 		}
 	}
 	return 0;
+}
+
+int pin_open(const char *name, __u32 type, __u32 key_size, __u32 value_size)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+	char path[256], link[64], kind[32];
+	ssize_t n;
+	int fd, err;
+
+	err = privdir_check(EPH_PIN_DIR);
+	if (err)
+		return err;
+	snprintf(path, sizeof(path), EPH_PIN_DIR "/%s", name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return neg_errno();
+	/* a pinned program or link answers a map's info query with its own */
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, kind, sizeof(kind) - 1);
+	kind[n > 0 ? n : 0] = 0;
+	if (strcmp(kind, "anon_inode:bpf-map"))
+		err = -EPROTO;
+	else if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		err = neg_errno();
+	else if (info.type != type || info.key_size != key_size || info.value_size != value_size ||
+		 !info.max_entries)
+		err = -EPROTO;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
 }

@@ -8,6 +8,7 @@
 #define EPHPORT_OBJECTS_H
 
 #include <stddef.h>
+#include <linux/types.h>
 #include <cjson/cJSON.h>
 
 enum obj_use {
@@ -28,5 +29,13 @@ extern const size_t eph_nprogs;
 
 /* for agent_start: {"maps": {name: pin path or null}, "programs": [names]} */
 int objects_to_json(cJSON *obj);
+
+/*
+ * A map the agent pinned, for a reader: a descriptor, once the pin directory is
+ * found root's alone (else -EPERM) and the pin is a map of this type, key and
+ * value size (else -EPROTO): the kernel copies value_size bytes into the
+ * reader's buffer. Or the negative errno of opening it.
+ */
+int pin_open(const char *name, __u32 type, __u32 key_size, __u32 value_size);
 
 #endif /* EPHPORT_OBJECTS_H */

@@ -111,7 +111,8 @@ int cmd_query(int argc, char **argv)
 
 	err = agent_lock_holder(&agent);
 	if (err < 0) {
-		eph_err("cannot check for a running agent (%s): %s", EPH_LOCK_PATH, strerror(-err));
+		eph_err("cannot check for a running agent (%s): %s%s", EPH_LOCK_PATH,
+			strerror(-err), err == -EACCES ? " (query needs root)" : "");
 		return 1;
 	}
 	if (err == 0) {
