@@ -35,9 +35,14 @@ def assert_no_answer_file(pid):
 
 def answer_files(pid):
     """The agent's descriptors of memory files made for answers."""
-    fds = f"/proc/{pid}/fd"
-    return [fd for fd in os.listdir(fds)
-            if os.readlink(os.path.join(fds, fd)).startswith("/memfd:ephport-query")]
+    fds, found = f"/proc/{pid}/fd", []
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(os.path.join(fds, fd)).startswith("/memfd:ephport-query"):
+                found.append(fd)
+        except FileNotFoundError:
+            pass  # closed since the listing
+    return found
 
 
 def test_a_slow_reader_keeps_its_answer(make_agent, make_netns):
