@@ -25,8 +25,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* CLOCK_MONOTONIC as the agent last read it, twice a second: when connects happen */
-__u64 agent_clock_ns = 0;
 /* tuples the agent is about to forget ("retiring"): a connect() takes one back */
 __u32 retiring_count = 0;
 

@@ -15,6 +15,7 @@ __u32 startup = 0;
 __u32 walk_netns = 0;
 __u32 walk_safe = 0;
 __u32 agent_gen = 1;
+__u64 agent_clock_ns = 0;
 __u64 changes_lost = 0;
 
 /* what the agent read inside each namespace, pinned for "ephport query" */

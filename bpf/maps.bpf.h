@@ -203,6 +203,11 @@ EPH_SHARED __u32 walk_netns; /* the namespace being walked */
 EPH_SHARED __u32 walk_safe;  /* its ehash buckets below this one are walked */
 /* the agent's check generation, and keys "changes" had no room for (the agent reads all) */
 EPH_SHARED __u32 agent_gen;
+/*
+ * CLOCK_MONOTONIC as the agent read it at its latest check, twice a second:
+ * when connects happen, and (the guard) whether the agent is alive.
+ */
+EPH_SHARED __u64 agent_clock_ns;
 EPH_SHARED __u64 changes_lost;
 
 /* the lookup-or-init of libbpf-tools' maps.bpf.h; the update's error read as an int */

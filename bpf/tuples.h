@@ -46,6 +46,7 @@ enum eph_stat {
 	EPH_STAT_CAUGHT,	/* state changes the main program missed and the backstop counted */
 	EPH_STAT_CLAIMS_FULL,	/* a start-up claim did not fit: the walk counted the socket */
 	EPH_STAT_RETIRE_RACES,	/* a connect() met its tuple as the agent forgot it */
+	EPH_STAT_GUARD_STALE,	/* the guard let a connect through: the agent was not checking */
 	EPH_STAT_MAX,
 };
 
@@ -215,6 +216,13 @@ enum guard_mode {
 	GUARD_ENFORCE,
 	GUARD_AUDIT, /* decide and count, never refuse */
 };
+
+/*
+ * The agent checks twice a second. If its latest check is older than this
+ * (it is stopped, or stalled), the limits the guard holds are stale: a connect
+ * the guard would refuse goes through, counted (EPH_STAT_GUARD_STALE).
+ */
+#define GUARD_STALE_NS (5 * 1000000000ull)
 
 /* values of "guard_exempt" */
 #define EXEMPT_CGROUP  1 /* that cgroup only: the agent's own, which may be the root */

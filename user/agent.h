@@ -42,6 +42,7 @@ struct agent_opts {
 	__u32 deny_errno;
 	const char *exempt[MAX_EXEMPT];
 	size_t nexempt;
+	bool exempt_system;
 	uint64_t max_tuples;
 	uint64_t tuple_idle;
 	const char *host;
@@ -53,6 +54,8 @@ struct agent_opts {
 
 struct agent {
 	struct agent_opts opts;
+	char system_exempt[2][4096]; /* what --exempt-system found */
+	size_t nsystem_exempt;
 	struct kernel_info kernel;
 	struct ephport_bpf *skel;
 	struct startup startup;

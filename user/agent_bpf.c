@@ -400,6 +400,35 @@ static int own_cgroup_path(const char *mount, char *path, size_t len)
 	return ret;
 }
 
+/* --exempt-system: the node's services, where systemd keeps them below root */
+static int exempt_system(struct agent *a, const char *root, int exempt_fd)
+{
+	static const char *const services[] = { "system.slice", "init.scope" };
+	__u8 subtree = EXEMPT_SUBTREE;
+	struct stat st;
+	__u64 id;
+	int err;
+
+	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
+		char *path = a->system_exempt[a->nsystem_exempt];
+
+		snprintf(path, sizeof(a->system_exempt[0]), "%s/%s", root, services[i]);
+		if (stat(path, &st) && errno == ENOENT) {
+			eph_err("note: --exempt-system: no %s: nothing there to exempt", path);
+			continue;
+		}
+		err = cgroup_dir_id("--exempt-system", path, &id);
+		if (err)
+			return err;
+		if (bpf_map_update_elem(exempt_fd, &id, &subtree, BPF_ANY)) {
+			eph_err("cannot exempt %s from the guard: %s", path, strerror(errno));
+			return neg_errno();
+		}
+		a->nsystem_exempt++;
+	}
+	return 0;
+}
+
 /*
  * --guard: the cgroup programs on --cgroup-root (the cgroup2 mount by default),
  * the exempt cgroups, and guard_info for query and "guard status". The links
@@ -437,6 +466,8 @@ int agent_guard_setup(struct agent *a)
 		if (bpf_map_update_elem(exempt_fd, &id, &subtree, BPF_ANY))
 			goto no_exempt;
 	}
+	if (a->opts.exempt_system && (err = exempt_system(a, root, exempt_fd)))
+		return err;
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		eph_err("cannot open %s: %s", root, strerror(errno));
@@ -460,7 +491,7 @@ int agent_guard_setup(struct agent *a)
 	a->guard.mode = a->opts.audit ? GUARD_AUDIT : GUARD_ENFORCE;
 	a->guard.deny_errno = a->opts.deny_errno;
 	a->guard.quota = a->opts.quota;
-	a->guard.exempt = a->opts.nexempt + 1;
+	a->guard.exempt = a->opts.nexempt + a->nsystem_exempt + 1;
 	a->guard.deny_at = a->opts.deny_at;
 	snprintf(a->guard.root, sizeof(a->guard.root), "%s", root);
 	failures_guard(a->failures, &a->guard);

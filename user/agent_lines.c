@@ -28,6 +28,9 @@ static int guard_to_json(struct agent *a, cJSON *settings)
 	for (size_t i = 0; i < a->opts.nexempt; i++)
 		if (!cJSON_AddItemToArray(ex, cJSON_CreateString(a->opts.exempt[i])))
 			return -ENOMEM;
+	for (size_t i = 0; i < a->nsystem_exempt; i++)
+		if (!cJSON_AddItemToArray(ex, cJSON_CreateString(a->system_exempt[i])))
+			return -ENOMEM;
 	return 0;
 }
 

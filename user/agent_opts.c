@@ -53,6 +53,9 @@ static const struct opt agent_options[] = {
 	  .metavar = "PATH", .complete = OPT_COMPLETE_DIR,
 	  .help = "a cgroup whose subtree is never refused (repeatable;\n"
 		  "the agent's own cgroup, itself, never is)" },
+	{ "exempt-system", 0, OPT_FLAG_AT(struct agent_opts, exempt_system), GUARD_OPT,
+	  .help = "also exempt the node's system services: system.slice and\n"
+		  "init.scope below --cgroup-root, where they are" },
 	{ "quota", 0, U64(quota), GUARD_OPT, .min = 1, .max = 1u << 20, .metavar = "N",
 	  .help = "also refuse a cgroup holding N sockets to the destination" },
 	{ "audit", 0, OPT_FLAG_AT(struct agent_opts, audit), GUARD_OPT,

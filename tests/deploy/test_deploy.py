@@ -153,7 +153,7 @@ def test_args_base_and_guard():
                     "--interval", "10", "--warn-at", "0.80", "--critical-at", "0.95",
                     "--metrics-top", "100", "--max-tuples", "65536"]
     assert "--guard" not in base and "--audit" not in base
-    assert guard == base + ["--guard", "--deny-at", "0.98"]
+    assert guard == base + ["--guard", "--deny-at", "0.98", "--exempt-system"]
 
 
 def test_args_are_agent_flags():

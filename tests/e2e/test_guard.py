@@ -185,3 +185,46 @@ def test_bad_guard_options(cgroups):
     assert not os.path.exists("/sys/fs/bpf/ephport")
     r = run(EPHPORT, "guard", "status", check=False)
     assert r.returncode == 1 and "no ephport agent is running" in r.stderr
+
+
+def test_system_services_exempt_and_a_stopped_agent_refuses_nothing(make_netns, make_peer,
+                                                                    make_agent, cgroups):
+    """--exempt-system spares system.slice below the root (init.scope is not there: a
+    note); an agent that stops checking (SIGSTOP) stops refusing after 5 s, and refuses
+    again once it checks."""
+    mount = cgroup2_mount()
+    services = os.path.join(cgroups["root"], "system.slice")
+    kubelet = os.path.join(services, "kubelet.service")
+    os.makedirs(kubelet)
+    try:
+        ns = make_netns((40000, 40099))
+        server = make_peer(ns)
+        server.cmd(f"listen 127.0.0.1 {PORT}")
+        app = client(make_peer, ns, cgroups["apps"])
+        node = client(make_peer, ns, kubelet)
+        agent = make_agent("--interval", "1", "--guard", "--cgroup-root", cgroups["root"],
+                           "--exempt-system")
+        assert agent.start_event["settings"]["guard"]["exempt"] == [services]
+        assert app.connect("127.0.0.1", PORT, 60) == (60, 0, 0)
+        wait_checks(agent)
+        assert app.connect("127.0.0.1", PORT, 37) == (37, 0, 0)
+        assert node.connect("127.0.0.1", PORT, 1) == (1, 0, 0)  # 98 of 100: at the line
+        refused, _ = refusal(agent)
+        assert app.connect("127.0.0.1", PORT, 1) == refused
+        assert node.connect("127.0.0.1", PORT, 1) == (1, 0, 0)  # the node's services pass
+
+        agent.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(6)  # past GUARD_STALE_NS: the limits it holds are stale
+            assert app.connect("127.0.0.1", PORT, 1) == (1, 0, 0)
+        finally:
+            agent.proc.send_signal(signal.SIGCONT)
+        wait_checks(agent)
+        assert app.connect("127.0.0.1", PORT, 1) == refused
+        stats = agent.wait_event("stats")
+        assert stats["guard_stale_passes"] == 1
+        agent.stop()
+        assert f"note: --exempt-system: no {cgroups['root']}/init.scope" in \
+            agent.proc.stderr.read()
+    finally:
+        remove_cgroups(mount, [kubelet, services])
