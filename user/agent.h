@@ -80,11 +80,12 @@ struct agent {
 	__u64 metrics_ns;   /* when /metrics was last rendered */
 	__u32 *order;	    /* the table most used first, as of order_version */
 	__u64 order_version;
-	bool capacity_redone; /* the latest check computed a namespace's capacities again */
-	int query_fd;	      /* the query socket (agent_query.c) */
-	int answer_fd;	      /* the memory file kept for answers, */
-	int answer_conn;      /* the connection of its latest reader, */
-	__u64 answer_ns;      /* and when it was written */
+	size_t guard_uncovered; /* destinations near the line guard_dst had no room for */
+	bool capacity_redone;	/* the latest check computed a namespace's capacities again */
+	int query_fd;		/* the query socket (agent_query.c) */
+	int answer_fd;		/* the memory file kept for answers, */
+	int answer_conn;	/* the connection of its latest reader, */
+	__u64 answer_ns;	/* and when it was written */
 	__u64 queries;
 	bool check_now;	  /* a notice asks for a pressure check */
 	__u64 last_check; /* CLOCK_MONOTONIC ns */

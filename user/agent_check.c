@@ -296,13 +296,22 @@ int agent_check(struct agent *a)
 	if (err)
 		eph_err("pressure check: %s", strerror(-err));
 	if (a->guard.mode != GUARD_OFF && guard_concerned(a)) {
+		size_t uncovered = 0;
+
 		err = guard_refresh(bpf_map__fd(a->skel->maps.guard_dst), &a->table.list,
-				    &a->latest_ns, a->opts.deny_at);
+				    &a->latest_ns, a->opts.deny_at, &uncovered);
 		if (err >= 0)
 			a->skel->bss->guard_dst_count = err;
 		else
 			eph_err("guard: cannot update the destinations near the line: %s",
 				strerror(-err));
+		if (uncovered && !a->guard_uncovered)
+			eph_err("guard: %zu destinations near the line do not fit in guard_dst "
+				"(%u): the furthest from it, and the most of any one namespace, "
+				"are "
+				"not guarded",
+				uncovered, MAX_GUARD_DST);
+		a->guard_uncovered = uncovered;
 	}
 	/* with nothing changed the text stays, its health figures renewed every few seconds */
 	if (a->metrics && (changed || now - a->metrics_ns >= METRICS_STALE_NS)) {

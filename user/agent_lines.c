@@ -131,6 +131,7 @@ int agent_snapshot(struct agent *a)
 		   !cJSON_AddNumberToObject(ev, "netns_unreachable", a->netns_unreachable) ||
 		   !cJSON_AddNumberToObject(ev, "tuple_retire_races", a->retire_races) ||
 		   !cJSON_AddNumberToObject(ev, "tuple_full_reads", a->full_reads) ||
+		   !cJSON_AddNumberToObject(ev, "guard_uncovered", a->guard_uncovered) ||
 		   cost_to_json(&a->cost, l->len, a->opts.max_tuples, ev))) {
 		cJSON_Delete(ev);
 		ev = NULL;

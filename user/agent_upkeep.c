@@ -139,32 +139,62 @@ static bool s64_zero(const void *v)
 	return *(const __s64 *)v == 0;
 }
 
-/*
- * Ports no longer held and local TIME_WAIT counts back at zero, so that a host
- * binding ever new ports does not fill the maps. Read again right before the
- * delete; a socket taking that port in the microseconds between is not counted.
- */
-static void prune_zero(int fd, size_t vsz, bool (*is_zero)(const void *))
+static bool s32_none(const void *v)
 {
-	struct port_key *keys;
-	char *vals, fresh[16];
+	return *(const __s32 *)v <= 0;
+}
+
+/*
+ * Ports no longer held, local TIME_WAIT counts back at zero, (cgroup,
+ * destination) pairs holding no socket, so that a host binding ever new ports
+ * or a node starting ever new pods does not fill the maps. Read again right
+ * before the delete; a socket taking that entry in the microseconds between is
+ * not counted (for --quota: the cgroup may open one socket more).
+ */
+static void prune_zero(int fd, size_t ksz, size_t vsz, bool (*is_zero)(const void *))
+{
+	char *keys, *vals, fresh[16];
 	size_t n;
 
-	if (vsz > sizeof(fresh) ||
-	    map_read_all(fd, sizeof(*keys), vsz, (void **)&keys, (void **)&vals, &n))
+	if (vsz > sizeof(fresh) || map_read_all(fd, ksz, vsz, (void **)&keys, (void **)&vals, &n))
 		return;
 	for (size_t i = 0; i < n; i++)
-		if (is_zero(vals + i * vsz) && !bpf_map_lookup_elem(fd, &keys[i], fresh) &&
+		if (is_zero(vals + i * vsz) && !bpf_map_lookup_elem(fd, keys + i * ksz, fresh) &&
 		    is_zero(fresh))
+			bpf_map_delete_elem(fd, keys + i * ksz);
+	free(keys);
+	free(vals);
+}
+
+/* refusals of tuples the agent no longer has: they go with their tuple */
+static void prune_denials(struct agent *a)
+{
+	int fd = bpf_map__fd(a->skel->maps.denials);
+	struct denial_key *keys;
+	__u64 *vals;
+	size_t n;
+
+	if (map_read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!table_find(&a->table, &keys[i].tuple))
 			bpf_map_delete_elem(fd, &keys[i]);
 	free(keys);
 	free(vals);
 }
 
-/* at each snapshot: ports and TIME_WAIT counts back at zero, tuples idle too long, forgotten */
+/*
+ * At each snapshot: ports, TIME_WAIT counts and quota counts back at zero,
+ * tuples idle too long and the refusals counted for them, forgotten.
+ */
 void agent_forget(struct agent *a)
 {
-	prune_zero(bpf_map__fd(a->skel->maps.ports), sizeof(struct port_val), port_val_zero);
-	prune_zero(bpf_map__fd(a->skel->maps.local_tw), sizeof(__s64), s64_zero);
+	prune_zero(bpf_map__fd(a->skel->maps.ports), sizeof(struct port_key),
+		   sizeof(struct port_val), port_val_zero);
+	prune_zero(bpf_map__fd(a->skel->maps.local_tw), sizeof(struct port_key), sizeof(__s64),
+		   s64_zero);
+	prune_zero(bpf_map__fd(a->skel->maps.cg_ports), sizeof(struct quota_key), sizeof(__s32),
+		   s32_none);
 	expire_idle(a);
+	prune_denials(a);
 }

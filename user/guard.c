@@ -46,6 +46,7 @@ struct gentry {
 	struct guard_key key; /* first: sorted and searched by it */
 	struct guard_val val;
 	double util;
+	size_t rank; /* in its namespace, nearest the line 0 */
 };
 
 /* by destination, and of one destination the most used tuple first */
@@ -61,12 +62,45 @@ static int gentry_cmp(const void *a, const void *b)
 	return memcmp(&x->val.tuple, &y->val.tuple, sizeof(x->val.tuple));
 }
 
+/* by rank within its namespace, then nearest the line first */
+static int gentry_fair_cmp(const void *a, const void *b)
+{
+	const struct gentry *x = a, *y = b;
+
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	if (x->util != y->util)
+		return x->util > y->util ? -1 : 1;
+	return gkey_cmp(&x->key, &y->key);
+}
+
+/* each destination's rank in its namespace, nearest the line 0 (want: by key, netns first) */
+static void gentry_rank(struct gentry *want, size_t n)
+{
+	size_t start = 0;
+
+	for (size_t i = 1; i <= n; i++) {
+		if (i < n && want[i].key.netns == want[start].key.netns)
+			continue;
+		/* one namespace's: nearest the line first */
+		qsort(want + start, i - start, sizeof(*want), gentry_fair_cmp);
+		for (size_t j = start; j < i; j++)
+			want[j].rank = j - start;
+		start = i;
+	}
+}
+
 /*
  * Every destination whose most used tuple is at half the deny line or more gets
  * an entry: from then on the cgroup programs compare that tuple's live counts
- * with the line at every connect(). Returns how many there are.
+ * with the line at every connect(). Returns how many there are; *uncovered says
+ * how many did not fit. What no longer needs an entry goes first, and when the
+ * map is full it is shared: each namespace's nearest destination, then each
+ * one's second, and so on, so that one namespace with thousands of tuples near
+ * the line takes no other namespace's place.
  */
-int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, double deny_at)
+int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, double deny_at,
+		  size_t *uncovered)
 {
 	struct gentry *want = calloc(l->len + 1, sizeof(*want));
 	struct guard_key *keys = NULL;
@@ -104,20 +138,26 @@ int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, do
 		if (!kept || gkey_cmp(&want[i].key, &want[kept - 1].key))
 			want[kept++] = want[i];
 	n = kept;
-	for (size_t i = 0; i < n && !err; i++)
-		if (bpf_map_update_elem(dst_fd, &want[i].key, &want[i].val, BPF_ANY))
-			err = -errno;
-	/* destinations no longer near the line */
-	if (!err)
-		err = map_read_all(dst_fd, sizeof(*keys), sizeof(*vals), (void **)&keys,
-				   (void **)&vals, &have);
+	*uncovered = 0;
+	/* destinations no longer near the line, first: a full map makes room */
+	err = map_read_all(dst_fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals,
+			   &have);
 	for (size_t i = 0; !err && i < have; i++)
 		if (!bsearch(&keys[i], want, n, sizeof(*want), gkey_cmp))
 			bpf_map_delete_elem(dst_fd, &keys[i]);
+	gentry_rank(want, n);
+	qsort(want, n, sizeof(*want), gentry_fair_cmp);
+	/* what does not fit is further from the line, or in a namespace with more */
+	*uncovered = n > MAX_GUARD_DST ? n - MAX_GUARD_DST : 0;
+	for (size_t i = n - *uncovered; i < n; i++)
+		bpf_map_delete_elem(dst_fd, &want[i].key);
+	for (size_t i = 0; i < n - *uncovered && !err; i++)
+		if (bpf_map_update_elem(dst_fd, &want[i].key, &want[i].val, BPF_ANY))
+			err = -errno;
 	free(keys);
 	free(vals);
 	free(want);
-	return err ? err : (int)n;
+	return err ? err : (int)(n - *uncovered);
 }
 
 int guard_info_to_json(const struct guard_info *gi, cJSON *obj)

@@ -16,7 +16,8 @@ const char *guard_errno_name(__u32 e);
 extern const struct opts_cmd guard_cmd;
 const char *guard_mode_name(__u32 mode);
 /* destinations near the deny line into the guard_dst map; others out */
-int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, double deny_at);
+int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, double deny_at,
+		  size_t *uncovered);
 int guard_info_read(struct guard_info *gi);
 int guard_info_to_json(const struct guard_info *gi, cJSON *obj);
 

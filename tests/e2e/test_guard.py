@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import EPHPORT, cgroup2_mount, eventually, query, remove_cgroups, run
+from conftest import EPHPORT, ROOT, cgroup2_mount, eventually, query, remove_cgroups, run
 from test_alerts import first, peer_pid
 
 PORT = 8080
@@ -228,3 +228,63 @@ def test_system_services_exempt_and_a_stopped_agent_refuses_nothing(make_netns, 
             agent.proc.stderr.read()
     finally:
         remove_cgroups(mount, [kubelet, services])
+
+
+def test_one_namespace_cannot_take_the_guards_map(make_netns, make_peer, make_agent, cgroups):
+    """guard_dst holds 16,384 destinations. A namespace with more near the line (a 2-port
+    range: one TIME_WAIT socket each is half of it) gets no more than its share: another
+    namespace's destination at the line is still guarded, and what did not fit is
+    counted (guard_uncovered)."""
+    one, two = make_netns((40000, 40001)), make_netns((40000, 40099))
+    # updates went in key order, namespace first: the crowd's namespace first
+    crowd, ns = (one, two) if one.inode < two.inode else (two, one)
+    if crowd is two:
+        crowd.sysctl("net.ipv4.ip_local_port_range", "40000 40001")
+        ns.sysctl("net.ipv4.ip_local_port_range", "40000 40099")
+    crowd.sysctl("net.ipv4.tcp_tw_reuse", 0)
+    crowd.sysctl("net.ipv4.tcp_max_tw_buckets", 100000)
+    agent = make_agent("--interval", "1", "--guard", "--cgroup-root", cgroups["root"])
+    n = 16384 + 200
+    crowd.exec(os.path.join(ROOT, "build", "loadgen"), "-c", "fin", "-n", "1",
+               "--addresses", str(n), "--count", str(n))
+    server = make_peer(ns)
+    server.cmd(f"listen 127.0.0.1 {PORT}")
+    app = client(make_peer, ns, cgroups["apps"])
+    assert app.connect("127.0.0.1", PORT, 60) == (60, 0, 0)
+    wait_checks(agent)
+    assert app.connect("127.0.0.1", PORT, 38) == (38, 0, 0)
+    wait_checks(agent)
+    refused, _ = refusal(agent)
+    assert app.connect("127.0.0.1", PORT, 1) == refused
+    stats = agent.wait_event("stats")
+    assert 0 < stats["guard_uncovered"] <= n + 1 - 16384
+
+
+def map_entries(name):
+    """The entries of one of the agent's maps, by its name (cg_ports is not pinned)."""
+    maps = [m for m in json.loads(run("bpftool", "-j", "map", "show").stdout)
+            if m.get("name") == name]
+    assert len(maps) == 1, maps
+    return json.loads(run("bpftool", "-j", "map", "dump", "id", str(maps[0]["id"])).stdout)
+
+
+def test_quota_and_denial_entries_go_with_their_sockets_and_tuple(make_netns, make_peer,
+                                                                 make_agent, cgroups):
+    """cg_ports (sockets per cgroup and destination) and denials are pruned: a node that
+    starts ever new pods, or meets ever new destinations, does not fill them."""
+    ns = make_netns((40000, 40099))
+    server = make_peer(ns)
+    server.cmd(f"listen 127.0.0.1 {PORT}")
+    app = client(make_peer, ns, cgroups["apps"])
+    agent = make_agent("--interval", "1", "--tuple-idle", "1", "--guard", "--cgroup-root",
+                       cgroups["root"], "--quota", "2", "--deny-errno", "eperm")
+    assert app.connect("127.0.0.1", PORT, 3) == (2, 0, 1)
+    assert len(map_entries("cg_ports")) == 1
+    assert [d["count"] for d in query("--netns", str(ns.inode))["denials"]] == [1]
+    app.cmd("reset-clients")  # RST: no TIME_WAIT, the tuple holds nothing
+
+    def pruned():
+        assert map_entries("cg_ports") == []
+        assert query("--netns", str(ns.inode))["denials"] == []
+    eventually(pruned, timeout=15)
+    agent.wait_event("stats")
