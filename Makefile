@@ -160,7 +160,7 @@ bench-deps: deps
 	$(call apt_install,$(BENCH_DEPS))
 
 mounts:
-	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	@mountpoint -q /sys/fs/bpf || mount -t bpf -o mode=0700 bpf /sys/fs/bpf
 	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
 
 run: deps
