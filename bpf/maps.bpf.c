@@ -11,6 +11,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u32 guard_mode = GUARD_OFF;
 const volatile __u32 guard_quota = 0;
+const volatile __u32 max_tuples = MAX_TUPLES_DEFAULT;
+__u64 tuples_count = 0;
 __u32 startup = 0;
 __u32 walk_netns = 0;
 __u32 walk_safe = 0;

@@ -132,6 +132,15 @@ EPH_SHARED struct {
 	__type(value, __s32);
 } cg_ports SEC(".maps");
 
+/* tuples per namespace, once the tuples map is half way to its sharing (tuple_room) */
+EPH_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_NETNS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __s64);
+} ns_tuples SEC(".maps");
+
 /* failing connect() and bind() per (tuple, process): exact counts, see tuples.h */
 EPH_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -197,6 +206,9 @@ EPH_SHARED struct {
 /* settings, fixed at load */
 EPH_SHARED const volatile __u32 guard_mode;
 EPH_SHARED const volatile __u32 guard_quota;
+/* the tuples map's size, fixed at load, and how many it holds (the agent's count, and since) */
+EPH_SHARED const volatile __u32 max_tuples;
+EPH_SHARED __u64 tuples_count;
 /* start-up (bpf/walk.bpf.c): set by the agent */
 EPH_SHARED __u32 startup;    /* namespaces still to walk: 0 once all are done */
 EPH_SHARED __u32 walk_netns; /* the namespace being walked */
@@ -278,22 +290,51 @@ static __always_inline bool in_range(__u32 range, __u16 port)
 	return port >= (range & 0xffff) && port <= range >> 16;
 }
 
-/* a tuple, made if need be with its namespace's settings (NULL if the map is full) */
+/*
+ * Room for one more tuple of this namespace (TUPLES_SHARE_FROM): the count the
+ * namespace holds, made from half that fill on, or NULL while the map is emptier.
+ */
+static __always_inline bool tuple_room(__u32 netns, __s64 **mine)
+{
+	__u64 n = *(volatile __u64 *)&tuples_count;
+	__s64 zero = 0;
+	int err;
+
+	*mine = NULL;
+	if (max_tuples < TUPLES_SHARE_MIN || n < TUPLES_SHARE_FROM(max_tuples) / 2)
+		return true;
+	*mine = lookup_or_init(&ns_tuples, &netns, &zero, &err);
+	if (*mine && n >= TUPLES_SHARE_FROM(max_tuples) && **mine >= TUPLES_NS_SHARE(max_tuples)) {
+		stat_inc(EPH_STAT_NS_SHARE);
+		return false;
+	}
+	return true;
+}
+
+/* a tuple, made if need be with its namespace's settings (NULL if there is no room) */
 static __always_inline struct tuple_val *tuple_get_or_make(const struct tuple_key *key, __u32 range,
 							   __u8 reuse)
 {
 	struct tuple_val *val, init = {};
+	__s64 *mine;
 	int err;
 
 	val = bpf_map_lookup_elem(&tuples, key);
 	if (val)
 		return val;
+	if (!tuple_room(key->netns, &mine))
+		return NULL;
 	init.born_ns = bpf_ktime_get_ns();
 	init.port_range = range;
 	init.tw_reuse = reuse;
 	val = lookup_or_init(&tuples, key, &init, &err);
 	if (err == -E2BIG)
 		stat_inc(EPH_STAT_TUPLES_FULL);
+	if (val && !err) {
+		__sync_fetch_and_add(&tuples_count, 1);
+		if (mine)
+			__sync_fetch_and_add(mine, 1);
+	}
 	return val;
 }
 

@@ -7,12 +7,21 @@
 #define MAX_PORTS	   65536 /* listening or bind()-ed ports, all namespaces */
 #define MAX_LOCAL_TW	   65536 /* (netns, local port) with TIME_WAIT not owed to a tuple */
 #define MAX_NETNS	   4096
-#define MAX_FAILURES	   16384
-#define MAX_DENIALS	   16384
-#define MAX_OPENERS	   8192
-#define MAX_GUARD_DST	   16384
-#define MAX_GUARD_EXEMPT   256
-#define MAX_QUOTA	   65536
+/*
+ * The tuples map is shared: once it is 3/4 full (TUPLES_SHARE_FROM), a namespace
+ * holding a quarter of it (TUPLES_NS_SHARE) makes no new tuple, so that one pod
+ * connecting to ever new destinations leaves room for the others. Counted per
+ * namespace (ns_tuples) from half of that fill on.
+ */
+#define TUPLES_SHARE_FROM(max) ((max) - (max) / 4)
+#define TUPLES_NS_SHARE(max)   ((max) / 4)
+#define TUPLES_SHARE_MIN       64 /* a smaller map is not shared out */
+#define MAX_FAILURES	       16384
+#define MAX_DENIALS	       16384
+#define MAX_OPENERS	       8192
+#define MAX_GUARD_DST	       16384
+#define MAX_GUARD_EXEMPT       256
+#define MAX_QUOTA	       65536
 
 /* indexed by the kernel's TCP state numbers (TCP_ESTABLISHED = 1 ... TCP_NEW_SYN_RECV = 12) */
 #define EPH_TCP_STATES 16
@@ -47,6 +56,7 @@ enum eph_stat {
 	EPH_STAT_CLAIMS_FULL,	/* a start-up claim did not fit: the walk counted the socket */
 	EPH_STAT_RETIRE_RACES,	/* a connect() met its tuple as the agent forgot it */
 	EPH_STAT_GUARD_STALE,	/* the guard let a connect through: the agent was not checking */
+	EPH_STAT_NS_SHARE,	/* a new tuple not made: its namespace holds its share of the map */
 	EPH_STAT_MAX,
 };
 

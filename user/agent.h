@@ -81,6 +81,7 @@ struct agent {
 	__u32 *order;	    /* the table most used first, as of order_version */
 	__u64 order_version;
 	size_t guard_uncovered; /* destinations near the line guard_dst had no room for */
+	bool ns_share_counting; /* the programs count tuples per namespace (ns_tuples) */
 	bool capacity_redone;	/* the latest check computed a namespace's capacities again */
 	int query_fd;		/* the query socket (agent_query.c) */
 	int answer_fd;		/* the memory file kept for answers, */
@@ -136,6 +137,7 @@ void agent_emit_stop(struct agent *a, const char *reason, int signal);
 /* agent_upkeep.c */
 int agent_netns_round(struct agent *a);
 void agent_forget(struct agent *a);
+void agent_tuples_share(struct agent *a);
 
 /* agent_query.c */
 int agent_query_listen(struct agent *a);

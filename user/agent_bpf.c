@@ -300,6 +300,7 @@ int agent_load_bpf(struct agent *a)
 						       GUARD_ENFORCE;
 	a->skel->rodata->guard_errno = a->opts.deny_errno;
 	a->skel->rodata->guard_quota = a->opts.quota;
+	a->skel->rodata->max_tuples = a->opts.max_tuples;
 	a->skel->rodata->thread_size = a->kernel.thread_size;
 	choose_programs(a);
 	err = ephport_bpf__load(a->skel);

@@ -287,6 +287,7 @@ int agent_check(struct agent *a)
 	a->checks++;
 	a->last_check = now;
 	a->skel->bss->agent_clock_ns = now;
+	agent_tuples_share(a);
 	a->check_now = false;
 	changed = a->table.all_changed || a->table.nchanges || a->capacity_redone;
 	/* failures first: they tell the pressure check which tuples are failing */

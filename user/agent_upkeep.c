@@ -198,3 +198,37 @@ void agent_forget(struct agent *a)
 	expire_idle(a);
 	prune_denials(a);
 }
+
+/*
+ * The counts the programs share the tuples map by (tuple_room in
+ * bpf/maps.bpf.h): the map's, and, from half way to the sharing on, each
+ * namespace's, as of this check. Made since are added by the programs; a
+ * tuple made between the reading and this write is counted at the next check.
+ */
+void agent_tuples_share(struct agent *a)
+{
+	int fd = bpf_map__fd(a->skel->maps.ns_tuples);
+	__u64 n = a->table.list.len;
+	__u32 *keys;
+	__s64 *vals;
+	size_t nkeys;
+
+	a->skel->bss->tuples_count = n;
+	if (n < TUPLES_SHARE_FROM(a->opts.max_tuples) / 2 && !a->ns_share_counting)
+		return;
+	a->ns_share_counting = a->opts.max_tuples >= TUPLES_SHARE_MIN &&
+			       n >= TUPLES_SHARE_FROM(a->opts.max_tuples) / 2;
+	if (map_read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &nkeys))
+		return;
+	for (size_t i = 0; i < nkeys; i++) {
+		const struct ns_agg *ns = table_ns(&a->table, keys[i]);
+		__s64 have = ns ? ns->ntuples : 0;
+
+		if (!a->ns_share_counting || !have)
+			bpf_map_delete_elem(fd, &keys[i]);
+		else if (have != vals[i])
+			bpf_map_update_elem(fd, &keys[i], &have, BPF_EXIST);
+	}
+	free(keys);
+	free(vals);
+}

@@ -50,6 +50,7 @@ const struct stat_name eph_stat_names[EPH_STAT_MAX] = {
 	[EPH_STAT_CLAIMS_FULL] =   { "startup_claims_dropped", "startup_claims_full" },
 	[EPH_STAT_RETIRE_RACES] =  { "tuple_retire_recounts",  NULL },
 	[EPH_STAT_GUARD_STALE] =   { "guard_stale_passes",     NULL },
+	[EPH_STAT_NS_SHARE] =	   { "tuples_over_share",      "netns_share" },
 	/* clang-format on */
 };
 

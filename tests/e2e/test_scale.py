@@ -88,3 +88,25 @@ def test_start_up_amid_churn_counts_each_socket_once(make_agent, make_netns):
     assert churned > 0
     total = exact_unless_undelivered(census, lambda: assert_all_are_ss(nss, WALK_SKIPS))
     assert total >= 0.99 * (TIME_WAIT + churned)
+
+
+def test_one_namespace_leaves_room_in_the_tuples_map(make_agent, make_netns):
+    """A namespace meeting ever new destinations stops at a quarter of the tuples map
+    once the map is 3/4 full (bpf/tuples.h, TUPLES_SHARE_FROM): another namespace's
+    tuples are still made, and counted exactly."""
+    agent = make_agent("--interval", "1", "--max-tuples", "400")
+    crowd, ns = make_netns(port_range=(1024, 65535)), make_netns(port_range=(1024, 65535))
+    for n in (crowd, ns):
+        n.sysctl("net.ipv4.tcp_tw_reuse", 0)
+    made = loadgen(crowd, "--addresses", "200", "--count", "800")["connections"]
+    assert made == 800
+    loadgen(ns, "--addresses", "5", "--count", "20")
+    got = eventually(lambda: assert_namespace_is_ss(ns), timeout=10)
+    assert got == 20
+    stats = eventually(lambda: agent.wait_event("stats", pred=lambda e: e["tuples_over_share"]))
+    crowd_tuples = len(query("--netns", str(crowd.inode))["tuples"])
+    assert TUPLES_SHARE_FROM_400 - 400 // 4 <= crowd_tuples < 400 - 20, crowd_tuples
+    assert stats["tuples_dropped"] == 0
+
+
+TUPLES_SHARE_FROM_400 = 300  # 400 - 400 / 4
