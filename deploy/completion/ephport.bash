@@ -39,9 +39,9 @@ _ephport()
         esac
         $split && return
         COMPREPLY=($(compgen -W '--interval --warn-at --critical-at --clear-margin --hold
-            --output --output-buffer --guard --deny-at --cgroup-root --exempt --quota
-            --audit --deny-errno --max-tuples --tuple-idle --host --metrics-addr
-            --metrics-top --verbose --help' -- "$cur"))
+            --output --output-buffer --guard --deny-at --cgroup-root --exempt
+            --exempt-system --quota --audit --deny-errno --max-tuples --tuple-idle --host
+            --metrics-addr --metrics-top --verbose --help' -- "$cur"))
         ;;
     query)
         case $prev in
