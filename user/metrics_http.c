@@ -6,6 +6,7 @@
  * agent.
  */
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -23,11 +24,29 @@
 
 /* --metrics-addr */
 
+/* a host as it came, NUL-terminated: 0, or -EINVAL when it is too long to be an address */
+static int host_copy(char *buf, size_t size, const char *s, size_t len)
+{
+	if (len >= size)
+		return -EINVAL;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return 0;
+}
+
+/*
+ * Numbers only, never a name: a name would be looked up (DNS at start-up, an address
+ * that depends on it), and getaddrinfo() reads "1" as 0.0.0.1 and "127.1" as 127.0.0.1.
+ */
 int metrics_addr_parse(const char *s, struct metrics_addr *out)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo hints = { .ai_family = AF_INET6,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
 	struct addrinfo *res = NULL;
-	char host[256];
+	char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 1]; /* an IPv6 one may name its interface */
 	const char *colon, *port;
 	size_t hlen;
 	uint64_t pnum;
@@ -39,22 +58,8 @@ int metrics_addr_parse(const char *s, struct metrics_addr *out)
 	hlen = colon - s;
 	if (parse_u64(port, 0, 65535, &pnum))
 		return -EINVAL;
-	if (hlen && s[0] == '[') {
-		/* [IPv6]:PORT */
-		if (hlen < 3 || s[hlen - 1] != ']')
-			return -EINVAL;
-		s++;
-		hlen -= 2;
-		hints.ai_family = AF_INET6;
-		hints.ai_flags |= AI_NUMERICHOST;
-	} else if (memchr(s, ':', hlen)) {
-		return -EINVAL; /* an IPv6 address needs its brackets */
-	}
-	if (hlen >= sizeof(host))
-		return -EINVAL;
 	if (!hlen) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
-
+		/* :PORT, every address */
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_addr = in6addr_any;
 		sin6->sin6_port = htons(pnum);
@@ -62,13 +67,24 @@ int metrics_addr_parse(const char *s, struct metrics_addr *out)
 		out->any = true;
 		return 0;
 	}
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-	if (getaddrinfo(host, port, &hints, &res) || !res)
+	if (s[0] == '[') {
+		/* [IPv6]:PORT */
+		if (hlen < 3 || s[hlen - 1] != ']' ||
+		    host_copy(host, sizeof(host), s + 1, hlen - 2))
+			return -EINVAL;
+		if (getaddrinfo(host, port, &hints, &res) || !res)
+			return -EINVAL;
+		memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+		out->len = res->ai_addrlen;
+		freeaddrinfo(res);
+		return 0;
+	}
+	/* IPv4:PORT, four decimal parts (an IPv6 address needs its brackets) */
+	if (host_copy(host, sizeof(host), s, hlen) || inet_pton(AF_INET, host, &sin->sin_addr) != 1)
 		return -EINVAL;
-	memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
-	out->len = res->ai_addrlen;
-	freeaddrinfo(res);
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(pnum);
+	out->len = sizeof(*sin);
 	return 0;
 }
 

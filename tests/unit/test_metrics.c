@@ -32,14 +32,19 @@ Test(metrics_addr, accepts_ipv4_ipv6_and_wildcard)
 	cr_assert(a.any);
 	cr_assert_eq(ntohs(in6->sin6_port), 9979);
 	cr_assert_eq(metrics_addr_parse("127.0.0.1:0", &a), 0); /* a port the kernel picks */
+	cr_assert_eq(metrics_addr_parse("[::ffff:10.1.2.3]:80", &a), 0);
+	cr_assert_eq(in6->sin6_family, AF_INET6);
+	cr_assert_eq(metrics_addr_parse("[fe80::1%lo]:80", &a), 0); /* its interface named */
+	cr_assert_eq(in6->sin6_scope_id, 1);
 }
 
 Test(metrics_addr, refuses_malformed)
 {
-	const char *bad[] = { "",	   "9979",	    "nope",
-			      ":",	   "1.2.3.4:65536", "::1:80",
-			      "[::1:80",   "[]:80",	    "[1.2.3.4]:80",
-			      "1.2.3.4:x", "1.2.3.4:-1",    "1.2.3.4: 80" };
+	const char *bad[] = { "", "9979", "nope", ":", "1.2.3.4:65536", "::1:80", "[::1:80",
+			      "[]:80", "[1.2.3.4]:80", "1.2.3.4:x", "1.2.3.4:-1", "1.2.3.4: 80",
+			      /* names, and what getaddrinfo() would take as numbers */
+			      "localhost:80", "[localhost]:80", "1:9979", "127.1:80",
+			      "0x7f.0.0.1:80", "1.2.3.4.5:80", " 1.2.3.4:80" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct metrics_addr a;
@@ -213,3 +218,4 @@ Test(retired, kept_per_live_namespace_and_in_total)
 	cr_assert_eq(rs.connects, 25);
 	retired_free(&rs);
 }
+
