@@ -74,7 +74,7 @@ static const struct opt agent_options[] = {
 		  "[IPV6], or none (:PORT) for every address; off by default" },
 	{ "metrics-top", 0, U64(metrics_top), .min = 0, .max = METRICS_TOP_MAX, .metavar = "N",
 	  .help = "per-tuple series for the N tuples nearest exhaustion\n"
-		  "(0-100000, default 100); the rest are in sums" },
+		  "(0-1000, default 100); the rest are in sums" },
 	{ "verbose", 'v', OPT_FLAG_AT(struct agent_opts, verbose),
 	  .help = "show libbpf's messages, including the verifier log" },
 	{ "help", 'h', OPT_HELP, .help = "this help" },

@@ -196,7 +196,7 @@ def test_metrics_addr_takes_numbers_not_names(host):
     assert not os.path.exists(PIN_DIR)
 
 
-@pytest.mark.parametrize("value", ["-1", "100001", "x"])
+@pytest.mark.parametrize("value", ["-1", "1001", "x"])
 def test_bad_metrics_top_exits_2(value):
     r = run(EPHPORT, "agent", "--metrics-top", value, check=False)
     assert r.returncode == 2 and "--metrics-top" in r.stderr
