@@ -118,7 +118,8 @@ bool conn_scrape(struct conn_table *t, struct conn *c)
 {
 	if (c->scrape)
 		return true;
-	if (t->scrapes >= CONN_SCRAPES_MAX)
+	/* one cut off is closed next: sending it a text would only hold the text */
+	if (c->phase != CONN_ANSWERING || t->scrapes >= CONN_SCRAPES_MAX)
 		return false;
 	c->scrape = true;
 	t->scrapes++;

@@ -54,7 +54,7 @@ void conn_table_init(struct conn_table *t, void (*cut)(int fd));
 struct conn *conn_open(struct conn_table *t, int fd, const struct sockaddr *sa, __u64 now);
 /* its request is in: the answer's deadline starts */
 void conn_request(struct conn *c, __u64 now);
-/* may its answer be a /metrics text (false: CONN_SCRAPES_MAX are being sent) */
+/* may its answer be a /metrics text (false: CONN_SCRAPES_MAX are being sent, or it is cut off) */
 bool conn_scrape(struct conn_table *t, struct conn *c);
 /* its answer is sent, or its request ended otherwise: waiting for the next one */
 void conn_done(struct conn_table *t, struct conn *c, __u64 now);

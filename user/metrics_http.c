@@ -156,7 +156,7 @@ static enum MHD_Result answer_metrics(struct metrics *m, struct MHD_Connection *
 	if (!atomic_load(&m->beat_ns))
 		return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
 	/* each answer being sent holds its text: so many texts at most, whatever the clients */
-	if (!head && conn && !conn_scrape(&m->conns, conn))
+	if (!head && (!conn || !conn_scrape(&m->conns, conn)))
 		return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy: other scrapes under way\n");
 	pthread_mutex_lock(&m->lock);
 	none = !m->text;

@@ -161,3 +161,14 @@ Test(conn, scrapes_at_once_are_bounded)
 	conn_done(&table, c[1], S); /* nothing twice */
 	cr_assert_eq(table.scrapes, CONN_SCRAPES_MAX - 1);
 }
+
+Test(conn, no_scrape_for_a_client_cut_off_or_not_yet_asking)
+{
+	struct conn *cut = from("10.0.0.1", 1, 0), *early = from("10.0.0.2", 2, 0);
+
+	conn_request(cut, 0);
+	cr_assert_eq(conn_expire(&table, CONN_ANSWER_NS), 2);
+	cr_assert_not(conn_scrape(&table, cut));
+	cr_assert_not(conn_scrape(&table, early));
+	cr_assert_eq(table.scrapes, 0);
+}
