@@ -6,7 +6,7 @@
 
 #define MAX_MAP_ENTRIES (1u << 24)
 
-/* --metrics-addr: checked and resolved now, kept as given for the messages */
+/* --metrics-addr: checked now (numbers only), kept as given for the messages */
 static int parse_metrics_addr(const char *arg, void *cfg)
 {
 	struct agent_opts *o = cfg;
@@ -71,12 +71,13 @@ static const struct opt agent_options[] = {
 	{ "host", 0, OPT_STRING_AT(struct agent_opts, host), .max = 255, .metavar = "NAME",
 	  .help = "value of every line's \"host\" (default: the hostname)" },
 	{ "metrics-addr", 0, OPT_FUNC(parse_metrics_addr), .metavar = "HOST:PORT",
+	  .why = "a numeric IPv4 address, an IPv6 one in brackets, or none (:PORT)",
 	  .help = "serve Prometheus metrics on http://HOST:PORT/metrics,\n"
-		  "and /healthz, /readyz; [IPV6]:PORT, or :PORT for every\n"
-		  "address; off by default" },
+		  "and /healthz, /readyz; HOST is a numeric IPv4 address,\n"
+		  "[IPV6], or none (:PORT) for every address; off by default" },
 	{ "metrics-top", 0, U64(metrics_top), .min = 0, .max = METRICS_TOP_MAX, .metavar = "N",
 	  .help = "per-tuple series for the N tuples nearest exhaustion\n"
-		  "(0-100000, default 100); the rest are in sums" },
+		  "(0-1000, default 100); the rest are in sums" },
 	{ "verbose", 'v', OPT_FLAG_AT(struct agent_opts, verbose),
 	  .help = "show libbpf's messages, including the verifier log" },
 	{ "help", 'h', OPT_HELP, .help = "this help" },

@@ -13,7 +13,14 @@
 #include "promtext.h"
 
 #define METRICS_TOP_DEFAULT 100
-#define METRICS_TOP_MAX	    100000
+/*
+ * Per-tuple series for this many tuples at most: their text is then at most
+ * METRICS_TEXT_MAX, every label and value as long as it can be (3.3 MiB, about
+ * 3.4 KiB a tuple; tests/unit/test_metrics.c), plus about 1 KiB per namespace. The
+ * server holds a few texts at once (docs/metrics.md), within the DaemonSet's 128 MiB.
+ */
+#define METRICS_TOP_MAX	 1000
+#define METRICS_TEXT_MAX (7 << 19)
 
 /* counters of tuples the agent forgot (idle expiry), so that sums never go down */
 struct retired {

@@ -214,8 +214,9 @@ int opts_parse(const struct opts_cmd *cmd, int argc, char **argv, void *cfg)
 			return 1;
 		}
 		if (set_value(o, optarg, cfg)) {
-			opts_error(cmd, "bad value '%s' for %s", optarg,
-				   option_of_value(argv, optind));
+			opts_error(cmd, "bad value '%s' for %s%s%s", optarg,
+				   option_of_value(argv, optind), o->why ? ": " : "",
+				   o->why ? o->why : "");
 			return -EINVAL;
 		}
 		if (o->needs)

@@ -61,6 +61,7 @@ struct opt {
 	const char *needs; /* a flag (long name) this option is no use without */
 	enum opt_complete complete;
 	const char *metavar; /* the value in the help: "SEC" */
+	const char *why;     /* after "bad value ... for --NAME: ", what a good one is */
 	const char *help;    /* lines after the first start under it in the help */
 };
 

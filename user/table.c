@@ -223,14 +223,18 @@ void table_remove(struct tuple_table *t, const struct tuple_key *key)
 static void table_swap(struct tuple_table *t, size_t i, size_t j)
 {
 	struct tuple tmp;
+	size_t si, sj;
 
 	if (i == j)
 		return;
+	/* the slots first: slot_of() matches a slot by the item it points at, before it moves */
+	si = slot_of(t, &t->list.items[i].key);
+	sj = slot_of(t, &t->list.items[j].key);
 	tmp = t->list.items[i];
 	t->list.items[i] = t->list.items[j];
 	t->list.items[j] = tmp;
-	t->slot[slot_of(t, &t->list.items[i].key)] = i + 1;
-	t->slot[slot_of(t, &t->list.items[j].key)] = j + 1;
+	t->slot[si] = j + 1;
+	t->slot[sj] = i + 1;
 }
 
 /* heap of the n best so far, the least of them at the root */

@@ -44,7 +44,7 @@ def test_kustomize_renders_every_object(variant):
     objs = objects(variant)
     assert set(objs) == {("Namespace", "ephport"), ("ServiceAccount", "ephport"),
                          ("ConfigMap", "ephport"), ("DaemonSet", "ephport"),
-                         ("Service", "ephport")}
+                         ("Service", "ephport"), ("NetworkPolicy", "ephport")}
     for (kind, _), obj in objs.items():
         if kind != "Namespace":
             assert obj["metadata"]["namespace"] == "ephport", kind
@@ -55,7 +55,7 @@ def test_objects_match_kubernetes_schemas(variant, node_modules):
     out, _ = render(variant)
     res = run(tool("node"), HERE / "validate.mjs", "-", input=out, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.strip() == "ok: 5 objects"
+    assert res.stdout.strip() == "ok: 6 objects"
 
 
 def test_schema_check_finds_mistakes(node_modules):
@@ -144,6 +144,26 @@ def test_probes_ports_and_service(variant):
     res = c["resources"]
     assert res["requests"] == {"cpu": "50m", "memory": "64Mi"}
     assert res["limits"] == {"cpu": "500m", "memory": "128Mi"}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_network_policy_admits_only_the_scrape(variant):
+    """ingress to the agent pods: their metrics port only, from Prometheus pods of one
+    namespace (both selectors in one entry: both must match); no other rule"""
+    objs = objects(variant)
+    ds, _, c = container(objs)
+    np = objs[("NetworkPolicy", "ephport")]["spec"]
+    labels = ds["spec"]["template"]["metadata"]["labels"]
+    assert np["podSelector"]["matchLabels"].items() <= labels.items()
+    assert np["podSelector"]["matchLabels"] == ds["spec"]["selector"]["matchLabels"]
+    assert np["policyTypes"] == ["Ingress"]
+    (rule,) = np["ingress"]
+    (port,) = c["ports"]
+    assert rule["ports"] == [{"port": port["name"], "protocol": "TCP"}]
+    (peer,) = rule["from"]
+    assert peer == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
 
 
 def test_args_base_and_guard():

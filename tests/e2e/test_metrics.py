@@ -170,11 +170,33 @@ def test_bad_metrics_addr_exits_2_with_one_line(value):
     r = run(EPHPORT, "agent", "--metrics-addr", value, check=False)
     assert r.returncode == 2
     assert r.stderr.splitlines()[0] == \
-        f"ephport agent: bad value '{value}' for --metrics-addr"
+        f"ephport agent: bad value '{value}' for --metrics-addr: a numeric IPv4 address, " \
+        "an IPv6 one in brackets, or none (:PORT)"
     assert not os.path.exists(PIN_DIR)
 
 
-@pytest.mark.parametrize("value", ["-1", "100001", "x"])
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("host", ["1", "127.1", "0x7f.0.0.1", "localhost", "[localhost]",
+                                  "ip6-localhost"])
+def test_metrics_addr_takes_numbers_not_names(host):
+    """1:PORT would bind 0.0.0.1, and a name would be looked up: both are refused, with
+    one line saying what is wanted, before anything is loaded."""
+    value = f"{host}:{free_port()}"
+    r = run(EPHPORT, "agent", "--metrics-addr", value, check=False, timeout=20)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.splitlines()
+    assert lines[0] == (f"ephport agent: bad value '{value}' for --metrics-addr: a numeric "
+                        "IPv4 address, an IPv6 one in brackets, or none (:PORT)")
+    assert len(lines) == 2 and lines[1].startswith("usage: ephport agent")
+    assert not os.path.exists(PIN_DIR)
+
+
+@pytest.mark.parametrize("value", ["-1", "1001", "x"])
 def test_bad_metrics_top_exits_2(value):
     r = run(EPHPORT, "agent", "--metrics-top", value, check=False)
     assert r.returncode == 2 and "--metrics-top" in r.stderr

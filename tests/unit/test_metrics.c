@@ -32,14 +32,19 @@ Test(metrics_addr, accepts_ipv4_ipv6_and_wildcard)
 	cr_assert(a.any);
 	cr_assert_eq(ntohs(in6->sin6_port), 9979);
 	cr_assert_eq(metrics_addr_parse("127.0.0.1:0", &a), 0); /* a port the kernel picks */
+	cr_assert_eq(metrics_addr_parse("[::ffff:10.1.2.3]:80", &a), 0);
+	cr_assert_eq(in6->sin6_family, AF_INET6);
+	cr_assert_eq(metrics_addr_parse("[fe80::1%lo]:80", &a), 0); /* its interface named */
+	cr_assert_eq(in6->sin6_scope_id, 1);
 }
 
 Test(metrics_addr, refuses_malformed)
 {
-	const char *bad[] = { "",	   "9979",	    "nope",
-			      ":",	   "1.2.3.4:65536", "::1:80",
-			      "[::1:80",   "[]:80",	    "[1.2.3.4]:80",
-			      "1.2.3.4:x", "1.2.3.4:-1",    "1.2.3.4: 80" };
+	const char *bad[] = { "", "9979", "nope", ":", "1.2.3.4:65536", "::1:80", "[::1:80",
+			      "[]:80", "[1.2.3.4]:80", "1.2.3.4:x", "1.2.3.4:-1", "1.2.3.4: 80",
+			      /* names, and what getaddrinfo() would take as numbers */
+			      "localhost:80", "[localhost]:80", "1:9979", "127.1:80",
+			      "0x7f.0.0.1:80", "1.2.3.4.5:80", " 1.2.3.4:80" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct metrics_addr a;
@@ -212,4 +217,55 @@ Test(retired, kept_per_live_namespace_and_in_total)
 	cr_assert_eq(rs.items[0].connects, 20);
 	cr_assert_eq(rs.connects, 25);
 	retired_free(&rs);
+}
+
+/* the longest text --metrics-top allows: every label and value as long as it can be */
+Test(metrics_render, the_largest_text_is_bounded)
+{
+	struct tuple *items = calloc(METRICS_TOP_MAX, sizeof(*items));
+	__u8 *levels = calloc(METRICS_TOP_MAX, 1);
+	__u64 *denials = calloc(METRICS_TOP_MAX, sizeof(*denials));
+	struct tuple_list l = { .items = items, .len = METRICS_TOP_MAX, .seen = METRICS_TOP_MAX };
+	struct ns_summary ns[1] = { { .inum = 4294967295u, .port_range = 1024 | 65535u << 16 } };
+	struct ns_list nl = { .items = ns, .len = 1 };
+	struct netns_count by_netns[1] = { { .netns = 4294967295u, .count = 123456789012345678 } };
+	struct metrics_view v = { .tuples = &l,
+				  .ns = &nl,
+				  .levels = levels,
+				  .denials = denials,
+				  .denials_netns = by_netns,
+				  .denials_nnetns = 1,
+				  .denials_total = 123456789012345678,
+				  .top = METRICS_TOP_MAX,
+				  .max_tuples = 1u << 24,
+				  .version = "0.1.0" };
+	struct text t = { 0 };
+
+	cr_assert(items && levels && denials);
+	for (size_t i = 0; i < METRICS_TOP_MAX; i++) {
+		struct tuple *tp = &items[i];
+
+		tp->key.family = AF_INET6;
+		tp->key.netns = 4294967295u;
+		tp->key.dport = 65535;
+		memset(tp->key.saddr, 0xfe, 16);
+		memset(tp->key.daddr, 0xfe, 16);
+		tp->key.daddr[15] = i;
+		tp->key.daddr[14] = i >> 8;
+		for (int s = 0; s < EPH_TCP_STATES; s++)
+			tp->val.states[s] = 2147483647;
+		tp->val.connects = tp->val.failed_connects = 123456789012345678;
+		tp->in_use = tp->time_wait = tp->usage = 123456789012345;
+		tp->capacity = 64511;
+		tp->utilization = 0.123456789012345;
+		levels[i] = LEVEL_EXHAUSTED;
+		denials[i] = 123456789012345678;
+	}
+	metrics_render(&v, &t);
+	cr_assert_not(t.oom);
+	cr_assert_leq(t.len, METRICS_TEXT_MAX);
+	text_free(&t);
+	free(items);
+	free(levels);
+	free(denials);
 }

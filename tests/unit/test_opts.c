@@ -351,8 +351,10 @@ Test(agent_opts, errors_as_before)
 		{ { "--warn-at", "1.5" }, "bad value '1.5' for --warn-at" },
 		{ { "--quota", "3" }, "--quota needs --guard" },
 		{ { "--guard", "--deny-errno", "eio" }, "bad value 'eio' for --deny-errno" },
-		{ { "--metrics-addr", "nope" }, "bad value 'nope' for --metrics-addr" },
-		{ { "--metrics-top", "100001" }, "bad value '100001' for --metrics-top" },
+		{ { "--metrics-addr", "nope" },
+		  "bad value 'nope' for --metrics-addr: a numeric IPv4 address, an IPv6 one in "
+		  "brackets, or none (:PORT)" },
+		{ { "--metrics-top", "1001" }, "bad value '1001' for --metrics-top" },
 		{ { "--max-sockets", "100" }, "unknown option '--max-sockets'" },
 		{ { "--warn-at", "0.96" }, "--warn-at (0.96) must be below --critical-at (0.95)" },
 		{ { "--warn-at", "0.04" },
