@@ -58,12 +58,13 @@ const char *option_of_value(char **argv, int optind_now)
 	return buf;
 }
 
+/* decimal digits only: strtoull alone would skip blanks, take a sign and negate */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
 
-	if (!s || *s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+	if (!s || *s == '\0' || s[strspn(s, "0123456789")] != '\0')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);

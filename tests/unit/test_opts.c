@@ -347,6 +347,8 @@ Test(agent_opts, errors_as_before)
 		const char *args[3], *err;
 	} cases[] = {
 		{ { "--interval", "0" }, "bad value '0' for --interval" },
+		{ { "--interval", "\t-18446744073709551615" },
+		  "bad value '\t-18446744073709551615' for --interval" },
 		{ { "--max-tuples", "99999999999" }, "bad value '99999999999' for --max-tuples" },
 		{ { "--warn-at", "1.5" }, "bad value '1.5' for --warn-at" },
 		{ { "--quota", "3" }, "--quota needs --guard" },
