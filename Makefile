@@ -21,9 +21,12 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 # Debian 12 packages: to build and run, and in addition to test
 BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev \
 	libcjson-dev libmicrohttpd-dev iproute2 mount
-TEST_DEPS := libcriterion-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
+TEST_DEPS := libcriterion-dev libclang-rt-14-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
 	libbpf-tools yamllint python3-yaml nodejs \
 	buildah binutils bash-completion groff-base man-db systemd
+# make asan and make fuzz: clang's sanitizer and libFuzzer runtimes, which clang-14 only
+# recommends (libclang-rt-14-dev), and what tests/asan/run uses
+SAN_DEPS := clang libclang-rt-14-dev libcriterion-dev python3 iproute2 util-linux
 # bench/run: python3, and tcpstates from libbpf-tools as the peer
 BENCH_DEPS := python3 procps util-linux libbpf-tools
 # make vmtest: qemu, the initramfs (cpio, static init), modprobe and depmod for the guest
@@ -59,8 +62,8 @@ endif
 .DELETE_ON_ERROR:
 # keep the .bpf.o and skeletons that pattern rules make on the way
 .SECONDARY:
-.PHONY: all deps test-deps bench-deps mounts run demo test bench unit vmlinux format clean help \
-	image install uninstall vmtest soak completion
+.PHONY: all deps test-deps bench-deps san-deps mounts run demo test bench unit vmlinux format clean \
+	help image install uninstall vmtest soak completion asan
 
 all: $(OUT)/ephport
 	@: # a recipe, so a recursive make does not say "Nothing to be done"
@@ -70,6 +73,8 @@ help:
 	@echo "make run        install build deps (apt), build, mount bpffs/tracefs, start the agent"
 	@echo "make demo       ports running out and ephport warning, in under a minute (root; cleans up)"
 	@echo "make test       install build and test deps (apt), build, run every test"
+	@echo "make asan       the unit tests and an end-to-end smoke built with ASan and UBSan"
+	@echo "                ($(ASAN_OUT)/; the smoke needs root)"
 	@echo "make bench      run the benchmark (bench/run; BENCH_ARGS='--rounds 9' ...)"
 	@echo "make vmtest     the end-to-end tests on Linux 5.10, 6.1 and 6.12 in VMs (root;"
 	@echo "                KERNELS=\"6.1\", VMTEST_ARGS='tests/e2e/test_tuples.py'; docs/kernels.md)"
@@ -134,6 +139,31 @@ $(OUT)/unit_tests: $(UNIT_SRCS) $(LIB_OBJS)
 
 -include $(wildcard $(OUT)/*.d)
 
+# make asan: the user space again, with AddressSanitizer and UBSan, in its own folder; the
+# BPF object and its skeleton are $(OUT)'s (clang -target bpf, as always)
+ASAN_OUT := build-asan
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_CFLAGS := -O1 -g $(SAN_FLAGS) -std=c11 -Wall -Wextra -Werror
+ASAN_LIB_OBJS := $(patsubst $(OUT)/%,$(ASAN_OUT)/%,$(LIB_OBJS))
+ASAN_CMD_OBJS := $(patsubst $(OUT)/%,$(ASAN_OUT)/%,$(CMD_OBJS))
+
+$(ASAN_OUT):
+	$(Q)mkdir -p $@
+
+$(ASAN_OUT)/%.o: user/%.c $(SKELS) | $(ASAN_OUT)
+	$(call msg,CC-ASAN,$@)
+	$(Q)$(CLANG) $(CPPFLAGS) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+
+$(ASAN_OUT)/ephport: $(ASAN_CMD_OBJS) $(ASAN_LIB_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CLANG) $(ASAN_CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(ASAN_OUT)/unit_tests: $(UNIT_SRCS) $(ASAN_LIB_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CLANG) $(CPPFLAGS) $(ASAN_CFLAGS) $^ $(LDLIBS) -lcriterion -o $@
+
+-include $(wildcard $(ASAN_OUT)/*.d)
+
 # install whatever of $(1) is missing; one clear line when we cannot
 define apt_install
 	@missing=""; for p in $(1); do \
@@ -159,6 +189,9 @@ test-deps: deps
 bench-deps: deps
 	$(call apt_install,$(BENCH_DEPS))
 
+san-deps: deps
+	$(call apt_install,$(SAN_DEPS))
+
 mounts:
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
@@ -177,7 +210,8 @@ demo: deps
 	@demo/run
 
 test: test-deps
-	@$(MAKE) --no-print-directory all $(OUT)/unit_tests $(BENCH_BINS)
+	@$(MAKE) --no-print-directory all $(OUT)/unit_tests $(BENCH_BINS) $(ASAN_OUT)/ephport \
+		$(ASAN_OUT)/unit_tests
 	@$(MAKE) --no-print-directory mounts
 	@tests/run
 
@@ -201,6 +235,12 @@ soak: test-deps
 
 unit: $(OUT)/unit_tests
 	$(OUT)/unit_tests
+
+# the smoke loads the agent: as root, with bpffs and tracefs mounted
+asan: san-deps
+	@$(MAKE) --no-print-directory $(ASAN_OUT)/ephport $(ASAN_OUT)/unit_tests
+	@[ "$$(id -u)" != 0 ] || $(MAKE) --no-print-directory mounts
+	@tests/asan/run
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
@@ -285,4 +325,4 @@ uninstall:
 		echo "  ephport.service still runs: systemctl disable --now ephport"
 
 clean:
-	rm -rf $(OUT)
+	rm -rf $(OUT) $(ASAN_OUT)
