@@ -370,27 +370,21 @@ static int cgroup_dir_id(const char *what, const char *path, __u64 *id)
 /* the agent's own cgroup, from /proc/self/cgroup's "0::" line */
 static int own_cgroup_path(const char *mount, char *path, size_t len)
 {
-	char line[4096];
+	char own[4096];
 	FILE *f = fopen("/proc/self/cgroup", "re");
-	int ret = -ENOENT;
+	int ret;
 
 	if (!f) {
 		eph_err("cannot read /proc/self/cgroup: %s", strerror(errno));
 		return neg_errno();
 	}
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "0::", 3))
-			continue;
-		line[strcspn(line, "\n")] = '\0';
-		if ((size_t)snprintf(path, len, "%s%s", mount,
-				     strcmp(line + 3, "/") ? line + 3 : "") < len)
-			ret = 0;
-		break;
-	}
+	ret = cgroup_v2_path(f, own, sizeof(own));
 	fclose(f);
-	if (ret)
+	if (ret || (size_t)snprintf(path, len, "%s%s", mount, strcmp(own, "/") ? own : "") >= len) {
 		eph_err("cannot find the agent's own cgroup v2 in /proc/self/cgroup");
-	return ret;
+		return -ENOENT;
+	}
+	return 0;
 }
 
 /*
