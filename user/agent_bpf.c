@@ -150,23 +150,14 @@ int agent_pin_maps(struct agent *a)
  */
 static int tw_timer_handler_addr(__u64 *addr)
 {
-	char line[256], name[128], type;
-	unsigned long long a;
 	FILE *f = fopen("/proc/kallsyms", "re");
-	int ret = -ENOENT;
+	int ret;
 
 	if (!f) {
 		eph_err("cannot read /proc/kallsyms: %s", strerror(errno));
 		return neg_errno();
 	}
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%llx %c %127s", &a, &type, name) == 3 &&
-		    !strcmp(name, "tw_timer_handler")) {
-			*addr = a;
-			ret = 0;
-			break;
-		}
-	}
+	ret = kallsyms_find(f, "tw_timer_handler", addr);
 	fclose(f);
 	if (ret) {
 		eph_err("tw_timer_handler is not in /proc/kallsyms: ephport needs it to follow "
