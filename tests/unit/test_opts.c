@@ -307,11 +307,6 @@ Test(opts, agent_help_states_the_ranges_it_checks)
 	}
 }
 
-static struct agent_opts agent_defaults(void)
-{
-	return (struct agent_opts){ .interval = 10, .warn = 0.80, .crit = 0.95, .margin = 0.05 };
-}
-
 static int agent_parse(const struct opts_cmd *cmd, int argc, char **argv, void *o)
 {
 	(void)cmd;
@@ -324,7 +319,7 @@ static int agent_parse(const struct opts_cmd *cmd, int argc, char **argv, void *
 
 Test(agent_opts, values)
 {
-	struct agent_opts o = agent_defaults();
+	struct agent_opts o = agent_opts_default;
 	struct run r = AGENT(&o, "-i", "5", "--guard", "--exempt", "/a", "--exempt", "/b",
 			     "--deny-errno", "eperm", "--quota", "3", "--host", "h",
 			     "--metrics-addr", "127.0.0.1:9979", "--metrics-top", "0", "-v");
@@ -362,7 +357,7 @@ Test(agent_opts, errors_as_before)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct agent_opts o = agent_defaults();
+		struct agent_opts o = agent_opts_default;
 		struct run r = AGENT(&o, (char *)cases[i].args[0], (char *)cases[i].args[1],
 				     (char *)cases[i].args[2]);
 		char want[256];
