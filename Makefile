@@ -63,7 +63,7 @@ endif
 # keep the .bpf.o and skeletons that pattern rules make on the way
 .SECONDARY:
 .PHONY: all deps test-deps bench-deps san-deps mounts run demo test bench unit vmlinux format clean \
-	help image install uninstall vmtest soak completion asan
+	help image install uninstall vmtest soak completion asan fuzz
 
 all: $(OUT)/ephport
 	@: # a recipe, so a recursive make does not say "Nothing to be done"
@@ -75,6 +75,7 @@ help:
 	@echo "make test       install build and test deps (apt), build, run every test"
 	@echo "make asan       the unit tests and an end-to-end smoke built with ASan and UBSan"
 	@echo "                ($(ASAN_OUT)/; the smoke needs root)"
+	@echo "make fuzz       each libFuzzer target (tests/fuzz/) for FUZZ_S seconds (default $(FUZZ_S))"
 	@echo "make bench      run the benchmark (bench/run; BENCH_ARGS='--rounds 9' ...)"
 	@echo "make vmtest     the end-to-end tests on Linux 5.10, 6.1 and 6.12 in VMs (root;"
 	@echo "                KERNELS=\"6.1\", VMTEST_ARGS='tests/e2e/test_tuples.py'; docs/kernels.md)"
@@ -164,6 +165,41 @@ $(ASAN_OUT)/unit_tests: $(UNIT_SRCS) $(ASAN_LIB_OBJS)
 
 -include $(wildcard $(ASAN_OUT)/*.d)
 
+# make fuzz: a libFuzzer target per parser of outside input (tests/fuzz/*.c, fuzz.c their
+# helpers), linked against user/ built with coverage, ASan and UBSan in build-fuzz/. UB
+# stops a target as a crash does.
+FUZZ_OUT := build-fuzz
+FUZZ_CFLAGS := -O1 -g $(SAN_FLAGS) -fno-sanitize-recover=all -std=c11 -Wall -Wextra -Werror
+FUZZ_TARGETS := $(filter-out fuzz,$(basename $(notdir $(wildcard tests/fuzz/*.c))))
+FUZZ_BINS := $(addprefix $(FUZZ_OUT)/fuzz_,$(FUZZ_TARGETS))
+FUZZ_LIB := $(FUZZ_OUT)/libephport.a
+# seconds each target runs in make fuzz (make test: 3)
+FUZZ_S ?= 60
+
+$(FUZZ_OUT):
+	$(Q)mkdir -p $@
+
+$(FUZZ_OUT)/%.o: user/%.c $(SKELS) | $(FUZZ_OUT)
+	$(call msg,CC-FUZZ,$@)
+	$(Q)$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_OUT)/fuzz.o: tests/fuzz/fuzz.c tests/fuzz/fuzz.h | $(FUZZ_OUT)
+	$(call msg,CC-FUZZ,$@)
+	$(Q)$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
+
+# an archive: each target takes only the objects it needs
+$(FUZZ_LIB): $(patsubst $(OUT)/%,$(FUZZ_OUT)/%,$(LIB_OBJS))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# no target resolves a host name (fuzz.c wraps getaddrinfo)
+$(FUZZ_OUT)/fuzz_%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_OUT)/fuzz.o $(FUZZ_LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CLANG) $(CPPFLAGS) -Itests/fuzz $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OUT)/fuzz.o \
+		$(FUZZ_LIB) $(LDLIBS) -Wl,--wrap=getaddrinfo -o $@
+
+-include $(wildcard $(FUZZ_OUT)/*.d)
+
 # install whatever of $(1) is missing; one clear line when we cannot
 define apt_install
 	@missing=""; for p in $(1); do \
@@ -211,7 +247,7 @@ demo: deps
 
 test: test-deps
 	@$(MAKE) --no-print-directory all $(OUT)/unit_tests $(BENCH_BINS) $(ASAN_OUT)/ephport \
-		$(ASAN_OUT)/unit_tests
+		$(ASAN_OUT)/unit_tests $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory mounts
 	@tests/run
 
@@ -242,11 +278,16 @@ asan: san-deps
 	@[ "$$(id -u)" != 0 ] || $(MAKE) --no-print-directory mounts
 	@tests/asan/run
 
+fuzz: san-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@tests/fuzz/run --seconds $(FUZZ_S)
+
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
 
 format:
-	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/vm/*.c bench/*.c
+	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/vm/*.c bench/*.c \
+		tests/fuzz/*.c tests/fuzz/*.h
 
 # the bash completion is the binary's: after changing an option, run this and commit the
 # script (tests/e2e/test_completion.py fails while they differ)
@@ -325,4 +366,4 @@ uninstall:
 		echo "  ephport.service still runs: systemctl disable --now ephport"
 
 clean:
-	rm -rf $(OUT) $(ASAN_OUT)
+	rm -rf $(OUT) $(ASAN_OUT) $(FUZZ_OUT)
