@@ -42,12 +42,13 @@ BPF_OBJS := $(OUT)/bpf/maps.bpf.o $(filter-out $(OUT)/bpf/maps.bpf.o, \
 	$(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS)))
 BPF_HDRS := $(wildcard bpf/*.h) vmlinux/vmlinux.h
 SKELS := $(OUT)/ephport.skel.h
-# the option tables (agent_opts.o, query_opts.o) are here for the unit tests to parse with
+# the option tables (agent_opts.o, query_opts.o) are here for the unit tests to parse with,
+# query_render.o for the query fuzzer to render with
 LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o objects.o jsonw.o table.o tuples.o capacity.o netns.o lock.o cgroup.o kernel.o startup.o \
 	report.o sink.o pressure.o failures.o guard.o cost.o promtext.o metrics_http.o series.o hints.o metrics.o \
-	opts.o opts_complete.o agent_opts.o query_opts.o)
+	opts.o opts_complete.o agent_opts.o query_opts.o query_render.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o agent_check.o agent_lines.o agent_upkeep.o agent_bpf.o \
-	agent_query.o query.o query_render.o)
+	agent_query.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 BENCH_BINS := $(OUT)/loadgen $(OUT)/floor
 

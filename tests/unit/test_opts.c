@@ -395,3 +395,32 @@ Test(opts, bash_completion_knows_every_option)
 		}
 	free(text);
 }
+
+/* the agent takes a client's question only as this version asks it, its flags 0 or 1 */
+Test(query_req, the_agent_takes_only_what_this_version_asks)
+{
+	static const size_t flags[] = {
+		offsetof(struct query_req, filter.netns_set),
+		offsetof(struct query_req, filter.src_set),
+		offsetof(struct query_req, filter.dst_set),
+		offsetof(struct query_req, filter.dport_set),
+	};
+	struct query_req sent = { .version = QUERY_VERSION, .json = 1 }, got;
+	unsigned char buf[sizeof(sent)];
+
+	cr_assert_eq(filter_parse_dst(&sent.filter, "10.0.0.1:443"), 0);
+	memcpy(buf, &sent, sizeof(buf));
+	cr_assert_eq(query_req_take(buf, sizeof(buf), &got), 0);
+	cr_assert(got.json && got.filter.dst_set && got.filter.dport_set);
+	cr_assert_eq(got.filter.dport, 443);
+	cr_assert_eq(query_req_take(buf, sizeof(buf) - 1, &got), -EPROTO);
+
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		memcpy(buf, &sent, sizeof(buf));
+		buf[flags[i]] = 2; /* the fuzzer's: "load of value 2 ... for type 'bool'" */
+		cr_assert_eq(query_req_take(buf, sizeof(buf), &got), -EPROTO, "flag %zu", i);
+	}
+	sent.version = QUERY_VERSION - 1;
+	memcpy(buf, &sent, sizeof(buf));
+	cr_assert_eq(query_req_take(buf, sizeof(buf), &got), -EPROTO);
+}
