@@ -44,17 +44,24 @@ const char *bad_option(char **argv, char buf[3])
 	return argv[optind - 1];
 }
 
-/* the option whose value getopt_long() just took: "--interval" of "--interval 0" or "-i0" */
+/*
+ * The option whose value getopt_long() just took: "--interval" of "--interval 0" or
+ * "--interval=0", "-i" of "-i0", "-i 0", "-vi0" or "-vi 0". The value is the word after
+ * the option's, or in the same word: after '=', or after the option's letter.
+ */
 const char *option_of_value(char **argv, int optind_now)
 {
 	static char buf[64];
-	const char *arg = argv[optind_now - 1];
+	const char *arg = argv[optind_now - 1], *val = optarg;
 
-	if (optarg == arg && optind_now >= 2)
-		return argv[optind_now - 2];
-	snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(arg, "="), arg);
-	if (buf[1] != '-' && buf[2])
-		buf[2] = '\0'; /* -i0 */
+	if (val == arg && optind_now >= 2) {
+		arg = argv[optind_now - 2];
+		val = arg + strlen(arg);
+	}
+	if (arg[0] == '-' && arg[1] != '-' && val > arg + 1)
+		snprintf(buf, sizeof(buf), "-%c", val[-1]);
+	else
+		snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(arg, "="), arg);
 	return buf;
 }
 

@@ -189,6 +189,10 @@ Test(opts, names_the_option_as_it_was_given)
 	assert_error(DEMO(&d, "-c0"), "bad value '0' for -c");
 	assert_error(DEMO(&d, "--count=0"), "bad value '0' for --count");
 	assert_error(DEMO(&d, "--cou", "0"), "bad value '0' for --cou");
+	/* in a cluster of short options the value's is the letter before it, not the first */
+	assert_error(DEMO(&d, "-xc0"), "bad value '0' for -c");
+	assert_error(DEMO(&d, "-gxc", "0"), "bad value '0' for -c");
+	assert_error(DEMO(&d, "-gc-1"), "bad value '-1' for -c");
 }
 
 Test(opts, a_repeatable_option_holds_as_many_as_its_array)
