@@ -34,11 +34,16 @@ void eph_err(const char *fmt, ...)
 	errno = saved;
 }
 
-/* the option getopt_long() stopped at: "-x" for a short one, the word for a long one */
+/*
+ * The option getopt_long() stopped at: "-x" for a short one, the word for a long one.
+ * A long one leaves optopt 0 or its value (256 and up, opts.c); a short one its letter,
+ * below 0 for a byte above 127. In a cluster ("-vZx") optind has not moved on yet, so
+ * only a long one's word is argv[optind - 1].
+ */
 const char *bad_option(char **argv, char buf[3])
 {
-	if (optopt > 0 && optopt < 128 && argv[optind - 1][1] != '-') {
-		snprintf(buf, 3, "-%c", optopt);
+	if (optopt != 0 && optopt < 128) {
+		snprintf(buf, 3, "-%c", (char)optopt);
 		return buf;
 	}
 	return argv[optind - 1];

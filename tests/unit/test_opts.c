@@ -208,10 +208,14 @@ Test(opts, a_repeatable_option_holds_as_many_as_its_array)
 
 Test(opts, usage_errors)
 {
-	struct demo d = { 0 };
+	struct demo d = { 0 }, e = { 0 };
 
 	assert_error(DEMO(&d, "--bogus"), "unknown option '--bogus'");
 	assert_error(DEMO(&d, "-gq"), "unknown option '-q'");
+	/* the word before a cluster is not the one that failed (e: --on stays off in d) */
+	assert_error(DEMO(&e, "--on", "-qg"), "unknown option '-q'");
+	assert_error(DEMO(&e, "--on", "-g\xff"), "unknown option '-\xff'");
+	assert_error(DEMO(&e, "--on", "-gc"), "-c needs a value");
 	assert_error(DEMO(&d, "--on=1"), "unknown option '--on=1'");
 	assert_error(DEMO(&d, "--count"), "--count needs a value");
 	assert_error(DEMO(&d, "-c"), "-c needs a value");
