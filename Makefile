@@ -3,6 +3,8 @@
 
 VERSION := 0.1.0
 OUT := build
+# where the skeleton headers are: make asan builds from $(OUT)'s (OUT=build-asan SKEL_OUT=build)
+SKEL_OUT ?= $(OUT)
 PREFIX ?= /usr/local
 
 CLANG ?= clang
@@ -14,7 +16,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/pp
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -Wall -Wextra -Werror
-CPPFLAGS += -D_GNU_SOURCE -DEPHPORT_VERSION='"$(VERSION)"' -I$(OUT) -Ibpf -Iuser
+CPPFLAGS += -D_GNU_SOURCE -DEPHPORT_VERSION='"$(VERSION)"' -I$(SKEL_OUT) -Ibpf -Iuser
 LDLIBS += -lbpf -lelf -lz -lcjson -lmicrohttpd -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
 
@@ -41,7 +43,7 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(OUT)/bpf/maps.bpf.o $(filter-out $(OUT)/bpf/maps.bpf.o, \
 	$(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS)))
 BPF_HDRS := $(wildcard bpf/*.h) vmlinux/vmlinux.h
-SKELS := $(OUT)/ephport.skel.h
+SKELS := $(SKEL_OUT)/ephport.skel.h
 # the option tables (agent_opts.o, query_opts.o) are here for the unit tests to parse with,
 # query_render.o for the query fuzzer to render with
 LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o objects.o jsonw.o table.o tuples.o capacity.o netns.o lock.o cgroup.o kernel.o startup.o \
@@ -64,7 +66,7 @@ endif
 # keep the .bpf.o and skeletons that pattern rules make on the way
 .SECONDARY:
 .PHONY: all deps test-deps bench-deps san-deps mounts run demo test bench unit vmlinux format clean \
-	help image install uninstall vmtest soak completion asan fuzz
+	help image install uninstall vmtest soak completion asan asan-build fuzz
 
 all: $(OUT)/ephport
 	@: # a recipe, so a recursive make does not say "Nothing to be done"
@@ -141,30 +143,16 @@ $(OUT)/unit_tests: $(UNIT_SRCS) $(LIB_OBJS)
 
 -include $(wildcard $(OUT)/*.d)
 
-# make asan: the user space again, with AddressSanitizer and UBSan, in its own folder; the
-# BPF object and its skeleton are $(OUT)'s (clang -target bpf, as always)
+# make asan: the user space again, by clang with AddressSanitizer and UBSan, into its own
+# folder through the rules above (OUT=$(ASAN_OUT)); the BPF object and its skeleton stay
+# $(OUT)'s, built by clang -target bpf as always
 ASAN_OUT := build-asan
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
-ASAN_CFLAGS := -O1 -g $(SAN_FLAGS) -std=c11 -Wall -Wextra -Werror
-ASAN_LIB_OBJS := $(patsubst $(OUT)/%,$(ASAN_OUT)/%,$(LIB_OBJS))
-ASAN_CMD_OBJS := $(patsubst $(OUT)/%,$(ASAN_OUT)/%,$(CMD_OBJS))
+ASAN_BINS := $(ASAN_OUT)/ephport $(ASAN_OUT)/unit_tests
 
-$(ASAN_OUT):
-	$(Q)mkdir -p $@
-
-$(ASAN_OUT)/%.o: user/%.c $(SKELS) | $(ASAN_OUT)
-	$(call msg,CC-ASAN,$@)
-	$(Q)$(CLANG) $(CPPFLAGS) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
-
-$(ASAN_OUT)/ephport: $(ASAN_CMD_OBJS) $(ASAN_LIB_OBJS)
-	$(call msg,LINK,$@)
-	$(Q)$(CLANG) $(ASAN_CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
-
-$(ASAN_OUT)/unit_tests: $(UNIT_SRCS) $(ASAN_LIB_OBJS)
-	$(call msg,LINK,$@)
-	$(Q)$(CLANG) $(CPPFLAGS) $(ASAN_CFLAGS) $^ $(LDLIBS) -lcriterion -o $@
-
--include $(wildcard $(ASAN_OUT)/*.d)
+asan-build: $(SKELS)
+	@$(MAKE) --no-print-directory $(if $(Q),-s) OUT=$(ASAN_OUT) SKEL_OUT=$(SKEL_OUT) CC=$(CLANG) \
+		CFLAGS='-O1 -g $(SAN_FLAGS) -std=c11 -Wall -Wextra -Werror' $(ASAN_BINS)
 
 # make fuzz: a libFuzzer target per parser of outside input (tests/fuzz/*.c, fuzz.c their
 # helpers), linked against user/ built with coverage, ASan and UBSan in build-fuzz/. UB
@@ -247,8 +235,7 @@ demo: deps
 	@demo/run
 
 test: test-deps
-	@$(MAKE) --no-print-directory all $(OUT)/unit_tests $(BENCH_BINS) $(ASAN_OUT)/ephport \
-		$(ASAN_OUT)/unit_tests $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory all $(OUT)/unit_tests $(BENCH_BINS) asan-build $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory mounts
 	@tests/run
 
@@ -275,7 +262,7 @@ unit: $(OUT)/unit_tests
 
 # the smoke loads the agent: as root, with bpffs and tracefs mounted
 asan: san-deps
-	@$(MAKE) --no-print-directory $(ASAN_OUT)/ephport $(ASAN_OUT)/unit_tests
+	@$(MAKE) --no-print-directory asan-build
 	@[ "$$(id -u)" != 0 ] || $(MAKE) --no-print-directory mounts
 	@tests/asan/run
 
