@@ -3,6 +3,8 @@
 
 VERSION := 0.1.0
 OUT := build
+# where the skeleton headers are: make asan builds from $(OUT)'s (OUT=build-asan SKEL_OUT=build)
+SKEL_OUT ?= $(OUT)
 PREFIX ?= /usr/local
 
 CLANG ?= clang
@@ -14,16 +16,19 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/pp
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -Wall -Wextra -Werror
-CPPFLAGS += -D_GNU_SOURCE -DEPHPORT_VERSION='"$(VERSION)"' -I$(OUT) -Ibpf -Iuser
+CPPFLAGS += -D_GNU_SOURCE -DEPHPORT_VERSION='"$(VERSION)"' -I$(SKEL_OUT) -Ibpf -Iuser
 LDLIBS += -lbpf -lelf -lz -lcjson -lmicrohttpd -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
 
 # Debian 12 packages: to build and run, and in addition to test
 BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev \
 	libcjson-dev libmicrohttpd-dev iproute2 mount
-TEST_DEPS := libcriterion-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
+TEST_DEPS := libcriterion-dev libclang-rt-14-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
 	libbpf-tools yamllint python3-yaml nodejs \
 	buildah binutils bash-completion groff-base man-db systemd
+# make asan and make fuzz: clang's sanitizer and libFuzzer runtimes, which clang-14 only
+# recommends (libclang-rt-14-dev), and what tests/asan/run uses
+SAN_DEPS := clang libclang-rt-14-dev libcriterion-dev python3 iproute2 util-linux
 # bench/run: python3, and tcpstates from libbpf-tools as the peer
 BENCH_DEPS := python3 procps util-linux libbpf-tools
 # make vmtest: qemu, the initramfs (cpio, static init), modprobe and depmod for the guest
@@ -38,13 +43,14 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(OUT)/bpf/maps.bpf.o $(filter-out $(OUT)/bpf/maps.bpf.o, \
 	$(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS)))
 BPF_HDRS := $(wildcard bpf/*.h) vmlinux/vmlinux.h
-SKELS := $(OUT)/ephport.skel.h
-# the option tables (agent_opts.o, query_opts.o) are here for the unit tests to parse with
+SKELS := $(SKEL_OUT)/ephport.skel.h
+# the option tables (agent_opts.o, query_opts.o) are here for the unit tests to parse with,
+# query_render.o for the query fuzzer to render with
 LIB_OBJS := $(addprefix $(OUT)/,util.o addr.o objects.o jsonw.o table.o tuples.o capacity.o netns.o lock.o privdir.o cgroup.o kernel.o startup.o \
 	report.o sink.o pressure.o failures.o guard.o cost.o promtext.o metrics_conn.o metrics_http.o series.o hints.o metrics.o \
-	opts.o opts_complete.o agent_opts.o query_opts.o)
+	opts.o opts_complete.o agent_opts.o query_opts.o query_render.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o agent_check.o agent_lines.o agent_upkeep.o agent_bpf.o \
-	agent_query.o query.o query_render.o)
+	agent_query.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 BENCH_BINS := $(OUT)/loadgen $(OUT)/floor
 
@@ -59,8 +65,8 @@ endif
 .DELETE_ON_ERROR:
 # keep the .bpf.o and skeletons that pattern rules make on the way
 .SECONDARY:
-.PHONY: all deps test-deps bench-deps mounts run demo test bench unit vmlinux format clean help \
-	image install uninstall vmtest soak completion
+.PHONY: all deps test-deps bench-deps san-deps mounts run demo test bench unit vmlinux format clean \
+	help image install uninstall vmtest soak completion asan asan-build fuzz
 
 all: $(OUT)/ephport
 	@: # a recipe, so a recursive make does not say "Nothing to be done"
@@ -70,6 +76,9 @@ help:
 	@echo "make run        install build deps (apt), build, mount bpffs/tracefs, start the agent"
 	@echo "make demo       ports running out and ephport warning, in under a minute (root; cleans up)"
 	@echo "make test       install build and test deps (apt), build, run every test"
+	@echo "make asan       the unit tests and an end-to-end smoke built with ASan and UBSan"
+	@echo "                ($(ASAN_OUT)/; the smoke needs root)"
+	@echo "make fuzz       each libFuzzer target (tests/fuzz/) for FUZZ_S seconds (default $(FUZZ_S))"
 	@echo "make bench      run the benchmark (bench/run; BENCH_ARGS='--rounds 9' ...)"
 	@echo "make vmtest     the end-to-end tests on Linux 5.10, 6.1 and 6.12 in VMs (root;"
 	@echo "                KERNELS=\"6.1\", VMTEST_ARGS='tests/e2e/test_tuples.py'; docs/kernels.md)"
@@ -134,6 +143,52 @@ $(OUT)/unit_tests: $(UNIT_SRCS) $(LIB_OBJS)
 
 -include $(wildcard $(OUT)/*.d)
 
+# make asan: the user space again, by clang with AddressSanitizer and UBSan, into its own
+# folder through the rules above (OUT=$(ASAN_OUT)); the BPF object and its skeleton stay
+# $(OUT)'s, built by clang -target bpf as always
+ASAN_OUT := build-asan
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_BINS := $(ASAN_OUT)/ephport $(ASAN_OUT)/unit_tests
+
+asan-build: $(SKELS)
+	@$(MAKE) --no-print-directory $(if $(Q),-s) OUT=$(ASAN_OUT) SKEL_OUT=$(SKEL_OUT) CC=$(CLANG) \
+		CFLAGS='-O1 -g $(SAN_FLAGS) -std=c11 -Wall -Wextra -Werror' $(ASAN_BINS)
+
+# make fuzz: a libFuzzer target per parser of outside input (tests/fuzz/*.c, fuzz.c their
+# helpers), linked against user/ built with coverage, ASan and UBSan in build-fuzz/. UB
+# stops a target as a crash does.
+FUZZ_OUT := build-fuzz
+FUZZ_CFLAGS := -O1 -g $(SAN_FLAGS) -fno-sanitize-recover=all -std=c11 -Wall -Wextra -Werror
+FUZZ_TARGETS := $(filter-out fuzz,$(basename $(notdir $(wildcard tests/fuzz/*.c))))
+FUZZ_BINS := $(addprefix $(FUZZ_OUT)/fuzz_,$(FUZZ_TARGETS))
+FUZZ_LIB := $(FUZZ_OUT)/libephport.a
+# seconds each target runs in make fuzz (make test: 3)
+FUZZ_S ?= 60
+
+$(FUZZ_OUT):
+	$(Q)mkdir -p $@
+
+$(FUZZ_OUT)/%.o: user/%.c $(SKELS) | $(FUZZ_OUT)
+	$(call msg,CC-FUZZ,$@)
+	$(Q)$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_OUT)/fuzz.o: tests/fuzz/fuzz.c tests/fuzz/fuzz.h | $(FUZZ_OUT)
+	$(call msg,CC-FUZZ,$@)
+	$(Q)$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
+
+# an archive: each target takes only the objects it needs
+$(FUZZ_LIB): $(patsubst $(OUT)/%,$(FUZZ_OUT)/%,$(LIB_OBJS))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# no target resolves a host name (fuzz.c wraps getaddrinfo)
+$(FUZZ_OUT)/fuzz_%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_OUT)/fuzz.o $(FUZZ_LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CLANG) $(CPPFLAGS) -Itests/fuzz $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OUT)/fuzz.o \
+		$(FUZZ_LIB) $(LDLIBS) -Wl,--wrap=getaddrinfo -o $@
+
+-include $(wildcard $(FUZZ_OUT)/*.d)
+
 # install whatever of $(1) is missing; one clear line when we cannot
 define apt_install
 	@missing=""; for p in $(1); do \
@@ -159,6 +214,9 @@ test-deps: deps
 bench-deps: deps
 	$(call apt_install,$(BENCH_DEPS))
 
+san-deps: deps
+	$(call apt_install,$(SAN_DEPS))
+
 mounts:
 	@mountpoint -q /sys/fs/bpf || mount -t bpf -o mode=0700 bpf /sys/fs/bpf
 	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
@@ -177,7 +235,7 @@ demo: deps
 	@demo/run
 
 test: test-deps
-	@$(MAKE) --no-print-directory all $(OUT)/unit_tests $(BENCH_BINS)
+	@$(MAKE) --no-print-directory all $(OUT)/unit_tests $(BENCH_BINS) asan-build $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory mounts
 	@tests/run
 
@@ -202,11 +260,22 @@ soak: test-deps
 unit: $(OUT)/unit_tests
 	$(OUT)/unit_tests
 
+# the smoke loads the agent: as root, with bpffs and tracefs mounted
+asan: san-deps
+	@$(MAKE) --no-print-directory asan-build
+	@[ "$$(id -u)" != 0 ] || $(MAKE) --no-print-directory mounts
+	@tests/asan/run
+
+fuzz: san-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@tests/fuzz/run --seconds $(FUZZ_S)
+
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
 
 format:
-	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/vm/*.c bench/*.c
+	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/unit/*.c tests/vm/*.c bench/*.c \
+		tests/fuzz/*.c tests/fuzz/*.h
 
 # the bash completion is the binary's: after changing an option, run this and commit the
 # script (tests/e2e/test_completion.py fails while they differ)
@@ -285,4 +354,4 @@ uninstall:
 		echo "  ephport.service still runs: systemctl disable --now ephport"
 
 clean:
-	rm -rf $(OUT)
+	rm -rf $(OUT) $(ASAN_OUT) $(FUZZ_OUT)

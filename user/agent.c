@@ -222,17 +222,7 @@ static void agent_close(struct agent *a)
 
 int cmd_agent(int argc, char **argv)
 {
-	struct agent a = { .opts = { .interval = 10,
-				     .warn = 0.80,
-				     .crit = 0.95,
-				     .margin = 0.05,
-				     .hold = 30,
-				     .output_kib = 4096,
-				     .deny_at = 0.98,
-				     .deny_errno = EADDRNOTAVAIL,
-				     .max_tuples = MAX_TUPLES_DEFAULT,
-				     .tuple_idle = 600,
-				     .metrics_top = METRICS_TOP_DEFAULT } };
+	struct agent a = { .opts = agent_opts_default };
 	struct sigaction sa = { .sa_handler = on_signal };
 	int lock_fd = -1, ret = 1, err;
 	long holder = 0;

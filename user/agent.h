@@ -108,6 +108,7 @@ struct agent {
 
 /* agent_opts.c: 0; 1 when --help was printed; -EINVAL after a line on stderr (bad option) */
 extern const struct opts_cmd agent_cmd;
+extern const struct agent_opts agent_opts_default;
 int agent_parse_opts(int argc, char **argv, struct agent_opts *o);
 
 /* agent_bpf.c; each returns 0, or a negative errno after one line on stderr */

@@ -157,23 +157,14 @@ int agent_pin_maps(struct agent *a)
  */
 static int tw_timer_handler_addr(__u64 *addr)
 {
-	char line[256], name[128], type;
-	unsigned long long a;
 	FILE *f = fopen("/proc/kallsyms", "re");
-	int ret = -ENOENT;
+	int ret;
 
 	if (!f) {
 		eph_err("cannot read /proc/kallsyms: %s", strerror(errno));
 		return neg_errno();
 	}
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%llx %c %127s", &a, &type, name) == 3 &&
-		    !strcmp(name, "tw_timer_handler")) {
-			*addr = a;
-			ret = 0;
-			break;
-		}
-	}
+	ret = kallsyms_find(f, "tw_timer_handler", addr);
 	fclose(f);
 	if (ret) {
 		eph_err("tw_timer_handler is not in /proc/kallsyms: ephport needs it to follow "
@@ -378,27 +369,21 @@ static int cgroup_dir_id(const char *what, const char *path, __u64 *id)
 /* the agent's own cgroup, from /proc/self/cgroup's "0::" line */
 static int own_cgroup_path(const char *mount, char *path, size_t len)
 {
-	char line[4096];
+	char own[4096];
 	FILE *f = fopen("/proc/self/cgroup", "re");
-	int ret = -ENOENT;
+	int ret;
 
 	if (!f) {
 		eph_err("cannot read /proc/self/cgroup: %s", strerror(errno));
 		return neg_errno();
 	}
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "0::", 3))
-			continue;
-		line[strcspn(line, "\n")] = '\0';
-		if ((size_t)snprintf(path, len, "%s%s", mount,
-				     strcmp(line + 3, "/") ? line + 3 : "") < len)
-			ret = 0;
-		break;
-	}
+	ret = cgroup_v2_path(f, own, sizeof(own));
 	fclose(f);
-	if (ret)
+	if (ret || (size_t)snprintf(path, len, "%s%s", mount, strcmp(own, "/") ? own : "") >= len) {
 		eph_err("cannot find the agent's own cgroup v2 in /proc/self/cgroup");
-	return ret;
+		return -ENOENT;
+	}
+	return 0;
 }
 
 /* --exempt-system: the node's services, where systemd keeps them below root */

@@ -17,6 +17,16 @@ static int parse_metrics_addr(const char *arg, void *cfg)
 	return 0;
 }
 
+/* what the agent runs with where no option says otherwise (the help states the same), by topic */
+const struct agent_opts agent_opts_default = {
+	/* clang-format off */
+	.interval = 10, .output_kib = 4096,
+	.warn = 0.80, .crit = 0.95, .margin = 0.05, .hold = 30,
+	.deny_at = 0.98, .deny_errno = EADDRNOTAVAIL,
+	.max_tuples = MAX_TUPLES_DEFAULT, .tuple_idle = 600, .metrics_top = METRICS_TOP_DEFAULT,
+	/* clang-format on */
+};
+
 #define U64(field)  OPT_U64_AT(struct agent_opts, field)
 #define UTIL(field) OPT_DOUBLE_AT(struct agent_opts, field), .dmin = 0.01, .dmax = 1
 #define GUARD_OPT   .needs = "guard"

@@ -214,6 +214,7 @@ void agent_query_serve(struct agent *a)
 {
 	struct timeval tv = { .tv_usec = CLIENT_TIMEOUT_MS * 1000 };
 	struct query_reply r = { 0 };
+	char buf[sizeof(struct query_req)];
 	struct query_req rq;
 	int fd, memfd = -1;
 	bool kept = false;
@@ -223,8 +224,9 @@ void agent_query_serve(struct agent *a)
 	if (fd < 0)
 		return;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	n = recv(fd, &rq, sizeof(rq), MSG_WAITALL);
-	if (n != (ssize_t)sizeof(rq) || rq.version != QUERY_VERSION) {
+	/* the client's bytes are checked before they are a struct: its flags are bools */
+	n = recv(fd, buf, sizeof(buf), MSG_WAITALL);
+	if (n < 0 || query_req_take(buf, (size_t)n, &rq)) {
 		r.err = -EPROTO;
 		snprintf(r.msg, sizeof(r.msg),
 			 "the agent (version %s) did not understand the "

@@ -129,12 +129,58 @@ static void unescape(char *s)
 	*d = '\0';
 }
 
-int cgroup_resolver_open(struct cgroup_resolver **rp)
+int cgroup2_mount_parse(FILE *f, char mount[PATH_MAX], char root[CGROUP_PATH_MAX])
 {
-	char root[PATH_MAX], mnt[PATH_MAX], type[32], *line = NULL;
-	struct cgroup_resolver *r = NULL;
+	char r[PATH_MAX], mnt[PATH_MAX], type[32], *line = NULL;
 	bool found = false;
 	size_t cap = 0;
+
+	/* the first cgroup2 mount of the whole tree, else the first of a subtree */
+	while (getline(&line, &cap, f) > 0) {
+		const char *sep = strstr(line, " - ");
+
+		if (!sep || sscanf(sep + 3, "%31s", type) != 1 || strcmp(type, "cgroup2") ||
+		    sscanf(line, "%*s %*s %*s %4095s %4095s", r, mnt) != 2)
+			continue;
+		unescape(r);
+		unescape(mnt);
+		if ((found && (!root[0] || strcmp(r, "/"))) || strlen(r) >= CGROUP_PATH_MAX ||
+		    strlen(mnt) >= PATH_MAX)
+			continue;
+		strcpy(mount, mnt);
+		strcpy(root, strcmp(r, "/") ? r : "");
+		found = true;
+	}
+	free(line);
+	return found ? 0 : -ENOENT;
+}
+
+int cgroup_v2_path(FILE *f, char *path, size_t len)
+{
+	char *line = NULL;
+	size_t cap = 0, n;
+	int err = -ENOENT;
+
+	while (getline(&line, &cap, f) > 0) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		n = strcspn(line + 3, "\n");
+		if (n < len) {
+			memcpy(path, line + 3, n);
+			path[n] = '\0';
+			err = 0;
+		} else {
+			err = -ENAMETOOLONG;
+		}
+		break;
+	}
+	free(line);
+	return err;
+}
+
+int cgroup_resolver_open(struct cgroup_resolver **rp)
+{
+	struct cgroup_resolver *r = NULL;
 	struct stat st;
 	FILE *f = NULL;
 	int err = 0;
@@ -148,26 +194,9 @@ int cgroup_resolver_open(struct cgroup_resolver **rp)
 		err = -errno;
 		goto cleanup;
 	}
-	/* the first cgroup2 mount of the whole tree, else the first of a subtree */
-	while (getline(&line, &cap, f) > 0) {
-		const char *sep = strstr(line, " - ");
-
-		if (!sep || sscanf(sep + 3, "%31s", type) != 1 || strcmp(type, "cgroup2") ||
-		    sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) != 2)
-			continue;
-		unescape(root);
-		unescape(mnt);
-		if ((found && (!r->root[0] || strcmp(root, "/"))) ||
-		    strlen(root) >= sizeof(r->root) || strlen(mnt) >= sizeof(r->mount))
-			continue;
-		strcpy(r->mount, mnt);
-		strcpy(r->root, strcmp(root, "/") ? root : "");
-		found = true;
-	}
-	if (!found) {
-		err = -ENOENT;
+	err = cgroup2_mount_parse(f, r->mount, r->root);
+	if (err)
 		goto cleanup;
-	}
 	if (stat(r->mount, &st)) {
 		err = -errno;
 		goto cleanup;
@@ -176,7 +205,6 @@ int cgroup_resolver_open(struct cgroup_resolver **rp)
 	*rp = r;
 	r = NULL;
 cleanup:
-	free(line);
 	if (f)
 		fclose(f);
 	free(r);
@@ -202,35 +230,26 @@ static bool is_cgroup(const struct cgroup_resolver *r, const struct stat *st, __
 /* the "0::" line of /proc/PID/cgroup, if the directory it names is that id */
 static int from_pid(struct cgroup_resolver *r, __u64 id, pid_t pid, char *out)
 {
-	char file[32], fs[PATH_MAX], *line = NULL, *p = NULL;
-	size_t cap = 0, rlen = strlen(r->root);
-	int err = -ENOENT, n;
+	char file[32], fs[PATH_MAX], p[PATH_MAX];
+	size_t rlen = strlen(r->root);
 	struct stat st;
+	int err, n;
 	FILE *f;
 
 	snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
 	f = fopen(file, "re");
 	if (!f)
 		return -ENOENT; /* gone */
-	while (!p && getline(&line, &cap, f) > 0) {
-		if (!strncmp(line, "0::", 3)) {
-			p = line + 3;
-			p[strcspn(p, "\n")] = '\0';
-		}
-	}
+	err = cgroup_v2_path(f, p, sizeof(p));
+	fclose(f);
 	/* paths outside our cgroup namespace or mount ("/../x") and " (deleted)" fail here */
-	if (!p || strncmp(p, r->root, rlen) || (p[rlen] && p[rlen] != '/'))
-		goto cleanup;
+	if (err || strncmp(p, r->root, rlen) || (p[rlen] && p[rlen] != '/'))
+		return -ENOENT;
 	n = snprintf(fs, sizeof(fs), "%s%s", r->mount, p + rlen);
 	if (n < 0 || (size_t)n >= sizeof(fs) || stat(fs, &st) || !is_cgroup(r, &st, id))
-		goto cleanup;
+		return -ENOENT;
 	n = snprintf(out, CGROUP_PATH_MAX, "%s", p);
-	if (n > 0 && n < CGROUP_PATH_MAX)
-		err = 0;
-cleanup:
-	free(line);
-	fclose(f);
-	return err;
+	return n > 0 && n < CGROUP_PATH_MAX ? 0 : -ENOENT;
 }
 
 /* depth first under dfd (closed here), which path[0..off) names; on a find path is the answer */

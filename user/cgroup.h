@@ -3,7 +3,9 @@
 #ifndef EPHPORT_CGROUP_H
 #define EPHPORT_CGROUP_H
 
+#include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <linux/types.h>
 
@@ -20,6 +22,17 @@ struct cgroup_ids {
 /* pure: find a container id and pod UID in a cgroup path, the last of each wins; returns 0
  * (fields may be ""), -EINVAL without out */
 int cgroup_parse_ids(const char *path, struct cgroup_ids *out);
+
+/*
+ * The texts the resolver reads, parsed (f: the file, or fmemopen() of a text).
+ * cgroup2_mount_parse: /proc/self/mountinfo's first cgroup2 mount of the whole tree, else
+ * its first of a subtree; mount gets where it is mounted, root the cgroup mounted there
+ * ("" for the whole tree, else "/a/b"). 0, or -ENOENT without one.
+ * cgroup_v2_path: /proc/PID/cgroup's "0::" path, without the newline; 0, -ENOENT
+ * without such a line, -ENAMETOOLONG when it does not fit in len.
+ */
+int cgroup2_mount_parse(FILE *f, char mount[PATH_MAX], char root[CGROUP_PATH_MAX]);
+int cgroup_v2_path(FILE *f, char *path, size_t len);
 
 struct cgroup_resolver;
 

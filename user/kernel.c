@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 #include <sys/utsname.h>
@@ -116,6 +117,24 @@ int kernel_probe(struct kernel_info *k)
 		btf__find_by_name_kind(btf, "bpf_mem_alloc", BTF_KIND_STRUCT) >= 0;
 	btf__free(btf);
 	return 0;
+}
+
+int kallsyms_find(FILE *f, const char *name, __u64 *addr)
+{
+	char *line = NULL, sym[128], type;
+	unsigned long long a;
+	size_t cap = 0;
+	int err = -ENOENT;
+
+	while (getline(&line, &cap, f) > 0) {
+		if (sscanf(line, "%llx %c %127s", &a, &type, sym) == 3 && !strcmp(sym, name)) {
+			*addr = a;
+			err = 0;
+			break;
+		}
+	}
+	free(line);
+	return err;
 }
 
 int kernel_to_json(const struct kernel_info *k, cJSON *obj)

@@ -4,6 +4,8 @@
 #define EPHPORT_KERNEL_H
 
 #include <stdbool.h>
+#include <stdio.h>
+#include <linux/types.h>
 #include <cjson/cJSON.h>
 
 /*
@@ -37,5 +39,7 @@ int kernel_probe(struct kernel_info *k);
 const char *kernel_feature_name(enum kernel_feature f);
 /* {"release": ..., "features": {name: bool, ...}} into obj under "kernel" */
 int kernel_to_json(const struct kernel_info *k, cJSON *obj);
+/* the address of name in a /proc/kallsyms text (f): 0, or -ENOENT when it is not there */
+int kallsyms_find(FILE *f, const char *name, __u64 *addr);
 
 #endif /* EPHPORT_KERNEL_H */

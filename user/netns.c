@@ -158,49 +158,61 @@ int sockstat_time_wait(const char *text, __s64 *tw)
 	return 0;
 }
 
+int netns_info_parse(struct netns_info *info, const char *range, const char *tw_reuse,
+		     const char *max_tw, const char *reserved, const char *sockstat)
+{
+	unsigned int lo, hi, v;
+
+	info->tw_kernel = -1;
+	if (!range || sscanf(range, "%u %u", &lo, &hi) != 2 || lo > 65535 || hi > 65535)
+		return -EINVAL;
+	info->port_range = lo | hi << 16;
+	if (tw_reuse && sscanf(tw_reuse, "%u", &v) == 1)
+		info->tw_reuse = v;
+	if (max_tw && sscanf(max_tw, "%u", &v) == 1)
+		info->max_tw = v;
+	info->reserved = 0;
+	if (reserved)
+		reserved_ports_count(reserved, info->port_range, &info->reserved);
+	if (sockstat)
+		sockstat_time_wait(sockstat, &info->tw_kernel);
+	return 0;
+}
+
 /* settings and the kernel's own TIME_WAIT count, read from inside the namespace */
 int netns_read_info(struct netns_info *info)
 {
-	char buf[4096];
-	unsigned int lo, hi, v;
+	char range[64], tw_reuse[32], max_tw[32], sockstat[4096], *reserved = NULL;
+	bool has_tw_reuse, has_max_tw, has_reserved = false, has_sockstat = false;
+	size_t cap = 0, n;
 	FILE *f;
-	size_t n;
 	int err;
 
 	info->tw_kernel = -1;
-	err = read_line("/proc/sys/net/ipv4/ip_local_port_range", buf, sizeof(buf));
+	err = read_line("/proc/sys/net/ipv4/ip_local_port_range", range, sizeof(range));
 	if (err)
 		return err;
-	if (sscanf(buf, "%u %u", &lo, &hi) != 2 || lo > 65535 || hi > 65535)
-		return -EINVAL;
-	info->port_range = lo | hi << 16;
-	if (!read_line("/proc/sys/net/ipv4/tcp_tw_reuse", buf, sizeof(buf)) &&
-	    sscanf(buf, "%u", &v) == 1)
-		info->tw_reuse = v;
-	if (!read_line("/proc/sys/net/ipv4/tcp_max_tw_buckets", buf, sizeof(buf)) &&
-	    sscanf(buf, "%u", &v) == 1)
-		info->max_tw = v;
+	has_tw_reuse = !read_line("/proc/sys/net/ipv4/tcp_tw_reuse", tw_reuse, sizeof(tw_reuse));
+	has_max_tw = !read_line("/proc/sys/net/ipv4/tcp_max_tw_buckets", max_tw, sizeof(max_tw));
 	/* the list can be long: read the whole line */
-	info->reserved = 0;
 	f = fopen("/proc/sys/net/ipv4/ip_local_reserved_ports", "re");
 	if (f) {
-		char *line = NULL;
-		size_t cap = 0;
-
-		if (getline(&line, &cap, f) > 0)
-			reserved_ports_count(line, info->port_range, &info->reserved);
-		free(line);
+		has_reserved = getline(&reserved, &cap, f) > 0;
 		fclose(f);
 	}
 	/* the thread's namespace, which setns() changed; /proc/self/net follows the leader */
 	f = fopen("/proc/thread-self/net/sockstat", "re");
 	if (f) {
-		n = fread(buf, 1, sizeof(buf) - 1, f);
-		buf[n] = '\0';
-		sockstat_time_wait(buf, &info->tw_kernel);
+		n = fread(sockstat, 1, sizeof(sockstat) - 1, f);
+		sockstat[n] = '\0';
+		has_sockstat = true;
 		fclose(f);
 	}
-	return 0;
+	err = netns_info_parse(info, range, has_tw_reuse ? tw_reuse : NULL,
+			       has_max_tw ? max_tw : NULL, has_reserved ? reserved : NULL,
+			       has_sockstat ? sockstat : NULL);
+	free(reserved);
+	return err;
 }
 
 void netns_set_free(struct netns_set *s)

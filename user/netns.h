@@ -26,6 +26,14 @@ int netns_discover(struct netns_set *s, const char *home_path);
 int netns_enter(const struct netns *ns);
 int netns_leave(const struct netns *ns, int home_fd);
 int netns_read_info(struct netns_info *info);
+/*
+ * What netns_read_info() makes of the texts it reads: ip_local_port_range, tcp_tw_reuse,
+ * tcp_max_tw_buckets, ip_local_reserved_ports and /proc/net/sockstat. One that could not
+ * be read is NULL: its field stays as it was (tw_kernel: -1). 0, or -EINVAL when the
+ * port range is none.
+ */
+int netns_info_parse(struct netns_info *info, const char *range, const char *tw_reuse,
+		     const char *max_tw, const char *reserved, const char *sockstat);
 int sockstat_time_wait(const char *text, __s64 *tw);
 void netns_set_free(struct netns_set *s);
 

@@ -27,6 +27,13 @@ struct query_req {
 	struct tuple_filter filter;
 };
 
+/*
+ * A question as the agent received it (n bytes) into rq: 0, or -EPROTO when it is none
+ * this version asks: another size or version, or a flag other than 0 or 1 (read as a
+ * bool, any other byte is undefined behaviour).
+ */
+int query_req_take(const void *buf, size_t n, struct query_req *rq);
+
 /* with an answer (err 0) comes the file that holds it, as SCM_RIGHTS */
 struct query_reply {
 	__s32 err; /* negative errno */

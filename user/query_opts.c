@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* 'ephport query's options as a table (opts.h): query.c parses with it, the help and the bash
- * completion come from it. */
+ * completion come from it. And the question they make, as the agent takes it. */
+#include <string.h>
+
 #include "ephport.h"
 #include "opts.h"
 #include "query.h"
@@ -40,3 +42,26 @@ const struct opts_cmd query_cmd = {
 	.epilog = "IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are shown and matched as IPv4.",
 	.opts = query_options,
 };
+
+int query_req_take(const void *buf, size_t n, struct query_req *rq)
+{
+	static const size_t flags[] = {
+		offsetof(struct query_req, filter.netns_set),
+		offsetof(struct query_req, filter.src_set),
+		offsetof(struct query_req, filter.dst_set),
+		offsetof(struct query_req, filter.dport_set),
+	};
+	const __u8 *b = buf;
+	__u32 version;
+
+	if (n != sizeof(*rq))
+		return -EPROTO;
+	memcpy(&version, b + offsetof(struct query_req, version), sizeof(version));
+	if (version != QUERY_VERSION)
+		return -EPROTO;
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (b[flags[i]] > 1)
+			return -EPROTO;
+	memcpy(rq, buf, sizeof(*rq));
+	return 0;
+}

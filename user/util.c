@@ -34,36 +34,49 @@ void eph_err(const char *fmt, ...)
 	errno = saved;
 }
 
-/* the option getopt_long() stopped at: "-x" for a short one, the word for a long one */
+/*
+ * The option getopt_long() stopped at: "-x" for a short one, the word for a long one.
+ * A long one leaves optopt 0 or its value (256 and up, opts.c); a short one its letter,
+ * below 0 for a byte above 127. In a cluster ("-vZx") optind has not moved on yet, so
+ * only a long one's word is argv[optind - 1].
+ */
 const char *bad_option(char **argv, char buf[3])
 {
-	if (optopt > 0 && optopt < 128 && argv[optind - 1][1] != '-') {
-		snprintf(buf, 3, "-%c", optopt);
+	if (optopt != 0 && optopt < 128) {
+		snprintf(buf, 3, "-%c", (char)optopt);
 		return buf;
 	}
 	return argv[optind - 1];
 }
 
-/* the option whose value getopt_long() just took: "--interval" of "--interval 0" or "-i0" */
+/*
+ * The option whose value getopt_long() just took: "--interval" of "--interval 0" or
+ * "--interval=0", "-i" of "-i0", "-i 0", "-vi0" or "-vi 0". The value is the word after
+ * the option's, or in the same word: after '=', or after the option's letter.
+ */
 const char *option_of_value(char **argv, int optind_now)
 {
 	static char buf[64];
-	const char *arg = argv[optind_now - 1];
+	const char *arg = argv[optind_now - 1], *val = optarg;
 
-	if (optarg == arg && optind_now >= 2)
-		return argv[optind_now - 2];
-	snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(arg, "="), arg);
-	if (buf[1] != '-' && buf[2])
-		buf[2] = '\0'; /* -i0 */
+	if (val == arg && optind_now >= 2) {
+		arg = argv[optind_now - 2];
+		val = arg + strlen(arg);
+	}
+	if (arg[0] == '-' && arg[1] != '-' && val > arg + 1)
+		snprintf(buf, sizeof(buf), "-%c", val[-1]);
+	else
+		snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(arg, "="), arg);
 	return buf;
 }
 
+/* decimal digits only: strtoull alone would skip blanks, take a sign and negate */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
 
-	if (!s || *s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+	if (!s || *s == '\0' || s[strspn(s, "0123456789")] != '\0')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);

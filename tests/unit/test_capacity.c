@@ -148,3 +148,31 @@ Test(sockstat, time_wait_field)
 	cr_assert_eq(tw, 20);
 	cr_assert_eq(sockstat_time_wait("UDP: inuse 0\n", &tw), -EINVAL);
 }
+
+/* what netns_read_info() makes of the files it reads inside a namespace */
+Test(netns_info, from_the_texts)
+{
+	struct netns_info info = { .tw_reuse = 9, .max_tw = 9 };
+
+	cr_assert_eq(netns_info_parse(&info, "40000\t40099\n", "2\n", "262144\n",
+				      "40010,40050-40059,50000\n",
+				      "TCP: inuse 1 orphan 0 tw 3 alloc 2 mem 1\n"),
+		     0);
+	cr_assert_eq(PORT_LOW(info.port_range), 40000);
+	cr_assert_eq(PORT_HIGH(info.port_range), 40099);
+	cr_assert_eq(info.tw_reuse, 2);
+	cr_assert_eq(info.max_tw, 262144);
+	cr_assert_eq(info.reserved, 11);
+	cr_assert_eq(info.tw_kernel, 3);
+
+	/* what could not be read stays as it was */
+	cr_assert_eq(netns_info_parse(&info, "1024 65535\n", NULL, NULL, NULL, NULL), 0);
+	cr_assert_eq(info.tw_reuse, 2);
+	cr_assert_eq(info.max_tw, 262144);
+	cr_assert_eq(info.reserved, 0);
+	cr_assert_eq(info.tw_kernel, -1);
+
+	cr_assert_eq(netns_info_parse(&info, NULL, "1\n", NULL, NULL, NULL), -EINVAL);
+	cr_assert_eq(netns_info_parse(&info, "40000\n", NULL, NULL, NULL, NULL), -EINVAL);
+	cr_assert_eq(netns_info_parse(&info, "1 65536\n", NULL, NULL, NULL, NULL), -EINVAL);
+}

@@ -91,6 +91,73 @@ Test(cgroup_parse, table)
 	}
 }
 
+/* the texts the resolver reads: /proc/self/mountinfo, /proc/PID/cgroup */
+static FILE *text(const char *s)
+{
+	FILE *f = fmemopen((void *)s, strlen(s), "r");
+
+	cr_assert_not_null(f);
+	return f;
+}
+
+#define V1   "25 22 0:22 / /sys/fs/cgroup/cpu rw,nosuid - cgroup cgroup rw,cpu\n"
+#define V2   "30 22 0:26 / /sys/fs/cgroup/unified rw,nosuid shared:9 - cgroup2 cgroup2 rw\n"
+#define SUB  "31 22 0:26 /a/b /mnt/sub rw - cgroup2 cgroup2 rw\n"
+#define ESC  "32 22 0:26 / /mnt/with\\040space rw - cgroup2 none rw\n"
+#define FAKE "33 22 0:27 / /mnt/fake rw - tmpfs cgroup2 rw\n"
+
+Test(cgroup_text, mountinfo)
+{
+	static const struct {
+		const char *text, *mount, *root;
+	} cases[] = {
+		{ V1 V2, "/sys/fs/cgroup/unified", "" },  /* hybrid */
+		{ SUB V2, "/sys/fs/cgroup/unified", "" }, /* the whole tree wins */
+		{ V2 SUB, "/sys/fs/cgroup/unified", "" },
+		{ SUB, "/mnt/sub", "/a/b" },
+		{ ESC V2, "/mnt/with space", "" }, /* the first of the whole tree */
+		{ FAKE V1 "x\n - cgroup2\n" SUB, "/mnt/sub", "/a/b" },
+	};
+	char mount[PATH_MAX], root[CGROUP_PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		FILE *f = text(cases[i].text);
+
+		cr_assert_eq(cgroup2_mount_parse(f, mount, root), 0, "%zu", i);
+		cr_assert_str_eq(mount, cases[i].mount, "%zu", i);
+		cr_assert_str_eq(root, cases[i].root, "%zu", i);
+		fclose(f);
+	}
+	FILE *f = text(V1 FAKE);
+
+	cr_assert_eq(cgroup2_mount_parse(f, mount, root), -ENOENT);
+	fclose(f);
+}
+
+Test(cgroup_text, proc_pid_cgroup)
+{
+	static char long_line[600];
+	char path[512];
+	FILE *f;
+
+	f = text("12:cpu,cpuacct:/x\n0::/user.slice/a.scope\n0::/second\n");
+	cr_assert_eq(cgroup_v2_path(f, path, sizeof(path)), 0);
+	cr_assert_str_eq(path, "/user.slice/a.scope");
+	fclose(f);
+	f = text("0::/");
+	cr_assert_eq(cgroup_v2_path(f, path, sizeof(path)), 0);
+	cr_assert_str_eq(path, "/");
+	fclose(f);
+	f = text("1:name=systemd:/a\n");
+	cr_assert_eq(cgroup_v2_path(f, path, sizeof(path)), -ENOENT);
+	fclose(f);
+	memcpy(long_line, "0::/", 4);
+	memset(long_line + 4, 'a', sizeof(long_line) - 5);
+	f = text(long_line);
+	cr_assert_eq(cgroup_v2_path(f, path, sizeof(path)), -ENAMETOOLONG);
+	fclose(f);
+}
+
 Test(cgroup_parse, null_and_garbage)
 {
 	static char buf[9000];

@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "cost.h"
+#include "kernel.h"
 
 /* a map's fdinfo as Linux 6.18 writes it */
 static const char fdinfo[] = "pos:\t0\n"
@@ -123,4 +124,23 @@ Test(proc_flag_on, sysctl_text)
 	cr_assert_not(proc_flag_on(" 1\n"));
 	cr_assert_not(proc_flag_on("yes\n"));
 	cr_assert_not(proc_flag_on(NULL));
+}
+
+/* the agent's one look into /proc/kallsyms: the address of tw_timer_handler */
+Test(kallsyms, finds_a_whole_name)
+{
+	static const char text[] = "ffffffff81000000 T _stext\n"
+				   "ffffffff81a00000 t tw_timer_handler_x\n"
+				   "garbage\n"
+				   "ffffffff81b00010 t tw_timer_handler\n"
+				   "ffffffffc0000000 t tw_timer_handler\t[mod]\n";
+	FILE *f = fmemopen((void *)text, sizeof(text) - 1, "r");
+	__u64 addr = 0;
+
+	cr_assert_not_null(f);
+	cr_assert_eq(kallsyms_find(f, "tw_timer_handler", &addr), 0);
+	cr_assert_eq(addr, 0xffffffff81b00010ull);
+	rewind(f);
+	cr_assert_eq(kallsyms_find(f, "tcp_v4_connect", &addr), -ENOENT);
+	fclose(f);
 }

@@ -189,6 +189,10 @@ Test(opts, names_the_option_as_it_was_given)
 	assert_error(DEMO(&d, "-c0"), "bad value '0' for -c");
 	assert_error(DEMO(&d, "--count=0"), "bad value '0' for --count");
 	assert_error(DEMO(&d, "--cou", "0"), "bad value '0' for --cou");
+	/* in a cluster of short options the value's is the letter before it, not the first */
+	assert_error(DEMO(&d, "-xc0"), "bad value '0' for -c");
+	assert_error(DEMO(&d, "-gxc", "0"), "bad value '0' for -c");
+	assert_error(DEMO(&d, "-gc-1"), "bad value '-1' for -c");
 }
 
 Test(opts, a_repeatable_option_holds_as_many_as_its_array)
@@ -204,10 +208,14 @@ Test(opts, a_repeatable_option_holds_as_many_as_its_array)
 
 Test(opts, usage_errors)
 {
-	struct demo d = { 0 };
+	struct demo d = { 0 }, e = { 0 };
 
 	assert_error(DEMO(&d, "--bogus"), "unknown option '--bogus'");
 	assert_error(DEMO(&d, "-gq"), "unknown option '-q'");
+	/* the word before a cluster is not the one that failed (e: --on stays off in d) */
+	assert_error(DEMO(&e, "--on", "-qg"), "unknown option '-q'");
+	assert_error(DEMO(&e, "--on", "-g\xff"), "unknown option '-\xff'");
+	assert_error(DEMO(&e, "--on", "-gc"), "-c needs a value");
 	assert_error(DEMO(&d, "--on=1"), "unknown option '--on=1'");
 	assert_error(DEMO(&d, "--count"), "--count needs a value");
 	assert_error(DEMO(&d, "-c"), "-c needs a value");
@@ -307,11 +315,6 @@ Test(opts, agent_help_states_the_ranges_it_checks)
 	}
 }
 
-static struct agent_opts agent_defaults(void)
-{
-	return (struct agent_opts){ .interval = 10, .warn = 0.80, .crit = 0.95, .margin = 0.05 };
-}
-
 static int agent_parse(const struct opts_cmd *cmd, int argc, char **argv, void *o)
 {
 	(void)cmd;
@@ -324,7 +327,7 @@ static int agent_parse(const struct opts_cmd *cmd, int argc, char **argv, void *
 
 Test(agent_opts, values)
 {
-	struct agent_opts o = agent_defaults();
+	struct agent_opts o = agent_opts_default;
 	struct run r = AGENT(&o, "-i", "5", "--guard", "--exempt", "/a", "--exempt", "/b",
 			     "--deny-errno", "eperm", "--quota", "3", "--host", "h",
 			     "--metrics-addr", "127.0.0.1:9979", "--metrics-top", "0", "-v");
@@ -347,6 +350,8 @@ Test(agent_opts, errors_as_before)
 		const char *args[3], *err;
 	} cases[] = {
 		{ { "--interval", "0" }, "bad value '0' for --interval" },
+		{ { "--interval", "\t-18446744073709551615" },
+		  "bad value '\t-18446744073709551615' for --interval" },
 		{ { "--max-tuples", "99999999999" }, "bad value '99999999999' for --max-tuples" },
 		{ { "--warn-at", "1.5" }, "bad value '1.5' for --warn-at" },
 		{ { "--quota", "3" }, "--quota needs --guard" },
@@ -362,7 +367,7 @@ Test(agent_opts, errors_as_before)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct agent_opts o = agent_defaults();
+		struct agent_opts o = agent_opts_default;
 		struct run r = AGENT(&o, (char *)cases[i].args[0], (char *)cases[i].args[1],
 				     (char *)cases[i].args[2]);
 		char want[256];
@@ -399,4 +404,33 @@ Test(opts, bash_completion_knows_every_option)
 			cr_assert(strstr(text, word), "no %s", word);
 		}
 	free(text);
+}
+
+/* the agent takes a client's question only as this version asks it, its flags 0 or 1 */
+Test(query_req, the_agent_takes_only_what_this_version_asks)
+{
+	static const size_t flags[] = {
+		offsetof(struct query_req, filter.netns_set),
+		offsetof(struct query_req, filter.src_set),
+		offsetof(struct query_req, filter.dst_set),
+		offsetof(struct query_req, filter.dport_set),
+	};
+	struct query_req sent = { .version = QUERY_VERSION, .json = 1 }, got;
+	unsigned char buf[sizeof(sent)];
+
+	cr_assert_eq(filter_parse_dst(&sent.filter, "10.0.0.1:443"), 0);
+	memcpy(buf, &sent, sizeof(buf));
+	cr_assert_eq(query_req_take(buf, sizeof(buf), &got), 0);
+	cr_assert(got.json && got.filter.dst_set && got.filter.dport_set);
+	cr_assert_eq(got.filter.dport, 443);
+	cr_assert_eq(query_req_take(buf, sizeof(buf) - 1, &got), -EPROTO);
+
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		memcpy(buf, &sent, sizeof(buf));
+		buf[flags[i]] = 2; /* the fuzzer's: "load of value 2 ... for type 'bool'" */
+		cr_assert_eq(query_req_take(buf, sizeof(buf), &got), -EPROTO, "flag %zu", i);
+	}
+	sent.version = QUERY_VERSION - 1;
+	memcpy(buf, &sent, sizeof(buf));
+	cr_assert_eq(query_req_take(buf, sizeof(buf), &got), -EPROTO);
 }

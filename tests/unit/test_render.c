@@ -190,6 +190,38 @@ Test(util, parse_u64)
 	cr_assert_eq(v, 10);
 }
 
+/* strtoull skips any blank and takes a sign: "\t-18446744073709551615" was 1 (issue 16) */
+Test(util, parse_u64_takes_decimal_digits_only)
+{
+	static const char *const bad[] = {
+		"\t-18446744073709551615",
+		"\t1",
+		"\n1",
+		"\v1",
+		"\f1",
+		"\r1",
+		"-0",
+		"+0",
+		"1\t",
+		"0x10",
+		"1e3",
+		"1.0",
+		"1,0",
+		"\t",
+		"-",
+	};
+	uint64_t v = 42;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(parse_u64(bad[i], 0, UINT64_MAX, &v), -EINVAL, "'%s'", bad[i]);
+	cr_assert_eq(v, 42);
+	cr_assert_eq(parse_u64("18446744073709551615", 0, UINT64_MAX, &v), 0);
+	cr_assert_eq(v, UINT64_MAX);
+	cr_assert_eq(parse_u64("18446744073709551616", 0, UINT64_MAX, &v), -EINVAL);
+	cr_assert_eq(parse_u64("007", 0, 10, &v), 0);
+	cr_assert_eq(v, 7);
+}
+
 /* the error convention (ephport.h): the line leaves errno as it was, for -errno after it */
 Test(util, error_line_keeps_errno)
 {
