@@ -167,7 +167,7 @@ def test_probes_and_methods(make_agent):
 @pytest.mark.parametrize("value", ["nope", ":", "127.0.0.1:99999", "127.0.0.1:", "::1:80",
                                    "[::1:80", "[]:80", "no.such.host.invalid:80"])
 def test_bad_metrics_addr_exits_2_with_one_line(value):
-    r = run(EPHPORT, "agent", "--metrics-addr", value, check=False)
+    r = run(EPHPORT, "agent", "--metrics-addr", value, check=False, timeout=20)
     assert r.returncode == 2
     assert r.stderr.splitlines()[0] == \
         f"ephport agent: bad value '{value}' for --metrics-addr: a numeric IPv4 address, " \
@@ -198,7 +198,8 @@ def test_metrics_addr_takes_numbers_not_names(host):
 
 @pytest.mark.parametrize("value", ["-1", "1001", "x"])
 def test_bad_metrics_top_exits_2(value):
-    r = run(EPHPORT, "agent", "--metrics-top", value, check=False)
+    # a value taken starts an agent: the timeout ends it, and the test fails
+    r = run(EPHPORT, "agent", "--metrics-top", value, check=False, timeout=20)
     assert r.returncode == 2 and "--metrics-top" in r.stderr
 
 
