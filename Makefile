@@ -267,7 +267,7 @@ asan: san-deps
 	@tests/asan/run
 
 fuzz: san-deps
-	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory $(if $(Q),-s) $(FUZZ_BINS)
 	@tests/fuzz/run --seconds $(FUZZ_S)
 
 vmlinux:

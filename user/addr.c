@@ -83,6 +83,8 @@ int filter_parse_dst(struct tuple_filter *f, const char *s)
 {
 	char host[EPH_ADDRSTRLEN + 2];
 	const char *port = NULL;
+	__u16 family, dport = 0;
+	__u8 addr[16];
 	size_t n;
 
 	if (s[0] == '[') {
@@ -111,13 +113,13 @@ int filter_parse_dst(struct tuple_filter *f, const char *s)
 		return -EINVAL;
 	memcpy(host, s, n);
 	host[n] = '\0';
-	if (addr_parse(host, &f->dst_family, f->dst))
+	if (addr_parse(host, &family, addr) || (port && parse_port(port, &dport)))
 		return -EINVAL;
-	if (port) {
-		if (parse_port(port, &f->dport))
-			return -EINVAL;
-		f->dport_set = true;
-	}
+	/* all of it: a --dst without a port given after one with a port has none */
+	f->dst_family = family;
+	memcpy(f->dst, addr, sizeof(addr));
+	f->dport = dport;
+	f->dport_set = port != NULL;
 	f->dst_set = true;
 	return 0;
 }

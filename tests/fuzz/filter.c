@@ -2,7 +2,8 @@
 /*
  * Addresses and query's filters (addr.c): addr_parse, and --dst, --src and --netns as
  * query (and the agent, which receives them) parse them. What parses must print back
- * to text that parses to the same thing; addr_put must write what addr_format writes.
+ * to text that parses to the same thing; addr_put must write what addr_format writes; a
+ * later --dst replaces an earlier one.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -35,6 +36,11 @@ static void dst(const char *s)
 	if (filter_parse_dst(&f, s))
 		return;
 	FUZZ_ASSERT(f.dst_set && (!f.dport_set || f.dport));
+	/* the last --dst given is the filter, whatever came before it */
+	FUZZ_ASSERT(filter_parse_dst(&g, "[2001:db8::9]:9") == 0 && filter_parse_dst(&g, s) == 0);
+	FUZZ_ASSERT(g.dst_family == f.dst_family && !memcmp(g.dst, f.dst, 16));
+	FUZZ_ASSERT(g.dport_set == f.dport_set && g.dport == f.dport);
+	memset(&g, 0, sizeof(g));
 	FUZZ_ASSERT(addr_format(f.dst_family, f.dst, host, sizeof(host)) == 0);
 	if (!f.dport_set)
 		snprintf(text, sizeof(text), "%s", host);

@@ -93,6 +93,21 @@ Test(filter, dst_forms)
 	cr_assert_eq(f.dst[0], 10);
 }
 
+/* the last --dst is the filter: one without a port after one with a port has none */
+Test(filter, a_later_dst_replaces_all_of_an_earlier_one)
+{
+	struct tuple_filter f = { 0 };
+
+	cr_assert_eq(filter_parse_dst(&f, "[2001:db8::9]:9"), 0);
+	cr_assert_eq(filter_parse_dst(&f, "10.0.0.1"), 0);
+	cr_assert(f.dst_set && !f.dport_set);
+	cr_assert_eq(f.dport, 0);
+	cr_assert_eq(f.dst_family, AF_INET);
+	cr_assert_eq(filter_parse_dst(&f, "10.0.0.2:80"), 0);
+	cr_assert_eq(filter_parse_dst(&f, "10.0.0.3:x"), -EINVAL);
+	cr_assert(f.dport_set && f.dport == 80 && f.dst[3] == 2); /* a bad one changes nothing */
+}
+
 Test(filter, dst_rejects)
 {
 	const char *bad[] = { "",	   "10.0.0.1:",	     "10.0.0.1:0",  "10.0.0.1:65536",
