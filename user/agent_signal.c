@@ -61,6 +61,8 @@ static void *signal_main(void *arg)
 	grace.tv_sec += STOP_GRACE_S;
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &grace, NULL) == EINTR)
 		;
+	/* a stderr nobody reads must not hold the exit: SIGALRM's default ends the process */
+	alarm(2);
 	eph_err("did not stop within %d s of %s: exiting now; lines still queued are lost",
 		STOP_GRACE_S, strsignal(sig));
 	if (atomic_load(&pins_made))
