@@ -23,16 +23,6 @@
 #define CHECK_GAP_NS	    50000000ull	 /* at most this often when notices ask for one */
 #define MAX_QUERIES_AT_ONCE 4		 /* then the loop goes on; the rest wait in the backlog */
 
-static volatile sig_atomic_t stop_signal, reopen_signal;
-
-static void on_signal(int sig)
-{
-	if (sig == SIGHUP)
-		reopen_signal = 1;
-	else
-		stop_signal = sig;
-}
-
 static bool verbose;
 
 /*
@@ -75,16 +65,14 @@ static int run_loop(struct agent *a)
 {
 	__u64 interval_ns = a->opts.interval * 1000000000ull;
 	__u64 next_snap = mono_ns() + interval_ns, next_check = mono_ns(), now;
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	int err;
 
-	while (!stop_signal) {
+	while (!agent_stop_signal()) {
 		__u64 wake = next_check < next_snap ? next_check : next_snap;
 
-		if (reopen_signal) {
-			reopen_signal = 0;
+		if (agent_reopen_asked())
 			sink_reopen(a->report.sink);
-		}
 		if (a->check_now && a->last_check + CHECK_GAP_NS < wake)
 			wake = a->last_check + CHECK_GAP_NS;
 		now = mono_ns();
@@ -92,7 +80,8 @@ static int run_loop(struct agent *a)
 		pfd[0] = (struct pollfd){ .fd = ring_buffer__epoll_fd(a->notices),
 					  .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = a->query_fd, .events = POLLIN };
-		err = poll(pfd, 2, wake > now ? (wake - now + 999999) / 1000000 : 0);
+		pfd[2] = (struct pollfd){ .fd = agent_signals_fd(), .events = POLLIN };
+		err = poll(pfd, 3, wake > now ? (wake - now + 999999) / 1000000 : 0);
 		if (err < 0 && errno != EINTR) {
 			eph_err("cannot wait for notices: %s", strerror(errno));
 			return neg_errno();
@@ -104,7 +93,7 @@ static int run_loop(struct agent *a)
 		}
 		for (int i = 0; i < MAX_QUERIES_AT_ONCE && (pfd[1].revents & POLLIN); i++)
 			agent_query_serve(a);
-		if (stop_signal)
+		if (agent_stop_signal())
 			break;
 		now = mono_ns();
 		if (now >= next_check || (a->check_now && now >= a->last_check + CHECK_GAP_NS)) {
@@ -131,6 +120,14 @@ static int agent_open(struct agent *a)
 {
 	int err;
 
+	/*
+	 * the output first: one it refuses (a symlink, a FIFO, another user's file)
+	 * stops the start before anything answers probes or is pinned
+	 */
+	a->report.host = a->host;
+	err = sink_open(&a->report.sink, a->opts.output, a->opts.output_kib * 1024);
+	if (err)
+		return err;
 	if (a->opts.metrics_addr) {
 		err = metrics_start(&a->metrics, &a->opts.metrics);
 		if (err) {
@@ -144,12 +141,6 @@ static int agent_open(struct agent *a)
 
 		clock_gettime(CLOCK_REALTIME, &rt);
 		a->start_time_s = rt.tv_sec + rt.tv_nsec / 1e9;
-	}
-	a->report.host = a->host;
-	err = sink_open(&a->report.sink, a->opts.output, a->opts.output_kib * 1024);
-	if (err) {
-		eph_err("cannot open %s for appending: %s", a->opts.output, strerror(-err));
-		return err;
 	}
 	/* without it, lines name the cgroup by id only */
 	if (cgroup_resolver_open(&a->report.cgroups))
@@ -192,8 +183,10 @@ static void agent_close(struct agent *a)
 	metrics_stop(a->metrics);
 	agent_query_close(a);
 	retired_free(&a->retired);
-	if (a->pinned)
+	if (a->pinned) {
 		agent_unpin_all();
+		agent_signals_pinned(false);
+	}
 	if (a->cost.skel)
 		cost_free(&a->cost);
 	ring_buffer__free(a->notices);
@@ -223,10 +216,12 @@ static void agent_close(struct agent *a)
 int cmd_agent(int argc, char **argv)
 {
 	struct agent a = { .opts = agent_opts_default };
-	struct sigaction sa = { .sa_handler = on_signal };
 	int lock_fd = -1, ret = 1, err;
 	long holder = 0;
 
+	/* before anything else: a SIGHUP or SIGTERM at start-up must not kill the agent */
+	if (agent_signals_start())
+		return 1;
 	a.home_fd = -1;
 	a.query_fd = a.answer_fd = a.answer_conn = -1;
 
@@ -252,11 +247,6 @@ int cmd_agent(int argc, char **argv)
 		return 1;
 	}
 
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
 	if (agent_open(&a))
 		goto cleanup;
 	libbpf_release();
@@ -266,7 +256,7 @@ int cmd_agent(int argc, char **argv)
 	/* failures counted since the last check, so that the counts add up */
 	ring_buffer__consume(a.notices);
 	failures_drain(a.failures, &a.latest_ns, &a.table.list, mono_ns(), true);
-	agent_emit_stop(&a, err ? "error" : "signal", stop_signal);
+	agent_emit_stop(&a, err ? "error" : "signal", agent_stop_signal());
 	ret = err ? 1 : 0;
 cleanup:
 	agent_close(&a);

@@ -140,6 +140,14 @@ int agent_netns_round(struct agent *a);
 void agent_forget(struct agent *a);
 void agent_tuples_share(struct agent *a);
 
+/* agent_signal.c: SIGINT, SIGTERM and SIGHUP, taken by a thread of their own */
+#define STOP_GRACE_S 5 /* after SIGINT or SIGTERM: then the agent exits, stopped or not */
+int agent_signals_start(void);
+int agent_signals_fd(void);    /* readable after a signal */
+int agent_stop_signal(void);   /* 0 until SIGINT or SIGTERM came */
+bool agent_reopen_asked(void); /* a SIGHUP came since the last call */
+void agent_signals_pinned(bool pinned);
+
 /* agent_query.c */
 int agent_query_listen(struct agent *a);
 void agent_query_serve(struct agent *a);

@@ -134,6 +134,7 @@ int agent_pin_maps(struct agent *a)
 	if (err)
 		return err;
 	a->pinned = true;
+	agent_signals_pinned(true);
 	/* we hold the lock, so any pin here was left by an agent that was killed */
 	unpin_names();
 	for (size_t i = 0; i < eph_nmaps; i++) {

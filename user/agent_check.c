@@ -237,6 +237,7 @@ static void metrics_update(struct agent *a)
 			.cost = &cost,
 			.max_tuples = a->opts.max_tuples,
 			.lines_dropped = report_dropped(&a->report),
+			.output_errors = sink_errors(a->report.sink),
 			.checks = a->checks,
 			.last_check_s = now.tv_sec + now.tv_nsec / 1e9,
 			.start_time_s = a->start_time_s,

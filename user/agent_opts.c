@@ -46,7 +46,8 @@ static const struct opt agent_options[] = {
 	{ "output", 'o', OPT_STRING_AT(struct agent_opts, output), .metavar = "FILE",
 	  .complete = OPT_COMPLETE_FILE,
 	  .help = "append the lines to FILE instead of standard output;\n"
-		  "SIGHUP opens it again (for logrotate)" },
+		  "SIGHUP opens it again (for logrotate); a regular file\n"
+		  "of the agent's user, not a symlink" },
 	{ "output-buffer", 0, U64(output_kib), .min = 1, .max = 1024 * 1024, .metavar = "KIB",
 	  .help = "lines waiting for a slow output, at most (default 4096);\n"
 		  "beyond it lines are dropped and counted" },
@@ -100,9 +101,10 @@ const struct opts_cmd agent_cmd = {
 	.hint = "('ephport agent --help' lists them)",
 	.about = "Count ephemeral port usage per destination tuple in the kernel and print JSON "
 		 "lines.",
-	.epilog = "Runs in the foreground as root; SIGINT or SIGTERM stops it. While it runs, its "
-		  "maps\nare pinned under " EPH_PIN_DIR " for 'ephport query'. Events: "
-		  "docs/events.md.",
+	.epilog =
+		"Runs in the foreground as root; SIGINT or SIGTERM stops it, within 5 s. While it "
+		"runs,\nits maps are pinned under " EPH_PIN_DIR " for 'ephport query'. Events: "
+		"docs/events.md.",
 	.opts = agent_options,
 };
 

@@ -299,6 +299,10 @@ static void render_health(const struct metrics_view *v, struct text *t)
 	plain(t, "ephport_pressure_checks_total", "counter", "Pressure checks done.", v->checks);
 	plain(t, "ephport_lines_dropped_total", "counter",
 	      "Event lines dropped because the output did not keep up.", v->lines_dropped);
+	plain(t, "ephport_output_errors_total", "counter",
+	      "Writes to the output that failed (a full disk, an I/O error), and reopens on "
+	      "SIGHUP that failed.",
+	      v->output_errors);
 	if (v->stats) {
 		family(t, "ephport_lost_events_total", "counter",
 		       "What the BPF programs could not record, by reason: a full map, a lost "

@@ -54,6 +54,7 @@ struct metrics_view {
 	const struct cost_reading *cost;
 	__u32 max_tuples;
 	__u64 lines_dropped, checks;
+	__u64 output_errors; /* writes and reopens of the output that failed */
 	double last_check_s; /* Unix time of the check this reading is from */
 	double start_time_s;
 	const char *version;

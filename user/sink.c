@@ -9,10 +9,12 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include "ephport.h"
@@ -35,13 +37,71 @@ struct sink {
 	int fd;
 	char *path; /* NULL: standard output */
 	_Atomic __u64 dropped;
+	_Atomic __u64 errors; /* writes and reopens that failed */
+	bool torn;	      /* a line was cut short: the next write starts a new line */
+	__u64 said_ns;	      /* when the latest error was told on stderr */
 };
 
-static int open_path(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+#define ERROR_EVERY_NS (60 * 1000000000ull) /* write errors on stderr at most once a minute */
 
-	return fd < 0 ? -errno : fd;
+/*
+ * The output file, opened without following a symlink, without becoming our
+ * terminal, and without waiting for a FIFO's reader. Only a regular file of the
+ * agent's own user is taken. On a refusal, why says what was there.
+ */
+static int open_path(const char *path, char *why, size_t len)
+{
+	int fd =
+		open(path,
+		     O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+		     0640);
+	struct stat st;
+	int err;
+
+	if (fd < 0) {
+		err = -errno;
+		snprintf(why, len, "%s",
+			 err == -ELOOP ? "it is a symbolic link, which the agent does not follow; "
+					 "give the file's own path" :
+			 err == -ENXIO ? "it is a FIFO or a socket, not a regular file" :
+					 strerror(-err));
+		return err;
+	}
+	if (fstat(fd, &st)) {
+		err = neg_errno();
+		snprintf(why, len, "%s", strerror(-err));
+	} else if (!S_ISREG(st.st_mode)) {
+		err = -EINVAL;
+		snprintf(why, len, "it is %s, not a regular file",
+			 S_ISFIFO(st.st_mode)			    ? "a FIFO" :
+			 S_ISSOCK(st.st_mode)			    ? "a socket" :
+			 S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" :
+								      "no regular file");
+	} else if (st.st_uid != geteuid()) {
+		err = -EPERM;
+		snprintf(why, len, "it belongs to uid %u, not to the agent's uid %u",
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+	} else if (fcntl(fd, F_SETFL, O_APPEND) < 0) { /* blocking writes from here on */
+		err = neg_errno();
+		snprintf(why, len, "%s", strerror(-err));
+	} else {
+		return fd;
+	}
+	close(fd);
+	return err;
+}
+
+/* a write failed: counted, and told on stderr, the first time and then once a minute */
+static void write_failed(struct sink *s, int err)
+{
+	__u64 n = atomic_fetch_add(&s->errors, 1) + 1, now = mono_ns();
+
+	if (n > 1 && now - s->said_ns < ERROR_EVERY_NS)
+		return;
+	s->said_ns = now;
+	eph_err("cannot write to %s: %s; lines are dropped and counted until it takes them "
+		"again (%llu failed writes so far, told at most once a minute)",
+		s->path ? s->path : "standard output", strerror(err), (unsigned long long)n);
 }
 
 /* one line, however many writes it takes; false when the sink refused it */
@@ -52,10 +112,30 @@ static bool write_line(struct sink *s, const struct line *l, size_t off)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n <= 0) {
+			write_failed(s, n < 0 ? errno : EIO);
+			s->torn = off > 0;
 			return false;
+		}
 		off += n;
 	}
+	return true;
+}
+
+/* a line cut short ends before the next one starts: no two lines are ever glued */
+static bool mend(struct sink *s)
+{
+	ssize_t n;
+
+	if (!s->torn)
+		return true;
+	while ((n = write(s->fd, "\n", 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1) {
+		write_failed(s, n < 0 ? errno : EIO);
+		return false;
+	}
+	s->torn = false;
 	return true;
 }
 
@@ -66,7 +146,7 @@ static void write_batch(struct sink *s, struct line *l)
 {
 	struct iovec iov[BATCH_IOV];
 	struct line *part[BATCH_IOV];
-	bool failed = false;
+	bool failed = !mend(s);
 
 	while (l) {
 		size_t n = 0, done;
@@ -78,6 +158,8 @@ static void write_batch(struct sink *s, struct line *l)
 		}
 		while (!failed && (w = writev(s->fd, iov, n)) < 0 && errno == EINTR)
 			;
+		if (!failed && w < 0)
+			write_failed(s, errno);
 		done = w > 0 ? (size_t)w : 0;
 		/* what a short write left: line by line */
 		for (size_t i = 0; i < n; i++) {
@@ -116,14 +198,17 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		if (reopen && s->path) {
 			/* logrotate moved the file away: write on at the same name */
-			int fd = open_path(s->path);
+			char why[128];
+			int fd = open_path(s->path, why, sizeof(why));
 
 			if (fd >= 0) {
 				close(s->fd);
 				s->fd = fd;
+				s->torn = false; /* a new file starts clean */
 			} else {
+				atomic_fetch_add(&s->errors, 1);
 				eph_err("cannot open %s again, writing on to the old file: %s",
-					s->path, strerror(-fd));
+					s->path, why);
 			}
 		}
 		write_batch(s, batch);
@@ -136,6 +221,7 @@ static void *writer_main(void *arg)
 int sink_open(struct sink **out, const char *path, size_t max_queued)
 {
 	struct sink *s = calloc(1, sizeof(*s));
+	char why[128];
 	int err;
 
 	if (!s)
@@ -145,9 +231,11 @@ int sink_open(struct sink **out, const char *path, size_t max_queued)
 	s->fd = STDOUT_FILENO;
 	if (path) {
 		s->path = strdup(path);
-		s->fd = s->path ? open_path(path) : -ENOMEM;
+		s->fd = s->path ? open_path(path, why, sizeof(why)) : -ENOMEM;
 		if (s->fd < 0) {
 			err = s->fd;
+			eph_err("cannot open %s for appending: %s", path,
+				s->path ? why : strerror(ENOMEM));
 			free(s->path);
 			free(s);
 			return err;
@@ -212,6 +300,11 @@ void sink_reopen(struct sink *s)
 __u64 sink_dropped(const struct sink *s)
 {
 	return atomic_load(&((struct sink *)s)->dropped);
+}
+
+__u64 sink_errors(const struct sink *s)
+{
+	return atomic_load(&((struct sink *)s)->errors);
 }
 
 /*

@@ -8,7 +8,11 @@
 
 struct sink;
 
-/* path NULL: standard output; max_queued: bytes waiting before lines are dropped */
+/*
+ * path NULL: standard output; max_queued: bytes waiting before lines are dropped.
+ * path must be a regular file of the agent's user, or new, and no symlink; a
+ * negative errno after one line on stderr otherwise.
+ */
 int sink_open(struct sink **s, const char *path, size_t max_queued);
 /* queues one line (without '\n'); never blocks; -ENOBUFS when it was dropped */
 int sink_put(struct sink *s, const char *text);
@@ -17,6 +21,8 @@ int sink_put_lines(struct sink *s, const char *text, size_t len, size_t lines);
 /* open the file again at its path, for logrotate (SIGHUP) */
 void sink_reopen(struct sink *s);
 __u64 sink_dropped(const struct sink *s);
+/* writes the output refused (a full disk, an I/O error), and reopens that failed */
+__u64 sink_errors(const struct sink *s);
 void sink_close(struct sink *s, int timeout_ms);
 
 #endif /* EPHPORT_SINK_H */
