@@ -17,8 +17,10 @@ struct u32_index {
 	size_t stride, key_off; /* the records' size, and where in each its key is */
 };
 
-#define U32_INDEX_INIT(type, member) \
-	{ .stride = sizeof(type), .key_off = offsetof(type, member) }
+#define U32_INDEX_INIT(type, member)                                      \
+	{                                                                 \
+		.stride = sizeof(type), .key_off = offsetof(type, member) \
+	}
 
 /* the position of key in items (n of them), or -1 */
 long u32_index_find(const struct u32_index *x, const void *items, __u32 key);
