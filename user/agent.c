@@ -165,7 +165,7 @@ static int agent_open(struct agent *a)
 	if ((err = startup_prepare(&a->startup, a->skel, &a->netns)) ||
 	    (err = agent_attach_bpf(a)) ||
 	    (err = startup_walk(&a->startup, a->skel->links.walk, &a->netns, a->home_fd)) ||
-	    (err = agent_netns_round(a)))
+	    (err = agent_netns_round(a, true)))
 		return err;
 	a->bootstrap_ms =
 		(mono_ns() - (a->started.tv_sec * 1000000000ull + a->started.tv_nsec)) / 1e6;
@@ -255,7 +255,7 @@ int cmd_agent(int argc, char **argv)
 	err = run_loop(&a);
 	/* failures counted since the last check, so that the counts add up */
 	ring_buffer__consume(a.notices);
-	failures_drain(a.failures, &a.latest_ns, &a.table.list, mono_ns(), true);
+	failures_drain(a.failures, &a.latest_ns, &a.table, mono_ns(), true);
 	agent_emit_stop(&a, err ? "error" : "signal", agent_stop_signal());
 	ret = err ? 1 : 0;
 cleanup:

@@ -136,7 +136,9 @@ int agent_snapshot(struct agent *a);
 void agent_emit_stop(struct agent *a, const char *reason, int signal);
 
 /* agent_upkeep.c */
-int agent_netns_round(struct agent *a);
+/* the time a round of namespaces reads for, after the start-up's */
+#define NETNS_ROUND_NS (50 * 1000000ull)
+int agent_netns_round(struct agent *a, bool all);
 void agent_forget(struct agent *a);
 void agent_tuples_share(struct agent *a);
 

@@ -153,7 +153,7 @@ static int on_notice(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*n) || n->type != NOTICE_FAILURE)
 		return 0;
-	failures_notice(a->failures, &n->key, &a->latest_ns, &a->table.list, mono_ns());
+	failures_notice(a->failures, &n->key, &a->latest_ns, &a->table, mono_ns());
 	a->check_now = true;
 	return 0;
 }
@@ -292,9 +292,9 @@ int agent_check(struct agent *a)
 	a->check_now = false;
 	changed = a->table.all_changed || a->table.nchanges || a->capacity_redone;
 	/* failures first: they tell the pressure check which tuples are failing */
-	failures_drain(a->failures, &a->latest_ns, &a->table.list, now, false);
+	failures_drain(a->failures, &a->latest_ns, &a->table, now, false);
 	pressure_openers(a->pressure, bpf_map__fd(a->skel->maps.openers), now);
-	err = pressure_check(a->pressure, &a->table, &a->latest_ns, now);
+	err = pressure_check(a->pressure, &a->table, &a->latest_ns, now, a->capacity_redone);
 	if (err)
 		eph_err("pressure check: %s", strerror(-err));
 	if (a->guard.mode != GUARD_OFF && guard_concerned(a)) {

@@ -101,7 +101,7 @@ int agent_snapshot(struct agent *a)
 	cJSON *ev;
 	int err;
 
-	err = agent_netns_round(a);
+	err = agent_netns_round(a, false);
 	if (err)
 		return err;
 	err = stats_read(bpf_map__fd(a->skel->maps.stats), &st);

@@ -14,56 +14,101 @@
 #include "agent.h"
 #include "ephport.skel.h"
 
+static void netns_forget(const struct netns *ns, void *arg)
+{
+	bpf_map_delete_elem(*(int *)arg, &ns->inum);
+}
+
+/* a namespace to read, and whether it holds tuples */
+struct to_read {
+	struct netns *ns;
+	bool tuples;
+};
+
+/* never read before read ones, among those the ones with tuples first, then the oldest */
+static int to_read_cmp(const void *a, const void *b)
+{
+	const struct to_read *x = a, *y = b;
+
+	if (!x->ns->tried_ns != !y->ns->tried_ns)
+		return x->ns->tried_ns ? 1 : -1;
+	if (x->tuples != y->tuples)
+		return x->tuples ? -1 : 1;
+	return x->ns->tried_ns < y->ns->tried_ns ? -1 : x->ns->tried_ns > y->ns->tried_ns;
+}
+
+/* one namespace's settings read inside it; -errno only when the agent cannot come home */
+static int netns_read_one(struct agent *a, struct netns *ns, int info_fd)
+{
+	struct netns_info fresh;
+	int err;
+
+	ns->tried_ns = mono_ns();
+	if (netns_enter(ns)) {
+		a->netns_unreachable++;
+		return 0;
+	}
+	/* a reading that fails leaves the last one */
+	fresh = ns->info;
+	err = netns_read_info(&fresh);
+	if (netns_leave(ns, a->home_fd)) {
+		eph_err("cannot return to the agent's network namespace: %s", strerror(errno));
+		return neg_errno();
+	}
+	if (err)
+		return 0;
+	ns->info = fresh;
+	ns->info.checked_ns = mono_ns();
+	snprintf(ns->info.path, sizeof(ns->info.path), "%s",
+		 ns->home ? "/proc/self/ns/net" : ns->path);
+	bpf_map_update_elem(info_fd, &ns->inum, &ns->info, BPF_ANY);
+	return 0;
+}
+
 /*
  * Finds the namespaces there are now and reads their settings, kept for the
  * checks and published in "netns_info".
  * One found after the start-up is newer than the programs: its sockets were all
  * counted as they came. Coming back home must work: anything else would leave
  * the agent elsewhere.
+ * A round reads for NETNS_ROUND_NS at most, unless all is set (start-up): the
+ * namespaces never read first (those with tuples before the others), then those
+ * read longest ago, so that a user who
+ * makes tens of thousands of them (unshare -rn needs no privilege) slows the
+ * renewal of each one's settings, never the checks.
  */
-int agent_netns_round(struct agent *a)
+int agent_netns_round(struct agent *a, bool all)
 {
 	int info_fd = bpf_map__fd(a->skel->maps.netns_info);
-	struct netns_info fresh;
-	size_t kept = 0;
+	struct to_read *order;
+	__u64 start;
 	int err;
 
 	err = netns_discover(&a->netns, "/proc/self/ns/net");
+	if (!err)
+		err = netns_prune(&a->netns, netns_forget, &info_fd);
 	if (err) {
 		eph_err("cannot list network namespaces: %s", strerror(-err));
 		return err;
 	}
-	for (size_t i = 0; i < a->netns.len; i++) {
-		struct netns *ns = &a->netns.items[i];
-
-		if (!ns->alive) {
-			bpf_map_delete_elem(info_fd, &ns->inum);
-			continue;
-		}
-		a->netns.items[kept++] = *ns;
-		ns = &a->netns.items[kept - 1];
-		if (netns_enter(ns)) {
-			a->netns_unreachable++;
-			continue;
-		}
-		/* a reading that fails leaves the last one */
-		fresh = ns->info;
-		err = netns_read_info(&fresh);
-		if (netns_leave(ns, a->home_fd)) {
-			eph_err("cannot return to the agent's network namespace: %s",
-				strerror(errno));
-			return neg_errno();
-		}
-		if (err)
-			continue;
-		ns->info = fresh;
-		ns->info.checked_ns = mono_ns();
-		snprintf(ns->info.path, sizeof(ns->info.path), "%s",
-			 ns->home ? "/proc/self/ns/net" : ns->path);
-		bpf_map_update_elem(info_fd, &ns->inum, &ns->info, BPF_ANY);
+	order = malloc((a->netns.len + 1) * sizeof(*order));
+	if (!order) {
+		eph_err("cannot allocate memory");
+		return -ENOMEM;
 	}
-	a->netns.len = kept;
-	return 0;
+	for (size_t i = 0; i < a->netns.len; i++) {
+		order[i].ns = &a->netns.items[i];
+		order[i].tuples = table_ns(&a->table, order[i].ns->inum) != NULL;
+	}
+	qsort(order, a->netns.len, sizeof(*order), to_read_cmp);
+	start = mono_ns();
+	for (size_t i = 0; !err && i < a->netns.len; i++) {
+		if (!all && i && mono_ns() - start >= NETNS_ROUND_NS)
+			break;
+		err = netns_read_one(a, order[i].ns, info_fd);
+	}
+	free(order);
+	return err;
 }
 
 static bool tuple_idle(const struct tuple *t, __u64 now_ns, __u64 idle_ns)

@@ -10,6 +10,7 @@
  *   usage    = in_use + time_wait - time_wait_reusable
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,9 +20,17 @@
 
 struct ns_summary *ns_find(struct ns_list *l, __u32 inum, bool create)
 {
-	for (size_t i = 0; i < l->len; i++)
-		if (l->items[i].inum == inum)
-			return &l->items[i];
+	long at;
+
+	if (l->idx.nslot) {
+		at = u32_index_find(&l->idx, l->items, inum);
+		if (at >= 0)
+			return &l->items[at];
+	} else {
+		for (size_t i = 0; i < l->len; i++)
+			if (l->items[i].inum == inum)
+				return &l->items[i];
+	}
 	if (!create)
 		return NULL;
 	if (l->len == l->cap) {
@@ -35,6 +44,10 @@ struct ns_summary *ns_find(struct ns_list *l, __u32 inum, bool create)
 	}
 	memset(&l->items[l->len], 0, sizeof(l->items[0]));
 	l->items[l->len].inum = inum;
+	l->idx.stride = sizeof(*l->items);
+	l->idx.key_off = offsetof(struct ns_summary, inum);
+	if (u32_index_added(&l->idx, l->items, l->len + 1))
+		return NULL;
 	return &l->items[l->len++];
 }
 
@@ -214,7 +227,7 @@ int ns_list_build(struct ns_list *l, const struct tuple_list *tuples,
 			      port_cmp);
 	if (l->len)
 		qsort(l->items, l->len, sizeof(*l->items), ns_cmp);
-	return 0;
+	return l->idx.nslot ? u32_index_rebuild(&l->idx, l->items, l->len) : 0;
 }
 
 void ns_list_free(struct ns_list *l)
@@ -224,6 +237,7 @@ void ns_list_free(struct ns_list *l)
 	for (size_t i = 0; i < l->len; i++)
 		free(l->items[i].server);
 	free(l->items);
+	u32_index_free(&l->idx);
 	l->items = NULL;
 	l->len = l->cap = 0;
 }

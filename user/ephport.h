@@ -12,6 +12,7 @@
 #include <linux/types.h>
 #include <cjson/cJSON.h>
 
+#include "index.h"
 #include "tuples.h"
 #include "jsonw.h"
 
@@ -131,6 +132,7 @@ struct ns_summary {
 struct ns_list {
 	struct ns_summary *items;
 	size_t len, cap;
+	struct u32_index idx; /* by inum; none in a list made by hand (searched in turn) */
 };
 
 #define PORT_LOW(r)  ((r)&0xffff)

@@ -16,6 +16,7 @@
 #include <bpf/bpf.h>
 
 #include "failures.h"
+#include "table.h"
 #include "guard.h"
 #include "pressure.h"
 
@@ -100,8 +101,9 @@ static struct failing *failing_get(struct failures *f, const struct fail_key *k)
 
 /* the tuple's counts at the latest failure, and its capacity as the agent knows it now */
 static int usage_to_json(const struct fail_key *k, const struct fail_val *v, struct ns_list *nl,
-			 const struct tuple_list *l, cJSON *ev)
+			 const struct tuple_table *l, cJSON *ev)
 {
+	const struct tuple *in = v->has_tuple && l ? table_find(l, &k->tuple) : NULL;
 	struct tuple t = { .key = k->tuple };
 
 	if (!v->has_tuple) {
@@ -111,12 +113,8 @@ static int usage_to_json(const struct fail_key *k, const struct fail_val *v, str
 			       0 :
 			       -ENOMEM;
 	}
-	for (size_t i = 0; l && i < l->len; i++) {
-		if (!memcmp(&l->items[i].key, &k->tuple, sizeof(k->tuple))) {
-			t.val.bound = l->items[i].val.bound;
-			break;
-		}
-	}
+	if (in)
+		t.val.bound = in->val.bound;
 	t.val.port_range = v->port_range;
 	t.val.tw_reuse = v->tw_reuse;
 	t.val.time_wait_ts = v->time_wait_ts;
@@ -132,7 +130,7 @@ static int usage_to_json(const struct fail_key *k, const struct fail_val *v, str
 }
 
 static void failure_emit(struct failures *f, struct failing *e, const struct fail_val *v,
-			 struct ns_list *nl, const struct tuple_list *l, __u64 now)
+			 struct ns_list *nl, const struct tuple_table *l, __u64 now)
 {
 	const struct fail_key *k = &e->key;
 	bool bind = k->kind == FAIL_BIND, denied = k->kind == DENY_USAGE || k->kind == DENY_QUOTA;
@@ -189,7 +187,7 @@ static void failure_emit(struct failures *f, struct failing *e, const struct fai
 
 /* one entry of the map, read at now; final: the agent stops, report what is left */
 static void failure_update(struct failures *f, struct failing *e, const struct fail_val *v,
-			   struct ns_list *nl, const struct tuple_list *l, __u64 now, bool final)
+			   struct ns_list *nl, const struct tuple_table *l, __u64 now, bool final)
 {
 	if (v->count != e->count) {
 		e->count = v->count;
@@ -202,7 +200,7 @@ static void failure_update(struct failures *f, struct failing *e, const struct f
 }
 
 int failures_notice(struct failures *f, const struct fail_key *k, struct ns_list *nl,
-		    const struct tuple_list *l, __u64 now)
+		    const struct tuple_table *l, __u64 now)
 {
 	struct fail_val v;
 	struct failing *e;
@@ -216,7 +214,7 @@ int failures_notice(struct failures *f, const struct fail_key *k, struct ns_list
 	return 0;
 }
 
-int failures_drain(struct failures *f, struct ns_list *nl, const struct tuple_list *l, __u64 now,
+int failures_drain(struct failures *f, struct ns_list *nl, const struct tuple_table *l, __u64 now,
 		   bool final)
 {
 	struct fail_key *keys = NULL;

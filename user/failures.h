@@ -8,6 +8,8 @@
 
 #include "ephport.h"
 
+struct tuple_table;
+
 struct failures;
 struct pressure;
 
@@ -16,9 +18,9 @@ int failures_new(struct failures **f, int fd, struct report *r, struct pressure 
 void failures_free(struct failures *f);
 /* a notice: this (tuple, process) just started failing */
 int failures_notice(struct failures *f, const struct fail_key *k, struct ns_list *nl,
-		    const struct tuple_list *l, __u64 now);
+		    const struct tuple_table *l, __u64 now);
 /* every entry: lines for counts not reported yet; final: all of them, now */
-int failures_drain(struct failures *f, struct ns_list *nl, const struct tuple_list *l, __u64 now,
+int failures_drain(struct failures *f, struct ns_list *nl, const struct tuple_table *l, __u64 now,
 		   bool final);
 __u64 failures_lines(const struct failures *f);
 /* the guard's settings, for connect_denied lines */

@@ -22,9 +22,10 @@
 
 static struct retired *retired_find(struct retired_set *r, __u32 netns, bool create)
 {
-	for (size_t i = 0; i < r->len; i++)
-		if (r->items[i].netns == netns)
-			return &r->items[i];
+	long at = u32_index_find(&r->idx, r->items, netns);
+
+	if (at >= 0)
+		return &r->items[at];
 	if (!create)
 		return NULL;
 	if (r->len == r->cap) {
@@ -37,6 +38,10 @@ static struct retired *retired_find(struct retired_set *r, __u32 netns, bool cre
 		r->cap = cap;
 	}
 	r->items[r->len] = (struct retired){ .netns = netns };
+	r->idx.stride = sizeof(*r->items);
+	r->idx.key_off = offsetof(struct retired, netns);
+	if (u32_index_added(&r->idx, r->items, r->len + 1))
+		return NULL;
 	return &r->items[r->len++];
 }
 
@@ -57,15 +62,13 @@ void retired_prune(struct retired_set *r, const struct ns_list *nl)
 {
 	size_t kept = 0;
 
-	for (size_t i = 0; i < r->len; i++) {
-		bool alive = false;
-
-		for (size_t j = 0; j < nl->len && !alive; j++)
-			alive = nl->items[j].inum == r->items[i].netns;
-		if (alive)
+	for (size_t i = 0; i < r->len; i++)
+		if (ns_find((struct ns_list *)nl, r->items[i].netns, false))
 			r->items[kept++] = r->items[i];
-	}
+	if (kept == r->len)
+		return;
 	r->len = kept;
+	u32_index_rebuild(&r->idx, r->items, r->len); /* fewer records: cannot fail */
 }
 
 void retired_free(struct retired_set *r)
@@ -73,6 +76,7 @@ void retired_free(struct retired_set *r)
 	if (!r)
 		return;
 	free(r->items);
+	u32_index_free(&r->idx);
 	memset(r, 0, sizeof(*r));
 }
 

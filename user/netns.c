@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,11 @@
 
 static struct netns *netns_add(struct netns_set *s, __u32 inum)
 {
+	long at = u32_index_find(&s->idx, s->items, inum);
 	struct netns *ns;
 
-	for (size_t i = 0; i < s->len; i++)
-		if (s->items[i].inum == inum)
-			return &s->items[i];
+	if (at >= 0)
+		return &s->items[at];
 	if (s->len == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 16;
 		struct netns *items = realloc(s->items, cap * sizeof(*items));
@@ -35,10 +36,33 @@ static struct netns *netns_add(struct netns_set *s, __u32 inum)
 		s->items = items;
 		s->cap = cap;
 	}
-	ns = &s->items[s->len++];
+	ns = &s->items[s->len];
 	memset(ns, 0, sizeof(*ns));
 	ns->inum = inum;
+	s->idx.stride = sizeof(*ns);
+	s->idx.key_off = offsetof(struct netns, inum);
+	if (u32_index_added(&s->idx, s->items, s->len + 1))
+		return NULL;
+	s->len++;
 	return ns;
+}
+
+int netns_prune(struct netns_set *s, void (*drop)(const struct netns *, void *), void *arg)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < s->len; i++) {
+		if (!s->items[i].alive) {
+			if (drop)
+				drop(&s->items[i], arg);
+			continue;
+		}
+		s->items[kept++] = s->items[i];
+	}
+	if (kept == s->len)
+		return 0;
+	s->len = kept;
+	return u32_index_rebuild(&s->idx, s->items, s->len);
 }
 
 /* the first path found in this round is the one used to enter it */
@@ -220,6 +244,7 @@ void netns_set_free(struct netns_set *s)
 	if (!s)
 		return;
 	free(s->items);
+	u32_index_free(&s->idx);
 	s->items = NULL;
 	s->len = s->cap = 0;
 }

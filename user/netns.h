@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 
+#include "index.h"
 #include "tuples.h"
 
 struct netns {
@@ -14,15 +15,19 @@ struct netns {
 	char path[64]; /* how it was found this round: /run/netns/NAME, /proc/PID/ns/net */
 	bool home;     /* the agent's own: entered through the saved descriptor */
 	bool alive;    /* found in the latest round */
+	__u64 tried_ns; /* when the agent last tried to read it (CLOCK_MONOTONIC); 0: never */
 	struct netns_info info;
 };
 
 struct netns_set {
 	struct netns *items;
 	size_t len, cap;
+	struct u32_index idx; /* by inum */
 };
 
 int netns_discover(struct netns_set *s, const char *home_path);
+/* the ones not found in the latest round dropped (drop called for each first); 0 or -ENOMEM */
+int netns_prune(struct netns_set *s, void (*drop)(const struct netns *, void *), void *arg);
 int netns_enter(const struct netns *ns);
 int netns_leave(const struct netns *ns, int home_fd);
 int netns_read_info(struct netns_info *info);

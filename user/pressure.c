@@ -85,6 +85,13 @@ struct pressure {
 	struct report *report;
 	void *tracked, *openers;
 	size_t active;
+	/* made at a check's first line, for all its lines: however many tuples change
+	 * level at once, a line looks up its neighbours and openers, never scans */
+	const struct tuple **near; /* tuples in use by namespace, family, dport, daddr */
+	size_t nnear;
+	void **sorted_openers; /* the openers in key order: by tuple first */
+	size_t nopeners;
+	bool have_views;
 };
 
 static int tracked_cmp(const void *a, const void *b)
@@ -270,24 +277,33 @@ static int recent_cmp(const void *a, const void *b)
 static int top_processes_to_json(struct pressure *p, const struct tuple_key *key, __u64 now,
 				 cJSON *ev)
 {
-	struct collect all = collect_all(p->openers);
+	void **all = p->sorted_openers;
+	size_t lo = 0, hi = p->nopeners, n = 0, end;
 	cJSON *arr = cJSON_AddArrayToObject(ev, "top_processes");
-	__u64(*top)[2] = calloc(all.len + 1, sizeof(*top));
-	size_t n = 0;
+	__u64(*top)[2];
 	int err = 0;
 
+	/* the first opener of the tuple: the openers are in key order, tuple first */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(&((struct opener *)all[mid])->key.tuple, key, sizeof(*key)) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (end = lo; end < p->nopeners &&
+		       !memcmp(&((struct opener *)all[end])->key.tuple, key, sizeof(*key));
+	     end++)
+		;
+	top = calloc(end - lo + 1, sizeof(*top));
 	if (!arr || !top) {
-		free(all.items);
 		free(top);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < all.len; i++) {
-		struct opener *o = all.items[i];
-		__u64 recent;
+	for (size_t i = lo; i < end; i++) {
+		__u64 recent = opener_recent(all[i], now, p->cfg.window_ns);
 
-		if (memcmp(&o->key.tuple, key, sizeof(*key)))
-			continue;
-		recent = opener_recent(o, now, p->cfg.window_ns);
 		if (recent) {
 			top[n][0] = recent;
 			top[n++][1] = i;
@@ -295,7 +311,7 @@ static int top_processes_to_json(struct pressure *p, const struct tuple_key *key
 	}
 	qsort(top, n, sizeof(*top), recent_cmp);
 	for (size_t i = 0; i < n && i < TOP_PROCESSES && !err; i++) {
-		struct opener *o = all.items[top[i][1]];
+		struct opener *o = all[top[i][1]];
 		cJSON *proc = cJSON_CreateObject();
 
 		if (!proc || !cJSON_AddItemToArray(arr, proc)) {
@@ -306,7 +322,6 @@ static int top_processes_to_json(struct pressure *p, const struct tuple_key *key
 		err = attribution_to_json(p->report, proc, o->key.tgid, 0, o->val.comm, o->val.uid, o->val.cgroup_id) ?:
 			      ADD_NUM(proc, "connects", top[i][0]);
 	}
-	free(all.items);
 	free(top);
 	return err;
 }
@@ -318,31 +333,85 @@ static int add_rounded_or_null(cJSON *obj, const char *name, double v, double sc
 	return ADD_NUM(obj, name, round(v * scale) / scale);
 }
 
+/* the order of the neighbour view; with_daddr false: by namespace, family and dport only */
+static int near_cmp(const struct tuple_key *a, const struct tuple_key *b, bool with_daddr)
+{
+	if (a->netns != b->netns)
+		return a->netns < b->netns ? -1 : 1;
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	if (a->dport != b->dport)
+		return a->dport < b->dport ? -1 : 1;
+	return with_daddr ? memcmp(a->daddr, b->daddr, 16) : 0;
+}
+
+static int near_sort_cmp(const void *a, const void *b)
+{
+	return near_cmp(&(*(const struct tuple *const *)a)->key,
+			&(*(const struct tuple *const *)b)->key, true);
+}
+
+/* the first of the view not below k (upper: not at or below k) */
+static size_t near_bound(const struct pressure *p, const struct tuple_key *k, bool with_daddr,
+			 bool upper)
+{
+	size_t lo = 0, hi = p->nnear;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = near_cmp(&p->near[mid]->key, k, with_daddr);
+
+		if (c < 0 || (upper && c == 0))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* the views a check's lines share: made once, at its first line (O(n log n)) */
+static void views_make(struct pressure *p, const struct tuple_list *l)
+{
+	struct collect all;
+	size_t n = 0;
+
+	p->have_views = true;
+	p->near = malloc((l->len + 1) * sizeof(*p->near));
+	for (size_t i = 0; p->near && i < l->len; i++)
+		if (l->items[i].usage > 0)
+			p->near[n++] = &l->items[i];
+	p->nnear = n;
+	if (p->near)
+		qsort(p->near, n, sizeof(*p->near), near_sort_cmp);
+	all = collect_all(p->openers);
+	p->sorted_openers = all.items;
+	p->nopeners = all.len;
+}
+
+static void views_free(struct pressure *p)
+{
+	free(p->near);
+	free(p->sorted_openers);
+	p->near = NULL;
+	p->sorted_openers = NULL;
+	p->nnear = p->nopeners = 0;
+	p->have_views = false;
+}
+
 /*
  * Sources in use towards a tuple's daddr:dport, and destination addresses in use
  * on its dport, in its namespace; the hints only ask whether each is one or more.
  */
-static void neighbours(const struct tuple_list *l, const struct tuple *t, size_t *sources,
+static void neighbours(const struct pressure *p, const struct tuple *t, size_t *sources,
 		       size_t *destinations)
 {
-	const struct tuple_key *k = &t->key;
-	const __u8 *other = NULL;
+	size_t from = near_bound(p, &t->key, true, false), to = near_bound(p, &t->key, true, true);
 
-	*sources = 0;
-	*destinations = 1;
-	for (size_t i = 0; i < l->len; i++) {
-		const struct tuple_key *o = &l->items[i].key;
-
-		if (o->netns != k->netns || o->family != k->family || o->dport != k->dport ||
-		    l->items[i].usage <= 0)
-			continue;
-		if (!memcmp(o->daddr, k->daddr, 16))
-			(*sources)++;
-		else if (!other)
-			other = o->daddr;
-	}
-	if (other)
-		*destinations = 2;
+	*sources = to - from;
+	*destinations = near_bound(p, &t->key, false, true) - near_bound(p, &t->key, false, false) >
+					*sources ?
+				2 :
+				1;
 }
 
 static void pressure_emit(struct pressure *p, struct tracked *tr, enum level prev,
@@ -369,7 +438,9 @@ static void pressure_emit(struct pressure *p, struct tracked *tr, enum level pre
 	in.connects_per_s = series_rate(&tr->series, now, p->cfg.window_ns);
 	if (base && t->val.bound_connects > base->bound_connects)
 		in.bound_recent = t->val.bound_connects - base->bound_connects;
-	neighbours(l, t, &in.sources, &in.destinations);
+	if (!p->have_views)
+		views_make(p, l);
+	neighbours(p, t, &in.sources, &in.destinations);
 	slope = series_slope(&tr->series, now, p->cfg.window_ns);
 	nhints = hints_build(&in, hints, MAX_HINTS);
 
@@ -453,7 +524,8 @@ static int watch_if_near(struct pressure *p, const struct tuple *t)
 	return 0;
 }
 
-int pressure_check(struct pressure *p, const struct tuple_table *tt, struct ns_list *nl, __u64 now)
+int pressure_check(struct pressure *p, const struct tuple_table *tt, struct ns_list *nl, __u64 now,
+		   bool every_tuple)
 {
 	/* watched from a quarter of the warning line: the rate and trend are known by then */
 	double watch = p->cfg.warn / 4;
@@ -461,11 +533,12 @@ int pressure_check(struct pressure *p, const struct tuple_table *tt, struct ns_l
 	struct collect all;
 	int err = 0;
 
-	/* a tuple below the watch line that did not change is still below it */
-	if (tt->all_changed)
+	/* a tuple below the watch line that did not change, nor its capacity, is still below it */
+	every_tuple |= tt->all_changed;
+	if (every_tuple)
 		for (size_t i = 0; i < l->len && !err; i++)
 			err = watch_if_near(p, &l->items[i]);
-	for (size_t i = 0; !tt->all_changed && i < tt->nchanges && !err; i++) {
+	for (size_t i = 0; !every_tuple && i < tt->nchanges && !err; i++) {
 		const struct tuple *t = table_find(tt, &tt->changes[i].key);
 
 		if (t)
@@ -487,6 +560,7 @@ int pressure_check(struct pressure *p, const struct tuple_table *tt, struct ns_l
 		}
 	}
 	free(all.items);
+	views_free(p);
 	return 0;
 }
 

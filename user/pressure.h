@@ -47,7 +47,9 @@ int pressure_openers(struct pressure *p, int openers_fd, __u64 now);
  * being watched are looked at; pressure events on level changes.
  */
 struct tuple_table;
-int pressure_check(struct pressure *p, const struct tuple_table *t, struct ns_list *nl, __u64 now);
+/* every_tuple: capacities moved (a namespace's range changed), not only the changed tuples' */
+int pressure_check(struct pressure *p, const struct tuple_table *t, struct ns_list *nl, __u64 now,
+		   bool every_tuple);
 void pressure_levels(struct pressure *p, const struct tuple_table *t, __u8 *levels);
 /* a tuple's level at the latest check */
 enum level pressure_level(struct pressure *p, const struct tuple_key *key);

@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""What a pod or a local user makes in numbers cannot stall the agent's checks: 65,536
+tuples changing level in one check, thousands of network namespaces (unshare -rn needs no
+privilege). /healthz says 200 all along: it says 503 once no check ended for 5 s, and the
+kubelet restarts an agent whose liveness probe fails, the guard with it. docs/security.md."""
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, eventually, query
+
+LOADGEN = os.path.join(ROOT, "build", "loadgen")
+NSHOLD = os.path.join(ROOT, "build", "nshold")
+# make vmtest's TCG guests make connections about ten times slower (tests/vm/guest)
+TUPLES = min(65536, int(os.environ.get("EPHPORT_SCALE_TIME_WAIT", "65536")) // 4 * 4)
+# about 350 KiB of kernel memory each; a guest has 3 GiB
+NAMESPACES = 5000 if not os.environ.get("EPHPORT_SCALE_TIME_WAIT") else 1000
+
+
+def healthz(base):
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
+            return r.status, r.read().decode().strip()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode().strip()
+    except OSError as e:
+        return None, str(e)
+
+
+class Prober:
+    """/healthz asked every quarter second in a thread of its own, until stopped."""
+
+    def __init__(self, agent):
+        self.base = agent.start_event["settings"]["metrics"]["url"].removesuffix("/metrics")
+        self.answers, self.done = [], threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.start = time.monotonic()
+        self.thread.start()
+
+    def run(self):
+        while not self.done.wait(0.25):
+            self.answers.append((round(time.monotonic() - self.start, 2), *healthz(self.base)))
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        return self.answers
+
+
+def metric(agent, line_start):
+    """A sample of /metrics, from the agent itself: its lines may be read well behind."""
+    url = agent.start_event["settings"]["metrics"]["url"]
+    with urllib.request.urlopen(url, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(line_start + " "):
+                return float(line.split()[-1])
+    raise AssertionError(f"no {line_start} in /metrics")
+
+
+def checks(agent):
+    return metric(agent, "ephport_pressure_checks_total")
+
+
+def test_tuples_changing_level_at_once_do_not_stall_the_checks(make_agent, make_netns):
+    """Every tuple of a namespace crosses the warning line in one check (98 of its 100
+    ports are reserved at once): each pressure line looks up its neighbours and openers, none scans them all.
+    Before, each line scanned every tuple: 65,536 lines took the check loop over 5 s."""
+    ns = make_netns((40000, 40099))
+    ns.sysctl("net.ipv4.tcp_tw_reuse", 0)
+    ns.sysctl("net.ipv4.tcp_max_tw_buckets", 4 * TUPLES)
+    agent = make_agent("--interval", "1", "--metrics-addr", "127.0.0.1:0", "--max-tuples",
+                       str(2 * TUPLES), "--warn-at", "0.4", "--critical-at", "0.9")
+    start = time.monotonic()
+    made = json.loads(ns.exec(LOADGEN, "--json", "-c", "fin", "-n", "4", "-d", "25",
+                              "--addresses", str(TUPLES // 4), "--count", str(TUPLES)).stdout)
+    assert made["failures"] == 0, made
+    if made["connections"] < TUPLES:
+        pytest.skip(f"loadgen made {made['connections']:,} of {TUPLES:,} connections in "
+                    f"{time.monotonic() - start:.0f} s: too slow here for their TIME_WAIT "
+                    "sockets (60 s) to last the test")
+
+    def counted():
+        assert len(query("--netns", str(ns.inode))["tuples"]) == TUPLES
+    eventually(counted, timeout=15)
+    before = checks(agent)
+    probe = Prober(agent)
+    # one TIME_WAIT socket of two ports: 0.5, over the warning line, for every tuple
+    ns.sysctl("net.ipv4.ip_local_reserved_ports", "40002-40099")
+    eventually(lambda: agent.wait_event("pressure", timeout=5,
+                                        pred=lambda e: e["netns"] == ns.inode), timeout=15)
+    time.sleep(max(0, 15 - (time.monotonic() - probe.start)))
+    answers = probe.stop()
+    bad = [a for a in answers if a[1] != 200]
+    assert not bad, f"/healthz not 200 at {bad[:5]} (of {len(answers)} asked)"
+    assert len(answers) >= 30
+    assert checks(agent) >= before + 10, "the checks did not go on"
+    warning = metric(agent, 'ephport_tuples_at_level{level="warning"}')
+    assert warning >= 0.9 * TUPLES, warning
+
+
+def test_thousands_of_namespaces_do_not_stall_the_checks(make_agent, make_netns, make_peer):
+    """Namespaces made under the agent, each a process's own (as unshare -rn makes them):
+    found and kept by inode number in hashed lists, and read inside for 50 ms a round at
+    most: those never read first, among them those with tuples. Before, every round read
+    every namespace: at 5,000 a round took the check loop over 5 s."""
+    agent = make_agent("--interval", "1", "--metrics-addr", "127.0.0.1:0")
+    before = checks(agent)
+    probe = Prober(agent)
+    hold = subprocess.Popen([NSHOLD, str(NAMESPACES)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert hold.stdout.readline().split() == ["ready", str(NAMESPACES)]
+        # a namespace with a tuple, made after the crowd: its settings are read first
+        ns = make_netns((40000, 40099))
+        server = make_peer(ns)
+        server.cmd("listen 127.0.0.1 7000")
+        client = make_peer(ns)
+        client.cmd("connect 127.0.0.1 7000 1")
+
+        def read_inside():
+            found = query("--netns", str(ns.inode))["netns"]
+            assert found and found[0]["path"], found
+            assert found[0]["port_range"] == [40000, 40099]
+        eventually(read_inside, timeout=20)
+        time.sleep(max(0, 15 - (time.monotonic() - probe.start)))
+        answers = probe.stop()
+        bad = [a for a in answers if a[1] != 200]
+        assert not bad, f"/healthz not 200 at {bad[:5]} (of {len(answers)} asked)"
+        assert len(answers) >= 30
+        assert checks(agent) >= before + 10, "the checks did not go on"
+        read = [n for n in query()["netns"] if n["path"]]
+        assert len(read) >= 100, f"{len(read)} namespaces read in {len(answers) / 4:.0f} s"
+    finally:
+        probe.stop()
+        hold.stdin.close()
+        hold.wait(timeout=60)
