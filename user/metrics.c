@@ -58,12 +58,28 @@ int retired_add(struct retired_set *r, const struct tuple *t)
 	return 0;
 }
 
+/* inum's place in nl, sorted by inum (ns_list_build); nl->len when it is not there */
+static size_t ns_index(const struct ns_list *nl, __u32 inum)
+{
+	size_t lo = 0, hi = nl->len;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (nl->items[mid].inum < inum)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < nl->len && nl->items[lo].inum == inum ? lo : nl->len;
+}
+
 void retired_prune(struct retired_set *r, const struct ns_list *nl)
 {
 	size_t kept = 0;
 
 	for (size_t i = 0; i < r->len; i++)
-		if (ns_find((struct ns_list *)nl, r->items[i].netns, false))
+		if (ns_index(nl, r->items[i].netns) < nl->len)
 			r->items[kept++] = r->items[i];
 	if (kept == r->len)
 		return;
@@ -374,34 +390,36 @@ void metrics_render(const struct metrics_view *v, struct text *t)
 		t->oom = true;
 		return;
 	}
+	/* namespaces by binary search: tens of thousands of them must not make this quadratic */
 	for (size_t i = 0; i < nl->len; i++) {
-		__u32 inum = nl->items[i].inum;
-
-		snprintf(sums[i].netns, sizeof(sums[i].netns), "%u", inum);
-		for (size_t j = 0; v->retired && j < v->retired->len; j++)
-			if (v->retired->items[j].netns == inum) {
-				sums[i].v[NS_CONNECTS] = v->retired->items[j].connects;
-				sums[i].v[NS_FAILED] = v->retired->items[j].failed;
-			}
-		/* the denials map is never pruned: its sums never go down */
-		for (size_t j = 0; v->denials && j < v->denials_nnetns; j++)
-			if (v->denials_netns[j].netns == inum)
-				sums[i].v[NS_DENIALS] = v->denials_netns[j].count;
+		snprintf(sums[i].netns, sizeof(sums[i].netns), "%u", nl->items[i].inum);
 		time_wait +=
 			nl->items[i].tw_tuples + nl->items[i].tw_server + nl->items[i].tw_other;
+	}
+	for (size_t j = 0; v->retired && j < v->retired->len; j++) {
+		size_t i = ns_index(nl, v->retired->items[j].netns);
+
+		if (i < nl->len) {
+			sums[i].v[NS_CONNECTS] = v->retired->items[j].connects;
+			sums[i].v[NS_FAILED] = v->retired->items[j].failed;
+		}
+	}
+	/* the denials map is never pruned: its sums never go down */
+	for (size_t j = 0; v->denials && j < v->denials_nnetns; j++) {
+		size_t i = ns_index(nl, v->denials_netns[j].netns);
+
+		if (i < nl->len)
+			sums[i].v[NS_DENIALS] = v->denials_netns[j].count;
 	}
 	for (size_t i = 0; i < l->len; i++) {
 		const struct tuple *tu = &l->items[i];
 		__u8 level = v->levels ? v->levels[i] : 0;
 		double *s;
 
-		/* tuples of one namespace mostly come together: try the previous one first */
-		if (last >= nl->len || nl->items[last].inum != tu->key.netns) {
-			last = 0;
-			while (last < nl->len && nl->items[last].inum != tu->key.netns)
-				last++;
-			/* nl->len: a namespace the list lacks, summed in the spare slot */
-		}
+		/* tuples of one namespace mostly come together: try the previous one first;
+		 * nl->len: a namespace the list lacks, summed in the spare slot */
+		if (last >= nl->len || nl->items[last].inum != tu->key.netns)
+			last = ns_index(nl, tu->key.netns);
 		s = sums[last].v;
 		s[NS_TUPLES]++;
 		s[NS_IN_USE] += tu->in_use;
