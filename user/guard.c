@@ -230,6 +230,14 @@ static int denial_key_cmp(const void *a, const void *b)
 		      sizeof(struct tuple_key));
 }
 
+static int netns_count_cmp(const void *a, const void *b)
+{
+	__u32 x = ((const struct netns_count *)a)->netns,
+	      y = ((const struct netns_count *)b)->netns;
+
+	return x < y ? -1 : x > y;
+}
+
 int guard_denials_sums(int denials_fd, const struct tuple_list *l, __u64 *per_tuple,
 		       struct netns_count **by_netns, size_t *nnetns, __u64 *total)
 {
@@ -248,14 +256,17 @@ int guard_denials_sums(int denials_fd, const struct tuple_list *l, __u64 *per_tu
 	}
 	*total = 0;
 	for (size_t i = 0; i < n; i++) {
-		size_t j = 0;
-
-		while (j < nns && ns[j].netns != d[i].tuple.netns)
-			j++;
-		if (j == nns)
-			ns[nns++].netns = d[i].tuple.netns;
-		ns[j].count += d[i].count;
+		ns[i].netns = d[i].tuple.netns;
+		ns[i].count = d[i].count;
 		*total += d[i].count;
+	}
+	/* sorted, then each namespace's run summed: no search per entry */
+	qsort(ns, n, sizeof(*ns), netns_count_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (nns && ns[nns - 1].netns == ns[i].netns)
+			ns[nns - 1].count += ns[i].count;
+		else
+			ns[nns++] = ns[i];
 	}
 	*by_netns = ns;
 	*nnetns = nns;
