@@ -65,22 +65,33 @@ static int netns_read_one(struct agent *a, struct netns *ns, int info_fd)
 	return 0;
 }
 
+/* those already read that hold tuples, or the agent's own, oldest first */
+static int renew_cmp(const void *a, const void *b)
+{
+	const struct to_read *x = a, *y = b;
+
+	return x->ns->tried_ns < y->ns->tried_ns ? -1 : x->ns->tried_ns > y->ns->tried_ns;
+}
+
 /*
  * Finds the namespaces there are now and reads their settings, kept for the
  * checks and published in "netns_info".
  * One found after the start-up is newer than the programs: its sockets were all
  * counted as they came. Coming back home must work: anything else would leave
  * the agent elsewhere.
- * A round reads for NETNS_ROUND_NS at most, unless all is set (start-up): the
- * namespaces never read first (those with tuples before the others), then those
- * read longest ago, so that a user who
- * makes tens of thousands of them (unshare -rn needs no privilege) slows the
- * renewal of each one's settings, never the checks.
+ * A round reads for NETNS_ROUND_NS at most, unless all is set (start-up). Its
+ * first half renews, oldest first, the namespaces already read that hold tuples
+ * (and the agent's own); the rest goes to the namespaces never read (those with
+ * tuples before the others), then to those read longest ago. So a user who
+ * makes namespaces by the thousand (unshare -rn needs no privilege) slows the
+ * first reading of theirs, never a check, nor the renewal of the namespaces
+ * whose connections are counted.
  */
 int agent_netns_round(struct agent *a, bool all)
 {
 	int info_fd = bpf_map__fd(a->skel->maps.netns_info);
-	struct to_read *order;
+	struct to_read *order, *renew;
+	size_t nrenew = 0;
 	__u64 start;
 	int err;
 
@@ -92,22 +103,36 @@ int agent_netns_round(struct agent *a, bool all)
 		return err;
 	}
 	order = malloc((a->netns.len + 1) * sizeof(*order));
-	if (!order) {
+	renew = malloc((a->netns.len + 1) * sizeof(*renew));
+	if (!order || !renew) {
+		free(order);
+		free(renew);
 		eph_err("cannot allocate memory");
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < a->netns.len; i++) {
 		order[i].ns = &a->netns.items[i];
 		order[i].tuples = table_ns(&a->table, order[i].ns->inum) != NULL;
+		if (order[i].ns->tried_ns && (order[i].tuples || order[i].ns->home))
+			renew[nrenew++] = order[i];
 	}
 	qsort(order, a->netns.len, sizeof(*order), to_read_cmp);
+	qsort(renew, nrenew, sizeof(*renew), renew_cmp);
 	start = mono_ns();
+	for (size_t i = 0; !err && !all && i < nrenew; i++) {
+		if (i && mono_ns() - start >= NETNS_ROUND_NS / 2)
+			break;
+		err = netns_read_one(a, renew[i].ns, info_fd);
+	}
 	for (size_t i = 0; !err && i < a->netns.len; i++) {
-		if (!all && i && mono_ns() - start >= NETNS_ROUND_NS)
+		if (order[i].ns->tried_ns >= start)
+			continue; /* renewed above */
+		if (!all && mono_ns() - start >= NETNS_ROUND_NS)
 			break;
 		err = netns_read_one(a, order[i].ns, info_fd);
 	}
 	free(order);
+	free(renew);
 	return err;
 }
 

@@ -405,8 +405,15 @@ static void views_free(struct pressure *p)
 static void neighbours(const struct pressure *p, const struct tuple *t, size_t *sources,
 		       size_t *destinations)
 {
-	size_t from = near_bound(p, &t->key, true, false), to = near_bound(p, &t->key, true, true);
+	size_t from, to;
 
+	if (!p->near) {
+		/* no memory for the view: not known, and no hint says there is only one */
+		*sources = *destinations = 2;
+		return;
+	}
+	from = near_bound(p, &t->key, true, false);
+	to = near_bound(p, &t->key, true, true);
 	*sources = to - from;
 	*destinations = near_bound(p, &t->key, false, true) - near_bound(p, &t->key, false, false) >
 					*sources ?
