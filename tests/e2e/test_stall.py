@@ -52,6 +52,15 @@ class Prober:
         self.thread.join()
         return self.answers
 
+    def all_ok_until(self, seconds):
+        """Asked until `seconds` after the start, every answer was 200; their number."""
+        time.sleep(max(0, seconds - (time.monotonic() - self.start)))
+        answers = self.stop()
+        bad = [a for a in answers if a[1] != 200]
+        assert not bad, f"/healthz not 200 at {bad[:5]} (of {len(answers)} asked)"
+        assert len(answers) >= 2 * seconds
+        return len(answers)
+
 
 def metric(agent, line_start):
     """A sample of /metrics, from the agent itself: its lines may be read well behind."""
@@ -94,11 +103,7 @@ def test_tuples_changing_level_at_once_do_not_stall_the_checks(make_agent, make_
     ns.sysctl("net.ipv4.ip_local_reserved_ports", "40002-40099")
     eventually(lambda: agent.wait_event("pressure", timeout=5,
                                         pred=lambda e: e["netns"] == ns.inode), timeout=15)
-    time.sleep(max(0, 15 - (time.monotonic() - probe.start)))
-    answers = probe.stop()
-    bad = [a for a in answers if a[1] != 200]
-    assert not bad, f"/healthz not 200 at {bad[:5]} (of {len(answers)} asked)"
-    assert len(answers) >= 30
+    probe.all_ok_until(15)
     assert checks(agent) >= before + 10, "the checks did not go on"
     warning = metric(agent, 'ephport_tuples_at_level{level="warning"}')
     assert warning >= 0.9 * TUPLES, warning
@@ -128,14 +133,10 @@ def test_thousands_of_namespaces_do_not_stall_the_checks(make_agent, make_netns,
             assert found and found[0]["path"], found
             assert found[0]["port_range"] == [40000, 40099]
         eventually(read_inside, timeout=20)
-        time.sleep(max(0, 15 - (time.monotonic() - probe.start)))
-        answers = probe.stop()
-        bad = [a for a in answers if a[1] != 200]
-        assert not bad, f"/healthz not 200 at {bad[:5]} (of {len(answers)} asked)"
-        assert len(answers) >= 30
+        asked = probe.all_ok_until(15)
         assert checks(agent) >= before + 10, "the checks did not go on"
         read = [n for n in query()["netns"] if n["path"]]
-        assert len(read) >= 100, f"{len(read)} namespaces read in {len(answers) / 4:.0f} s"
+        assert len(read) >= 100, f"{len(read)} namespaces read in {asked / 4:.0f} s"
     finally:
         probe.stop()
         hold.stdin.close()
