@@ -90,6 +90,7 @@ struct pressure {
 	const struct tuple **near; /* tuples in use by namespace, family, dport, daddr */
 	size_t nnear;
 	void **sorted_openers; /* the openers in key order: by tuple first */
+	size_t emitted;	       /* lines of the check under way */
 	size_t nopeners;
 	bool have_views;
 };
@@ -487,14 +488,19 @@ static void pressure_emit(struct pressure *p, struct tracked *tr, enum level pre
 	report_emit(p->report, ev);
 }
 
-/* one tuple at one check; t is NULL for a tracked tuple no longer in the map */
+/*
+ * one tuple at one check; t is NULL for a tracked tuple no longer in the map.
+ * A level change found when may_emit is false waits, with what it was made of,
+ * for a check with time for its line.
+ */
 static void check_one(struct pressure *p, struct tracked *tr, const struct tuple *t,
-		      struct ns_list *nl, const struct tuple_list *l, __u64 now)
+		      struct ns_list *nl, const struct tuple_list *l, __u64 now, bool may_emit)
 {
 	struct tuple gone = { .key = tr->key };
 	struct sample x = { .t_ns = now };
-	enum level prev = tr->level;
+	enum level prev = tr->level, next;
 	bool failing = tr->failing;
+	__u64 hot = tr->hot_ns;
 
 	if (!t) {
 		t = &gone;
@@ -504,15 +510,23 @@ static void check_one(struct pressure *p, struct tracked *tr, const struct tuple
 		failing = true;
 	tr->failed = t->val.failed_connects;
 	tr->have_failed = true;
-	tr->failing = false;
 	x.usage = t->usage;
 	x.connects = t->val.connects;
 	x.bound_connects = t->val.bound_connects;
 	series_add(&tr->series, &x);
 	tr->util = t->utilization;
-	tr->level = level_next(&p->cfg, tr->level, t->utilization, failing, now, &tr->hot_ns);
-	if (tr->level != prev)
+	next = level_next(&p->cfg, prev, t->utilization, failing, now, &hot);
+	if (next != prev && !may_emit) {
+		tr->failing = failing;
+		return;
+	}
+	tr->failing = false;
+	tr->hot_ns = hot;
+	tr->level = next;
+	if (next != prev) {
 		pressure_emit(p, tr, prev, t, ns_find(nl, t->key.netns, false), l, now);
+		p->emitted++;
+	}
 }
 
 /* a tuple that changed starts being watched at a quarter of the warning line */
@@ -538,6 +552,7 @@ int pressure_check(struct pressure *p, const struct tuple_table *tt, struct ns_l
 	double watch = p->cfg.warn / 4;
 	const struct tuple_list *l = &tt->list;
 	struct collect all;
+	__u64 start;
 	int err = 0;
 
 	/* a tuple below the watch line that did not change, nor its capacity, is still below it */
@@ -554,11 +569,15 @@ int pressure_check(struct pressure *p, const struct tuple_table *tt, struct ns_l
 	if (err)
 		return err;
 	all = collect_all(p->tracked);
+	start = mono_ns();
 	p->active = 0;
+	p->emitted = 0;
 	for (size_t i = 0; i < all.len; i++) {
 		struct tracked *tr = all.items[i];
+		/* lines for PRESSURE_LINES_NS at most, and one at least: the rest next time */
+		bool may_emit = !p->emitted || mono_ns() - start < PRESSURE_LINES_NS;
 
-		check_one(p, tr, table_find(tt, &tr->key), nl, l, now);
+		check_one(p, tr, table_find(tt, &tr->key), nl, l, now, may_emit);
 		if (tr->level != LEVEL_OK) {
 			p->active++;
 		} else if (!tr->failing && tr->util < watch) {

@@ -47,6 +47,11 @@ int pressure_openers(struct pressure *p, int openers_fd, __u64 now);
  * being watched are looked at; pressure events on level changes.
  */
 struct tuple_table;
+/*
+ * The time a check spends on pressure lines: when more tuples change level at once
+ * than fit in it, the others change, each with its line, at the following checks.
+ */
+#define PRESSURE_LINES_NS (200 * 1000000ull)
 /* every_tuple: capacities moved (a namespace's range changed), not only the changed tuples' */
 int pressure_check(struct pressure *p, const struct tuple_table *t, struct ns_list *nl, __u64 now,
 		   bool every_tuple);
