@@ -22,6 +22,7 @@
 #include <sys/eventfd.h>
 
 #include "agent.h"
+#include "sink.h"
 
 static atomic_int stop_sig, reopen;
 static atomic_bool pins_made;
@@ -63,6 +64,7 @@ static void *signal_main(void *arg)
 		;
 	/* a stderr nobody reads must not hold the exit: SIGALRM's default ends the process */
 	alarm(2);
+	sink_hold_lines();
 	eph_err("did not stop within %d s of %s: exiting now; lines still queued are lost",
 		STOP_GRACE_S, strsignal(sig));
 	if (atomic_load(&pins_made))

@@ -104,9 +104,20 @@ static void write_failed(struct sink *s, int err)
 		s->path ? s->path : "standard output", strerror(err), (unsigned long long)n);
 }
 
+/* held over each line's writes: a forced exit takes it first, and cuts no line */
+static pthread_mutex_t line_gate = PTHREAD_MUTEX_INITIALIZER;
+
+void sink_hold_lines(void)
+{
+	pthread_mutex_lock(&line_gate);
+}
+
 /* one line, however many writes it takes; false when the sink refused it */
 static bool write_line(struct sink *s, const struct line *l, size_t off)
 {
+	bool ok = true;
+
+	pthread_mutex_lock(&line_gate);
 	while (off < l->len) {
 		ssize_t n = write(s->fd, l->text + off, l->len - off);
 
@@ -115,11 +126,13 @@ static bool write_line(struct sink *s, const struct line *l, size_t off)
 		if (n <= 0) {
 			write_failed(s, n < 0 ? errno : EIO);
 			s->torn = off > 0;
-			return false;
+			ok = false;
+			break;
 		}
 		off += n;
 	}
-	return true;
+	pthread_mutex_unlock(&line_gate);
+	return ok;
 }
 
 /* a line cut short ends before the next one starts: no two lines are ever glued */

@@ -25,4 +25,10 @@ __u64 sink_dropped(const struct sink *s);
 __u64 sink_errors(const struct sink *s);
 void sink_close(struct sink *s, int timeout_ms);
 
+/*
+ * For a forced exit: waits for the line being written to end, and lets no other
+ * start. Never released: the process exits.
+ */
+void sink_hold_lines(void);
+
 #endif /* EPHPORT_SINK_H */

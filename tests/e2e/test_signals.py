@@ -103,7 +103,9 @@ def test_sigterm_during_a_stall_ends_within_the_grace():
         err = agent.proc.stderr.read()
         assert 4.5 < took < 8, f"exited {took:.1f} s after SIGTERM"
         assert rc == 1
-        assert err.count("\n") == 1, err
+        # besides notes on what an older kernel lacks, printed at start-up
+        said = [line for line in err.splitlines() if not line.startswith("ephport: note: ")]
+        assert len(said) == 1, err
         assert "did not stop within 5 s of Terminated: exiting now" in err, err
         assert not os.path.exists(PIN_DIR), os.listdir(PIN_DIR)
     finally:
