@@ -31,7 +31,7 @@ struct retired {
 struct retired_set {
 	struct retired *items;
 	size_t len, cap;
-	struct u32_index idx; /* by netns */
+	struct u32_index idx;	/* by netns */
 	__u64 connects, failed; /* over every namespace, gone ones too */
 };
 
