@@ -18,19 +18,26 @@
 #include "ephport.h"
 #include "table.h"
 
-struct ns_summary *ns_find(struct ns_list *l, __u32 inum, bool create)
+const struct ns_summary *ns_lookup(const struct ns_list *l, __u32 inum)
 {
 	long at;
 
-	if (l->idx.nslot) {
-		at = u32_index_find(&l->idx, l->items, inum);
-		if (at >= 0)
-			return &l->items[at];
-	} else {
+	if (!l->idx.nslot) {
 		for (size_t i = 0; i < l->len; i++)
 			if (l->items[i].inum == inum)
 				return &l->items[i];
+		return NULL;
 	}
+	at = u32_index_find(&l->idx, l->items, inum);
+	return at >= 0 ? &l->items[at] : NULL;
+}
+
+struct ns_summary *ns_find(struct ns_list *l, __u32 inum, bool create)
+{
+	const struct ns_summary *found = ns_lookup(l, inum);
+
+	if (found)
+		return &l->items[found - l->items];
 	if (!create)
 		return NULL;
 	if (l->len == l->cap) {

@@ -139,6 +139,8 @@ struct ns_list {
 #define PORT_HIGH(r) ((r) >> 16)
 
 struct ns_summary *ns_find(struct ns_list *l, __u32 inum, bool create);
+/* the same lookup on a list that stays as it is */
+const struct ns_summary *ns_lookup(const struct ns_list *l, __u32 inum);
 /* a namespace's settings as read inside it */
 int ns_set_info(struct ns_list *l, __u32 inum, const struct netns_info *info);
 struct tuple_table;

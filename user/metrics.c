@@ -58,20 +58,12 @@ int retired_add(struct retired_set *r, const struct tuple *t)
 	return 0;
 }
 
-/* inum's place in nl, sorted by inum (ns_list_build); nl->len when it is not there */
+/* inum's place in nl; nl->len when it is not there */
 static size_t ns_index(const struct ns_list *nl, __u32 inum)
 {
-	size_t lo = 0, hi = nl->len;
+	const struct ns_summary *ns = ns_lookup(nl, inum);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (nl->items[mid].inum < inum)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < nl->len && nl->items[lo].inum == inum ? lo : nl->len;
+	return ns ? (size_t)(ns - nl->items) : nl->len;
 }
 
 void retired_prune(struct retired_set *r, const struct ns_list *nl)

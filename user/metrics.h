@@ -43,7 +43,7 @@ void retired_free(struct retired_set *r);
 /* what one rendering shows */
 struct metrics_view {
 	const struct tuple_list *tuples; /* every tuple, nearest to exhaustion first */
-	const struct ns_list *ns;	 /* sorted by inum, as ns_list_build() leaves it */
+	const struct ns_list *ns;	 /* as ns_list_build() leaves it */
 	const __u8 *levels;		 /* enum level of each tuple; NULL: all ok */
 	const __u64 *denials;		 /* guard refusals of each tuple; NULL: the guard is off */
 	const struct netns_count *denials_netns; /* refusals per namespace, forgotten tuples too */
