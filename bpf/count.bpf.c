@@ -243,6 +243,8 @@ static __always_inline void active_open(const struct sock *sk, const struct tupl
 	tuple_changed(key, val);
 	if (tuple_watched(val))
 		opener_note(key);
+	if (guard_mode != GUARD_OFF)
+		guard_watch(key, val);
 }
 
 /*

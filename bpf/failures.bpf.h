@@ -9,7 +9,8 @@
 
 #include "maps.bpf.h"
 
-static __always_inline void notify(const struct fail_key *k)
+/* the agent woken: a (tuple, process) failing, or (NOTICE_SPREAD) a (tuple, cgroup) spread */
+static __always_inline void notify_of(__u32 type, const void *k)
 {
 	struct notice *n = bpf_ringbuf_reserve(&notices, sizeof(*n), 0);
 
@@ -17,10 +18,16 @@ static __always_inline void notify(const struct fail_key *k)
 		stat_inc(EPH_STAT_NOTICES_LOST);
 		return;
 	}
-	n->type = NOTICE_FAILURE;
+	n->type = type;
 	n->pad = 0;
-	__builtin_memcpy(&n->key, k, sizeof(*k));
+	/* both kinds of key have the same size (bpf/tuples.h) */
+	__builtin_memcpy(&n->key, k, sizeof(n->key));
 	bpf_ringbuf_submit(n, 0);
+}
+
+static __always_inline void notify(const struct fail_key *k)
+{
+	notify_of(NOTICE_FAILURE, k);
 }
 
 static __always_inline void fail_count(const struct fail_key *k, const struct call *c)

@@ -438,6 +438,112 @@ static __always_inline void quota_add(__u64 cgroup_id, const struct tuple_key *t
 		__sync_fetch_and_add(n, delta);
 }
 
+/*
+ * The guard's destinations near the line (bpf/guard.bpf.c), and how many there
+ * are: kept exact by both sides with atomic adds, so that while it is 0 a
+ * connect() costs the guard one load.
+ */
+EPH_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_GUARD_DST);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct guard_key);
+	__type(value, struct guard_val);
+} guard_dst SEC(".maps");
+EPH_SHARED __u32 guard_dst_count;
+
+/* what the agent read of a namespace that capacity needs, and its local --spread addresses */
+EPH_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_NS_LIMITS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct ns_limits);
+} ns_limits SEC(".maps");
+
+/* the lines in millionths, fixed at load: deny, spread, and the lower of half the one and the other
+ */
+EPH_SHARED const volatile __u32 deny_ppm;
+EPH_SHARED const volatile __u32 spread_ppm;
+EPH_SHARED const volatile __u32 watch_ppm;
+
+static __always_inline bool addr6_eq(const __u8 *a, const __u8 *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+static __always_inline bool addr6_is_lo(const __u8 *a)
+{
+	const __u32 *x = (const __u32 *)a;
+
+	return !x[0] && !x[1] && !x[2] && x[3] == bpf_htonl(1);
+}
+
+/* tcp_tw_reuse=2 applies when either end is a loopback address (user/capacity.c) */
+static __always_inline bool tuple_loopback(const struct tuple_key *k)
+{
+	if (k->family == AF_INET)
+		return k->saddr[0] == 127 || k->daddr[0] == 127;
+	return addr6_is_lo(k->saddr) || addr6_is_lo(k->daddr);
+}
+
+/* a tuple's usage now: in use and TIME_WAIT, less the TIME_WAIT connect() may reuse */
+static __always_inline __s32 tuple_usage_now(const struct tuple_key *k, const struct tuple_val *v)
+{
+	__s32 tw = v->states[EPH_TCP_TIME_WAIT], reusable = 0, live = tuple_live(v);
+
+	if (v->tw_reuse == 1 || (v->tw_reuse == 2 && tuple_loopback(k)))
+		reusable = v->time_wait_ts < tw ? v->time_wait_ts : tw;
+	if (reusable < 0)
+		reusable = 0;
+	return (live > 0 ? live : 0) + (tw > 0 ? tw : 0) - reusable;
+}
+
+/* the usage at which a tuple reaches a line, with its namespace's limits (NULL: none) */
+static __always_inline __u32 tuple_line(__u32 range, const struct ns_limits *nl, __s32 own,
+					__u32 ppm)
+{
+	return line_usage(capacity_of(range, nl ? nl->reserved : 0, nl ? nl->bound : 0, own), ppm);
+}
+
+/*
+ * An active open took its tuple to the watch line or beyond: its destination
+ * gets an entry in guard_dst now, within this connect(), so that the next
+ * connect() to it is judged, however soon it comes. If another tuple holds the
+ * entry, the more used of the two does. The agent keeps the last quarter of
+ * the map for its own fair sharing (user/guard.c).
+ */
+static __always_inline void guard_watch(const struct tuple_key *key, const struct tuple_val *val)
+{
+	const struct ns_limits *nl = bpf_map_lookup_elem(&ns_limits, &key->netns);
+	struct guard_key gk = { .netns = key->netns, .dport = key->dport, .family = key->family };
+	struct guard_val *gv, init = {};
+	struct tuple_val *other;
+	__s32 usage = tuple_usage_now(key, val);
+
+	if (usage < (__s32)tuple_line(val->port_range, nl, val->bound, watch_ppm))
+		return;
+	__builtin_memcpy(gk.daddr, key->daddr, 16);
+	gv = bpf_map_lookup_elem(&guard_dst, &gk);
+	if (!gv) {
+		if (guard_dst_count >= MAX_GUARD_DST - MAX_GUARD_DST / 4) {
+			stat_inc(EPH_STAT_GUARD_DST_FULL);
+			return;
+		}
+		__builtin_memcpy(&init.tuple, key, sizeof(*key));
+		if (!bpf_map_update_elem(&guard_dst, &gk, &init, BPF_NOEXIST))
+			__sync_fetch_and_add(&guard_dst_count, 1);
+		return;
+	}
+	if (addr6_eq(gv->tuple.saddr, key->saddr))
+		return;
+	other = bpf_map_lookup_elem(&tuples, &gv->tuple);
+	if (!other || tuple_usage_now(&gv->tuple, other) < usage)
+		__builtin_memcpy(gv->tuple.saddr, key->saddr, 16);
+}
+
 /* the current thread's entry in "calls", made if asked */
 static __always_inline struct call *call_of_current(bool create)
 {

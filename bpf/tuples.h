@@ -22,6 +22,9 @@
 #define MAX_GUARD_DST	       16384
 #define MAX_GUARD_EXEMPT       256
 #define MAX_QUOTA	       65536
+#define MAX_SPREAD	       16    /* --spread addresses */
+#define MAX_SPREADS	       16384 /* (chosen tuple, cgroup) pairs spread connects count in */
+#define MAX_NS_LIMITS	       65536 /* namespaces with reserved or held ports, or spread addresses */
 
 /* indexed by the kernel's TCP state numbers (TCP_ESTABLISHED = 1 ... TCP_NEW_SYN_RECV = 12) */
 #define EPH_TCP_STATES 16
@@ -57,6 +60,10 @@ enum eph_stat {
 	EPH_STAT_RETIRE_RACES,	/* a connect() met its tuple as the agent forgot it */
 	EPH_STAT_GUARD_STALE,	/* the guard let a connect through: the agent was not checking */
 	EPH_STAT_NS_SHARE,	/* a new tuple not made: its namespace holds its share of the map */
+	EPH_STAT_GUARD_DST_FULL, /* a destination near the line waits for the agent: guard_dst full
+				  */
+	EPH_STAT_SPREADS_FULL,	 /* a spread (tuple, cgroup) did not fit in "spreads" */
+	EPH_STAT_SPREAD_FAILED,	 /* bpf_bind() to the chosen source failed: judged unbound */
 	EPH_STAT_MAX,
 };
 
@@ -114,7 +121,21 @@ struct netns_info {
 	__u32 max_tw;	  /* net.ipv4.tcp_max_tw_buckets */
 	__u8 tw_reuse;	  /* net.ipv4.tcp_tw_reuse */
 	__u8 pad[3];
+	__u32 spread_local; /* bit i: --spread address i is local in it (netlink) */
+	__u32 pad2;
 	char path[64]; /* where the agent found it */
+};
+
+/*
+ * What the programs need of a namespace the agent read: "ns_limits", an entry
+ * only where one of them is not 0. With the tuple's own range and bound ports,
+ * its capacity as docs/capacity.md has it (tuple_capacity_of below).
+ */
+struct ns_limits {
+	__u32 reserved;	    /* ports of ip_local_reserved_ports inside the range */
+	__u32 bound;	    /* ports inside the range held by listeners or bind() */
+	__u32 spread_local; /* bit i: --spread address i is local here */
+	__u32 pad;
 };
 
 /*
@@ -204,16 +225,46 @@ struct opener_val {
 	char comm[16];
 };
 
-/* a ring buffer record: a (tuple, process) started failing; its counts are in "failures" */
+/*
+ * Connects the guard bound to a --spread source, per (the tuple it chose,
+ * the socket's cgroup): "spreads". In audit mode, those it would have bound.
+ */
+struct spread_key {
+	struct tuple_key tuple; /* saddr: the source chosen */
+	__u64 cgroup_id;
+};
+
+struct spread_val {
+	__u64 count;
+	__u64 first_ns; /* bpf_ktime_get_ns() of the first and latest */
+	__u64 last_ns;
+	__u32 tgid; /* the latest one's */
+	__u32 tid;
+	__u32 uid;
+	__s32 from_usage;    /* usage of the tuple it would have taken, at the latest */
+	__u8 from_saddr[16]; /* that tuple's source */
+	char comm[16];
+};
+
+/*
+ * A ring buffer record: a (tuple, process) started failing, its counts in
+ * "failures"; or a (tuple, cgroup) was first spread, its counts in "spreads".
+ */
 struct notice {
-	__u32 type; /* NOTICE_FAILURE */
+	__u32 type; /* enum notice_type */
 	__u32 pad;
-	struct fail_key key;
+	union {
+		struct fail_key key;	  /* NOTICE_FAILURE */
+		struct spread_key spread; /* NOTICE_SPREAD */
+	};
 };
 
 enum notice_type {
 	NOTICE_FAILURE = 1,
+	NOTICE_SPREAD,
 };
+
+_Static_assert(sizeof(struct spread_key) == sizeof(struct fail_key), "one size of notice");
 
 /*
  * The connect guard: cgroup/connect4 and connect6 programs refuse a TCP
@@ -245,12 +296,52 @@ struct guard_key {
 	__u8 daddr[16];
 };
 
+/*
+ * The programs add a destination themselves at the connect that takes its tuple
+ * to the watch line (the lower of half the deny line and --spread-at); the
+ * agent removes those no longer near it, and adds those brought there by a
+ * change of capacity. The lines are computed from live counts at each connect.
+ */
 struct guard_val {
 	struct tuple_key tuple; /* the most used tuple to it: its saddr */
-	__u32 deny_usage;	/* refuse at this usage: ceil(capacity * --deny-at) */
-	__u8 reuse;		/* TIME_WAIT with timestamps is reusable for these tuples */
-	__u8 pad[3];
 };
+
+/* a --spread address, in the programs' read-only data */
+struct spread_addr {
+	__u8 addr[16]; /* IPv4 in the first 4 bytes */
+	__u16 family;  /* AF_INET or AF_INET6 */
+	__u16 pad[3];
+};
+
+/* lines as fractions in millionths (--deny-at 0.98: 980000), the same in the programs and the agent
+ */
+#define PPM 1000000u
+
+/* the usage at which a tuple of this capacity reaches a line: ceil(capacity * ppm / PPM), at least
+ * 1 */
+static inline __u32 line_usage(__s64 capacity, __u32 ppm)
+{
+	__u64 u = capacity > 0 ? ((__u64)capacity * ppm + PPM - 1) / PPM : 0;
+
+	return u ? (__u32)u : 1;
+}
+
+/*
+ * A tuple's capacity (docs/capacity.md): the ports of its range, less the
+ * reserved ones and those listeners or bind() hold, except its own bind()-ed
+ * ports, which are in its usage already. range: low | high << 16.
+ */
+static inline __s64 capacity_of(__u32 range, __u32 reserved, __u32 bound, __s32 own)
+{
+	__s64 span = 0, held = bound;
+
+	if (range && (range >> 16) >= (range & 0xffff))
+		span = (__s64)(range >> 16) - (range & 0xffff) + 1;
+	span -= reserved;
+	if (own > 0)
+		held -= own < held ? own : held;
+	return span - held > 0 ? span - held : 0;
+}
 
 /* ports a cgroup holds to one destination (live sockets), for --quota */
 struct quota_key {

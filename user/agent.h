@@ -43,6 +43,9 @@ struct agent_opts {
 	const char *exempt[MAX_EXEMPT];
 	size_t nexempt;
 	bool exempt_system;
+	struct spread_addr spread[MAX_SPREAD]; /* --spread, in the order given */
+	size_t nspread;
+	double spread_at;
 	uint64_t max_tuples;
 	uint64_t tuple_idle;
 	const char *host;

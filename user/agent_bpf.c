@@ -5,6 +5,7 @@
  * "ephport query", attaching, and the cgroups the guard watches.
  */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <stdio.h>
@@ -292,6 +293,15 @@ int agent_load_bpf(struct agent *a)
 						       GUARD_ENFORCE;
 	a->skel->rodata->guard_errno = a->opts.deny_errno;
 	a->skel->rodata->guard_quota = a->opts.quota;
+	a->skel->rodata->deny_ppm = (__u32)llround(a->opts.deny_at * PPM);
+	a->skel->rodata->spread_ppm = (__u32)llround(a->opts.spread_at * PPM);
+	/* the watch line: half the deny line, or the spread line if lower */
+	a->skel->rodata->watch_ppm = a->skel->rodata->deny_ppm / 2;
+	if (a->opts.nspread && a->skel->rodata->spread_ppm < a->skel->rodata->watch_ppm)
+		a->skel->rodata->watch_ppm = a->skel->rodata->spread_ppm;
+	a->skel->rodata->spread_count = a->opts.nspread;
+	memcpy((void *)a->skel->rodata->spread_addrs, a->opts.spread,
+	       a->opts.nspread * sizeof(a->opts.spread[0]));
 	a->skel->rodata->max_tuples = a->opts.max_tuples;
 	a->skel->rodata->thread_size = a->kernel.thread_size;
 	choose_programs(a);

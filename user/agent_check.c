@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "agent.h"
@@ -80,6 +81,42 @@ static void capacity_update(struct agent *a, struct ns_list *old)
 	}
 }
 
+static struct ns_limits ns_limits_of(const struct ns_summary *ns)
+{
+	struct ns_limits l = { .bound = ns ? ns->bound_in_range : 0 };
+
+	if (ns && ns->has_info) {
+		l.reserved = ns->info.reserved;
+		l.spread_local = ns->info.spread_local;
+	}
+	return l;
+}
+
+/*
+ * What the programs need of each namespace for capacities and spreading
+ * ("ns_limits"), written where it changed: an entry only where one is not 0.
+ */
+static void ns_limits_update(struct agent *a, const struct ns_list *old)
+{
+	int fd = bpf_map__fd(a->skel->maps.ns_limits);
+
+	for (size_t i = 0; i < a->latest_ns.len; i++) {
+		const struct ns_summary *now = &a->latest_ns.items[i];
+		struct ns_limits l = ns_limits_of(now),
+				 was = ns_limits_of(ns_lookup(old, now->inum));
+
+		if (!memcmp(&l, &was, sizeof(l)) && ns_lookup(old, now->inum))
+			continue;
+		if (l.reserved || l.bound || l.spread_local)
+			bpf_map_update_elem(fd, &now->inum, &l, BPF_ANY);
+		else
+			bpf_map_delete_elem(fd, &now->inum);
+	}
+	for (size_t i = 0; i < old->len; i++)
+		if (!ns_lookup(&a->latest_ns, old->items[i].inum))
+			bpf_map_delete_elem(fd, &old->items[i].inum);
+}
+
 /*
  * The tuples that changed since the last check read afresh, the namespaces
  * from their maps, the capacities that could have moved computed again. The
@@ -122,6 +159,7 @@ int agent_refresh(struct agent *a)
 		return err;
 	}
 	capacity_update(a, &old);
+	ns_limits_update(a, &old);
 	ns_list_free(&old);
 	return 0;
 }
@@ -255,7 +293,7 @@ out:
 static bool guard_concerned(const struct agent *a)
 {
 	const struct tuple_table *t = &a->table;
-	double half = a->opts.deny_at / 2;
+	double half = (double)a->skel->rodata->watch_ppm / PPM;
 
 	if (t->all_changed || a->capacity_redone)
 		return true;
@@ -300,11 +338,15 @@ int agent_check(struct agent *a)
 	if (a->guard.mode != GUARD_OFF && guard_concerned(a)) {
 		size_t uncovered = 0;
 
-		err = guard_refresh(bpf_map__fd(a->skel->maps.guard_dst), &a->table.list,
-				    &a->latest_ns, a->opts.deny_at, &uncovered);
-		if (err >= 0)
-			a->skel->bss->guard_dst_count = err;
-		else
+		struct guard_maps m = {
+			.dst_fd = bpf_map__fd(a->skel->maps.guard_dst),
+			.tuples_fd = bpf_map__fd(a->skel->maps.tuples),
+			.count = &a->skel->bss->guard_dst_count,
+		};
+
+		err = guard_refresh(&m, &a->table.list, &a->latest_ns, a->skel->rodata->watch_ppm,
+				    &uncovered);
+		if (err < 0)
 			eph_err("guard: cannot update the destinations near the line: %s",
 				strerror(-err));
 		if (uncovered && !a->guard_uncovered)

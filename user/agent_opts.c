@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The agent's command line: its options as a table (opts.h), and the checks between them. */
 #include <stdio.h>
+#include <string.h>
 
 #include "agent.h"
 
@@ -17,12 +18,35 @@ static int parse_metrics_addr(const char *arg, void *cfg)
 	return 0;
 }
 
+/* --spread A[,B...]: repeatable; unicast addresses, each once, MAX_SPREAD in all */
+static int parse_spread(const char *arg, void *cfg)
+{
+	struct agent_opts *o = cfg;
+	char buf[1024], *save = NULL;
+
+	if (snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf))
+		return -EINVAL;
+	for (char *s = strtok_r(buf, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+		struct spread_addr a = { 0 };
+		static const __u8 zero[16];
+
+		if (o->nspread == MAX_SPREAD || addr_parse(s, &a.family, a.addr) ||
+		    !memcmp(a.addr, zero, 16))
+			return -EINVAL;
+		for (size_t i = 0; i < o->nspread; i++)
+			if (!memcmp(&o->spread[i], &a, sizeof(a)))
+				return -EINVAL;
+		o->spread[o->nspread++] = a;
+	}
+	return o->nspread ? 0 : -EINVAL;
+}
+
 /* what the agent runs with where no option says otherwise (the help states the same), by topic */
 const struct agent_opts agent_opts_default = {
 	/* clang-format off */
 	.interval = 10, .output_kib = 4096,
 	.warn = 0.80, .crit = 0.95, .margin = 0.05, .hold = 30,
-	.deny_at = 0.98, .deny_errno = EADDRNOTAVAIL,
+	.deny_at = 0.98, .deny_errno = EADDRNOTAVAIL, .spread_at = 0.70,
 	.max_tuples = MAX_TUPLES_DEFAULT, .tuple_idle = 600, .metrics_top = METRICS_TOP_DEFAULT,
 	/* clang-format on */
 };
@@ -74,6 +98,15 @@ static const struct opt agent_options[] = {
 	{ "deny-errno", 0, OPT_CHOICE_AT(struct agent_opts, deny_errno, guard_errnos), GUARD_OPT,
 	  .metavar = "E",
 	  .help = "what a refused connect() gets: eaddrnotavail (default)\nor eperm" },
+	{ "spread", 0, OPT_FUNC(parse_spread), GUARD_OPT, .metavar = "ADDR[,ADDR...]",
+	  .why = "IPv4 or IPv6 addresses, comma-separated, each once, none a wildcard, "
+		 "16 in all at most",
+	  .help = "source addresses to spread connections over (repeatable,\n"
+		  "16 at most): past --spread-at, an unbound connect() is\n"
+		  "bound to the least used of them local in its namespace" },
+	{ "spread-at", 0, UTIL(spread_at), GUARD_OPT, .metavar = "U",
+	  .help = "utilization of a destination's tuple from which its\n"
+		  "connects are spread (default 0.70; below --deny-at)" },
 	{ "max-tuples", 0, U64(max_tuples), .min = 1, .max = MAX_MAP_ENTRIES, .metavar = "N",
 	  .help = "destination tuples tracked at most (default 65536)" },
 	{ "tuple-idle", 0, U64(tuple_idle), .min = 0, .max = 365 * 86400, .metavar = "SEC",
@@ -119,6 +152,12 @@ int agent_parse_opts(int argc, char **argv, struct agent_opts *o)
 			   "--clear-margin (%g) must be below --warn-at (%g), or warning never "
 			   "clears",
 			   o->margin, o->warn);
+		return -EINVAL;
+	}
+	if (o->nspread && o->spread_at >= o->deny_at) {
+		opts_error(&agent_cmd,
+			   "--spread-at (%g) must be below --deny-at (%g), or nothing is spread",
+			   o->spread_at, o->deny_at);
 		return -EINVAL;
 	}
 	if (o->warn >= o->crit) {

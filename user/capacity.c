@@ -311,18 +311,10 @@ void tuple_capacity(struct tuple *t, const struct ns_summary *ns)
 {
 	__u32 range = t->val.port_range ? t->val.port_range : (ns ? ns->port_range : 0);
 	__u8 tw_reuse = ns && ns->has_info ? ns->tw_reuse : t->val.tw_reuse;
-	__s64 span = 0, held = 0, own = t->val.bound > 0 ? t->val.bound : 0;
 
-	if (range && PORT_HIGH(range) >= PORT_LOW(range))
-		span = (__s64)PORT_HIGH(range) - PORT_LOW(range) + 1;
-	if (ns) {
-		held = ns->bound_in_range;
-		if (ns->has_info)
-			span -= ns->info.reserved;
-	}
-	/* the tuple's own bind()-ed ports are in its usage already */
-	held -= own < held ? own : held;
-	t->capacity = span - held > 0 ? span - held : 0;
+	/* the programs compute the same at each connect (bpf/guard.bpf.c) */
+	t->capacity = capacity_of(range, ns && ns->has_info ? ns->info.reserved : 0,
+				  ns ? ns->bound_in_range : 0, t->val.bound);
 
 	t->reusable = 0;
 	if (tw_reuse == 1 || (tw_reuse == 2 && tuple_is_loopback(&t->key)))

@@ -90,17 +90,43 @@ static void gentry_rank(struct gentry *want, size_t n)
 	}
 }
 
+/* a tuple's usage at or past the watch line, by the same sums the programs make */
+static bool near_line(const struct tuple *t, __u32 watch_ppm)
+{
+	return t->usage >= (__s64)line_usage(t->capacity, watch_ppm);
+}
+
 /*
- * Every destination whose most used tuple is at half the deny line or more gets
- * an entry: from then on the cgroup programs compare that tuple's live counts
- * with the line at every connect(). Returns how many there are; *uncovered says
+ * Whether the live tuple behind an entry is near the line still: the entry
+ * stays while a connect may have brought it there since the snapshot.
+ */
+static bool still_near(int tuples_fd, const struct guard_val *v, struct ns_list *nl,
+		       __u32 watch_ppm)
+{
+	struct tuple t = { .key = v->tuple };
+
+	if (bpf_map_lookup_elem(tuples_fd, &t.key, &t.val))
+		return false;
+	tuple_finish(&t);
+	tuple_capacity(&t, ns_find(nl, t.key.netns, false));
+	return near_line(&t, watch_ppm);
+}
+
+/*
+ * Every destination whose most used tuple is at the watch line or beyond gets
+ * an entry: from then on the cgroup programs compare the live counts with the
+ * lines at every connect(). The programs add one themselves at the connect that
+ * reaches the line (bpf/maps.bpf.h, guard_watch); this adds those a change of
+ * capacity brought there, keeps each entry on its most used tuple, and takes
+ * out those no longer near. *count is the programs' count of entries, kept
+ * with atomic adds on both sides. Returns how many are near; *uncovered says
  * how many did not fit. What no longer needs an entry goes first, and when the
  * map is full it is shared: each namespace's nearest destination, then each
  * one's second, and so on, so that one namespace with thousands of tuples near
  * the line takes no other namespace's place.
  */
-int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, double deny_at,
-		  size_t *uncovered)
+int guard_refresh(const struct guard_maps *m, const struct tuple_list *l, struct ns_list *nl,
+		  __u32 watch_ppm, size_t *uncovered)
 {
 	struct gentry *want = calloc(l->len + 1, sizeof(*want));
 	struct guard_key *keys = NULL;
@@ -112,23 +138,15 @@ int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, do
 		return -ENOMEM;
 	for (size_t i = 0; i < l->len; i++) {
 		const struct tuple *t = &l->items[i];
-		const struct ns_summary *ns;
 		struct gentry e = { 0 };
-		__u8 reuse;
 
-		if (t->capacity <= 0 || t->utilization < deny_at / 2)
+		if (!near_line(t, watch_ppm))
 			continue;
 		e.key.netns = t->key.netns;
 		e.key.dport = t->key.dport;
 		e.key.family = t->key.family;
 		memcpy(e.key.daddr, t->key.daddr, 16);
-		ns = ns_find(nl, t->key.netns, false);
-		reuse = ns && ns->has_info ? ns->tw_reuse : t->val.tw_reuse;
 		e.val.tuple = t->key;
-		e.val.deny_usage = (__u32)ceil((double)t->capacity * deny_at - 1e-9);
-		if (!e.val.deny_usage)
-			e.val.deny_usage = 1;
-		e.val.reuse = reuse == 1 || (reuse == 2 && tuple_is_loopback(&t->key));
 		e.util = t->utilization;
 		want[n++] = e;
 	}
@@ -140,20 +158,27 @@ int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, do
 	n = kept;
 	*uncovered = 0;
 	/* destinations no longer near the line, first: a full map makes room */
-	err = map_read_all(dst_fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals,
+	err = map_read_all(m->dst_fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals,
 			   &have);
 	for (size_t i = 0; !err && i < have; i++)
-		if (!bsearch(&keys[i], want, n, sizeof(*want), gkey_cmp))
-			bpf_map_delete_elem(dst_fd, &keys[i]);
+		if (!bsearch(&keys[i], want, n, sizeof(*want), gkey_cmp) &&
+		    !still_near(m->tuples_fd, &vals[i], nl, watch_ppm) &&
+		    !bpf_map_delete_elem(m->dst_fd, &keys[i]))
+			__atomic_fetch_sub(m->count, 1, __ATOMIC_SEQ_CST);
 	gentry_rank(want, n);
 	qsort(want, n, sizeof(*want), gentry_fair_cmp);
 	/* what does not fit is further from the line, or in a namespace with more */
 	*uncovered = n > MAX_GUARD_DST ? n - MAX_GUARD_DST : 0;
 	for (size_t i = n - *uncovered; i < n; i++)
-		bpf_map_delete_elem(dst_fd, &want[i].key);
-	for (size_t i = 0; i < n - *uncovered && !err; i++)
-		if (bpf_map_update_elem(dst_fd, &want[i].key, &want[i].val, BPF_ANY))
-			err = -errno;
+		if (!bpf_map_delete_elem(m->dst_fd, &want[i].key))
+			__atomic_fetch_sub(m->count, 1, __ATOMIC_SEQ_CST);
+	for (size_t i = 0; i < n - *uncovered && !err; i++) {
+		if (!bpf_map_update_elem(m->dst_fd, &want[i].key, &want[i].val, BPF_NOEXIST))
+			__atomic_fetch_add(m->count, 1, __ATOMIC_SEQ_CST);
+		else if (errno != EEXIST ||
+			 bpf_map_update_elem(m->dst_fd, &want[i].key, &want[i].val, BPF_EXIST))
+			err = errno == ENOENT ? 0 : -errno; /* gone meanwhile: the next check */
+	}
 	free(keys);
 	free(vals);
 	free(want);

@@ -15,9 +15,15 @@ const char *guard_errno_name(__u32 e);
 /* 'ephport guard status's options */
 extern const struct opts_cmd guard_cmd;
 const char *guard_mode_name(__u32 mode);
+/* the maps guard_refresh keeps, and the programs' count of guard_dst's entries */
+struct guard_maps {
+	int dst_fd;
+	int tuples_fd;
+	__u32 *count;
+};
 /* destinations near the deny line into the guard_dst map; others out */
-int guard_refresh(int dst_fd, const struct tuple_list *l, struct ns_list *nl, double deny_at,
-		  size_t *uncovered);
+int guard_refresh(const struct guard_maps *m, const struct tuple_list *l, struct ns_list *nl,
+		  __u32 watch_ppm, size_t *uncovered);
 int guard_info_read(struct guard_info *gi);
 int guard_info_to_json(const struct guard_info *gi, cJSON *obj);
 
