@@ -51,6 +51,9 @@ const struct stat_name eph_stat_names[EPH_STAT_MAX] = {
 	[EPH_STAT_RETIRE_RACES] =  { "tuple_retire_recounts",  NULL },
 	[EPH_STAT_GUARD_STALE] =   { "guard_stale_passes",     NULL },
 	[EPH_STAT_NS_SHARE] =	   { "tuples_over_share",      "netns_share" },
+	[EPH_STAT_GUARD_DST_FULL] = { "guard_dst_waits",       NULL },
+	[EPH_STAT_SPREADS_FULL] =  { "spreads_dropped",	       "spreads_full" },
+	[EPH_STAT_SPREAD_FAILED] = { "spread_bind_failed",     NULL },
 	/* clang-format on */
 };
 
