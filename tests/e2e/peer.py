@@ -87,6 +87,24 @@ def cmd_connect(addr, port, n, src=None, bind_port=False, blocking=True):
     return f"ok {ok} {noport} {other}"
 
 
+def cmd_connect_par(addr, port, n, threads):
+    """n non-blocking connects kept open, from several threads at once, each starting
+    when all are ready: (ok, EADDRNOTAVAIL, other errors) summed."""
+    results, ready = [], threading.Barrier(int(threads))
+
+    def one(count):
+        ready.wait()
+        results.append(cmd_connect(addr, port, count, blocking=False).split()[1:])
+
+    share = [int(n) // int(threads) + (i < int(n) % int(threads)) for i in range(int(threads))]
+    workers = [threading.Thread(target=one, args=(c,)) for c in share]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return "ok " + " ".join(str(sum(int(r[i]) for r in results)) for i in range(3))
+
+
 def cmd_hammer(addr, port, n):
     """n connects in a tight loop that are expected to fail: (EADDRNOTAVAIL seen, others)."""
     noport = other = 0
@@ -216,6 +234,8 @@ def main():
                 out = cmd_connect(*args)
             elif cmd == "connect-nb":
                 out = cmd_connect(*args, blocking=False)
+            elif cmd == "connect-par":
+                out = cmd_connect_par(*args)
             elif cmd == "hammer":
                 out = cmd_hammer(*args)
             elif cmd == "bind":
