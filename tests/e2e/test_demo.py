@@ -110,7 +110,21 @@ def test_demo_tells_the_story_and_cleans_up(tmp_path):
     assert f"demo-client (pid {pid})" in summary[2]
     assert re.match(r"  levels: warning at .* -> critical at .* -> exhausted at ", summary[3])
     assert any("widen net.ipv4.ip_local_port_range" in line for line in summary)
+
+    # act 2: the same client, spread over five source addresses, does not run out
+    act2 = lines[lines.index("summary of act 2"):]
+    m = re.match(r"  demo-client made (\d+) connections in 35 s, and 0 connect\(\) calls failed$",
+                 act2[1])
+    assert m and int(m.group(1)) > 150, act2[1]
+    m = re.match(r"  the guard bound (\d+) of them to another source address; ports held now: "
+                 r"(.*)$", act2[2])
+    assert m and int(m.group(1)) > 0, act2[2]
+    held = dict(w.split() for w in m.group(2).split(", "))
+    assert len(held) == 5 and all(70 >= int(n) > 0 for n in held.values()), held
+    assert any("connect_spread: demo-client" in line and "bound to 127.0.0.2" in line
+               for line in lines), out
     assert lines[-1].startswith("cleaned up: client and server stopped, agent stopped")
+    assert "cgroup removed" in lines[-1]
     assert not os.path.exists(f"/proc/{pid}")
     assert_nothing_left(before, tmpdir)
 
