@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The benchmark's floor: the least a program on sock:inet_sock_set_state can
- * do, one per-CPU increment. What ephport's programs cost above it is theirs.
+ * do, one per-CPU increment, and an empty cgroup/connect4 program (the guard's
+ * hook). What ephport's programs cost above them is theirs.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,4 +26,10 @@ int BPF_PROG(floor_set_state)
 	if (n)
 		*n += 1;
 	return 0;
+}
+
+SEC("cgroup/connect4")
+int floor_connect4(struct bpf_sock_addr *ctx)
+{
+	return 1;
 }

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * floor: loads floor.bpf.c, says "ready" on stdout, and keeps it attached
- * until SIGINT or SIGTERM. The benchmark reads its cost with bpftool.
+ * until SIGINT or SIGTERM: the tracepoint program, and the connect4 one on the
+ * cgroup given as the only argument (the cgroup2 root, where the guard goes).
+ * The benchmark reads their cost with bpftool.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,11 +21,12 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct bpf_link *connect4 = NULL;
 	struct floor_bpf *skel;
-	int err;
+	int err, cg = -1;
 
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -31,7 +35,13 @@ int main(void)
 		fprintf(stderr, "floor: cannot load the BPF program: %s\n", strerror(errno));
 		return 1;
 	}
+	bpf_program__set_autoattach(skel->progs.floor_connect4, false);
 	err = floor_bpf__attach(skel);
+	if (!err && argc > 1) {
+		cg = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		connect4 = cg < 0 ? NULL : bpf_program__attach_cgroup(skel->progs.floor_connect4, cg);
+		err = connect4 ? 0 : -errno;
+	}
 	if (err) {
 		fprintf(stderr, "floor: cannot attach: %s\n", strerror(-err));
 		floor_bpf__destroy(skel);
@@ -41,6 +51,9 @@ int main(void)
 	fflush(stdout);
 	while (!stop)
 		pause();
+	bpf_link__destroy(connect4);
+	if (cg >= 0)
+		close(cg);
 	floor_bpf__destroy(skel);
 	return 0;
 }
