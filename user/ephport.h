@@ -158,6 +158,20 @@ struct netns_count {
 	__u64 count;
 };
 
+/* a count per tuple: refusals, spread connects */
+struct tuple_count {
+	struct tuple_key tuple;
+	__u64 count;
+};
+
+/*
+ * Counts summed (c is sorted by tuple on return): per tuple of l into
+ * per_tuple[l->len], per namespace into *by_netns (malloc'd, *nnetns long),
+ * and in all into *total.
+ */
+int tuple_counts_sum(struct tuple_count *c, size_t n, const struct tuple_list *l, __u64 *per_tuple,
+		     struct netns_count **by_netns, size_t *nnetns, __u64 *total);
+
 /* counters the BPF side keeps about itself, plus map sizes */
 struct agent_stats {
 	__u64 counters[EPH_STAT_MAX];
