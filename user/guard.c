@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <search.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,37 +256,24 @@ int guard_denials_sums(int denials_fd, const struct tuple_list *l, __u64 *per_tu
 		       struct netns_count **by_netns, size_t *nnetns, __u64 *total)
 {
 	struct denial *d = NULL;
-	struct tuple_count *tc;
 	size_t n = 0;
 	int err = guard_denials_read(denials_fd, &d, &n);
 
-	if (err)
-		return err;
-	tc = calloc(n + 1, sizeof(*tc));
-	if (!tc) {
-		free(d);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++)
-		tc[i] = (struct tuple_count){ .tuple = d[i].tuple, .count = d[i].count };
+	if (!err)
+		err = tuple_counts_sum(d, n, sizeof(*d), offsetof(struct denial, count), l,
+				       per_tuple, by_netns, nnetns, total);
 	free(d);
-	err = tuple_counts_sum(tc, n, l, per_tuple, by_netns, nnetns, total);
-	free(tc);
 	return err;
 }
 
 int guard_denials_to_json(const struct denial *d, size_t n, cJSON *arr)
 {
 	for (size_t i = 0; i < n; i++) {
-		cJSON *o = cJSON_CreateObject();
+		cJSON *o = tuple_cgroup_item(arr, &d[i].tuple, d[i].cgroup_id);
 		int err = 0;
 
-		if (!o || !cJSON_AddItemToArray(arr, o)) {
-			cJSON_Delete(o);
+		if (!o)
 			return -ENOMEM;
-		}
-		err |= tuple_key_to_json(&d[i].tuple, true, o);
-		err |= ADD_NUM(o, "cgroup_id", d[i].cgroup_id);
 		err |= cJSON_AddStringToObject(o, "reason",
 					       d[i].kind == DENY_QUOTA ? "quota" : "utilization") ?
 			       0 :

@@ -213,22 +213,13 @@ int spreads_sums(const struct spreads *s, const struct tuple_list *l, __u64 *per
 		 struct netns_count **by_netns, size_t *nnetns, __u64 *total)
 {
 	struct spread_count *c = NULL;
-	struct tuple_count *tc;
 	size_t n = 0;
 	int err = spreads_read(s, NULL, &c, &n);
 
-	if (err)
-		return err;
-	tc = calloc(n + 1, sizeof(*tc));
-	if (!tc) {
-		free(c);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++)
-		tc[i] = (struct tuple_count){ .tuple = c[i].key.tuple, .count = c[i].count };
+	if (!err)
+		err = tuple_counts_sum(c, n, sizeof(*c), offsetof(struct spread_count, count), l,
+				       per_tuple, by_netns, nnetns, total);
 	free(c);
-	err = tuple_counts_sum(tc, n, l, per_tuple, by_netns, nnetns, total);
-	free(tc);
 	return err;
 }
 
@@ -272,17 +263,9 @@ int spreads_to_json(const struct guard_info *g, const struct spread_count *c, si
 	if (!arr || settings_members(g, obj))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		cJSON *o = cJSON_CreateObject();
-		int err = 0;
+		cJSON *o = tuple_cgroup_item(arr, &c[i].key.tuple, c[i].key.cgroup_id);
 
-		if (!o || !cJSON_AddItemToArray(arr, o)) {
-			cJSON_Delete(o);
-			return -ENOMEM;
-		}
-		err |= tuple_key_to_json(&c[i].key.tuple, true, o);
-		err |= ADD_NUM(o, "cgroup_id", c[i].key.cgroup_id);
-		err |= ADD_NUM(o, "count", c[i].count);
-		if (err)
+		if (!o || ADD_NUM(o, "count", c[i].count))
 			return -ENOMEM;
 	}
 	return 0;
