@@ -365,7 +365,11 @@ struct guard_info {
 	__u32 exempt;
 	double deny_at;
 	__u64 root_cgroup_id;
-	char root[256]; /* the cgroup the programs are attached to */
+	double spread_at; /* --spread-at; with nspread 0, no spreading */
+	__u32 nspread;
+	__u32 pad;
+	struct spread_addr spread[MAX_SPREAD]; /* --spread, in the order given */
+	char root[256];			       /* the cgroup the programs are attached to */
 };
 
 #endif /* EPHPORT_TUPLES_H */

@@ -196,6 +196,7 @@ static void agent_close(struct agent *a)
 	bpf_link__destroy(a->guard6);
 	ephport_bpf__destroy(a->skel);
 	failures_free(a->failures);
+	spreads_free(a->spreads);
 	pressure_free(a->pressure);
 	table_free(&a->table);
 	free(a->order);
@@ -256,6 +257,7 @@ int cmd_agent(int argc, char **argv)
 	/* failures counted since the last check, so that the counts add up */
 	ring_buffer__consume(a.notices);
 	failures_drain(a.failures, &a.latest_ns, &a.table, mono_ns(), true);
+	spreads_drain(a.spreads, mono_ns(), true);
 	agent_emit_stop(&a, err ? "error" : "signal", agent_stop_signal());
 	ret = err ? 1 : 0;
 cleanup:

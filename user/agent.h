@@ -24,6 +24,7 @@
 #include "opts.h"
 #include "pressure.h"
 #include "sink.h"
+#include "spread.h"
 #include "startup.h"
 #include "table.h"
 
@@ -67,6 +68,7 @@ struct agent {
 	struct report report;
 	struct pressure *pressure;
 	struct failures *failures;
+	struct spreads *spreads;
 	struct cost cost;
 	struct ring_buffer *notices;
 	struct bpf_link *guard4, *guard6;

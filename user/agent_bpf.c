@@ -491,7 +491,11 @@ int agent_guard_setup(struct agent *a)
 	a->guard.exempt = a->opts.nexempt + a->nsystem_exempt + 1;
 	a->guard.deny_at = a->opts.deny_at;
 	snprintf(a->guard.root, sizeof(a->guard.root), "%s", root);
+	a->guard.spread_at = a->opts.spread_at;
+	a->guard.nspread = a->opts.nspread;
+	memcpy(a->guard.spread, a->opts.spread, sizeof(a->guard.spread));
 	failures_guard(a->failures, &a->guard);
+	spreads_guard(a->spreads, &a->guard);
 publish:
 	if (bpf_map_update_elem(bpf_map__fd(a->skel->maps.guard_info), &zero, &a->guard, BPF_ANY)) {
 		eph_err("cannot publish the guard's settings: %s", strerror(errno));

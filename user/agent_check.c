@@ -183,17 +183,33 @@ const __u32 *agent_sorted_view(struct agent *a)
 	return idx;
 }
 
-/* a tuple started failing: its line goes out now, and a check follows at once */
+/*
+ * A tuple started failing: its line goes out now, and a check follows at once.
+ * A (tuple, cgroup) was first spread to: its line goes out now.
+ */
 static int on_notice(void *ctx, void *data, size_t size)
 {
 	struct agent *a = ctx;
 	const struct notice *n = data;
 
-	if (size < sizeof(*n) || n->type != NOTICE_FAILURE)
+	if (size < sizeof(*n))
 		return 0;
-	failures_notice(a->failures, &n->key, &a->latest_ns, &a->table, mono_ns());
-	a->check_now = true;
+	if (n->type == NOTICE_SPREAD) {
+		spreads_notice(a->spreads, &n->spread, mono_ns());
+	} else if (n->type == NOTICE_FAILURE) {
+		failures_notice(a->failures, &n->key, &a->latest_ns, &a->table, mono_ns());
+		a->check_now = true;
+	}
 	return 0;
+}
+
+/* for a pressure line's hints: how --spread stands for the tuple's destination */
+static void spread_state_of(void *ctx, const struct tuple *t, const struct ns_summary *ns,
+			    struct spread_state *st)
+{
+	struct agent *a = ctx;
+
+	spreads_state(a->spreads, t, ns, &a->table, st);
 }
 
 /* what alerts need: pressure levels, failure lines, the notice ring buffer */
@@ -213,10 +229,12 @@ int agent_watch_setup(struct agent *a)
 
 	if (pressure_new(&a->pressure, &cfg, &a->report) ||
 	    failures_new(&a->failures, bpf_map__fd(a->skel->maps.failures), &a->report,
-			 a->pressure)) {
+			 a->pressure) ||
+	    spreads_new(&a->spreads, bpf_map__fd(a->skel->maps.spreads), &a->report)) {
 		eph_err("out of memory");
 		return -ENOMEM;
 	}
+	pressure_spread_hook(a->pressure, spread_state_of, a);
 	a->notices = ring_buffer__new(bpf_map__fd(a->skel->maps.notices), on_notice, a, NULL);
 	if (!a->notices) {
 		eph_err("cannot set up the notice ring buffer: %s", strerror(errno));
@@ -242,6 +260,9 @@ static void metrics_update(struct agent *a)
 	__u64 *denials = NULL, denials_total = 0;
 	struct netns_count *denials_netns = NULL;
 	size_t denials_nnetns = 0;
+	__u64 *spreads = NULL, spreads_total = 0;
+	struct netns_count *spreads_netns = NULL;
+	size_t spreads_nnetns = 0;
 	__u8 *levels = calloc(l->len + 1, sizeof(*levels));
 
 	/* the text wants the tuples it shows one by one first, most used first */
@@ -257,6 +278,14 @@ static void metrics_update(struct agent *a)
 			denials = NULL;
 		}
 	}
+	if (a->guard.mode != GUARD_OFF && a->guard.nspread) {
+		spreads = calloc(l->len + 1, sizeof(*spreads));
+		if (spreads && spreads_sums(a->spreads, l, spreads, &spreads_netns, &spreads_nnetns,
+					    &spreads_total)) {
+			free(spreads);
+			spreads = NULL;
+		}
+	}
 	cost_read(&a->cost, &cost);
 	clock_gettime(CLOCK_REALTIME, &now);
 	retired_prune(&a->retired, &a->latest_ns);
@@ -269,6 +298,10 @@ static void metrics_update(struct agent *a)
 			.denials_netns = denials_netns,
 			.denials_nnetns = denials_nnetns,
 			.denials_total = denials_total,
+			.spreads = spreads,
+			.spreads_netns = spreads_netns,
+			.spreads_nnetns = spreads_nnetns,
+			.spreads_total = spreads_total,
 			.top = a->opts.metrics_top,
 			.retired = &a->retired,
 			.stats = stats_read(bpf_map__fd(a->skel->maps.stats), &st) ? NULL : &st,
@@ -287,6 +320,8 @@ out:
 	free(levels);
 	free(denials);
 	free(denials_netns);
+	free(spreads);
+	free(spreads_netns);
 }
 
 /* a tuple near the guard's line, before or after this check's changes */
@@ -331,6 +366,7 @@ int agent_check(struct agent *a)
 	changed = a->table.all_changed || a->table.nchanges || a->capacity_redone;
 	/* failures first: they tell the pressure check which tuples are failing */
 	failures_drain(a->failures, &a->latest_ns, &a->table, now, false);
+	spreads_drain(a->spreads, now, false);
 	pressure_openers(a->pressure, bpf_map__fd(a->skel->maps.openers), now);
 	err = pressure_check(a->pressure, &a->table, &a->latest_ns, now, a->capacity_redone);
 	if (err)

@@ -149,6 +149,7 @@ static int answer(struct agent *a, const struct query_req *rq, int memfd, char *
 		.guard = &gi,
 	};
 	struct denial *denials = NULL;
+	struct spread_count *spreads = NULL;
 	__u32 *order = NULL;
 	FILE *out = NULL;
 	int err;
@@ -158,8 +159,16 @@ static int answer(struct agent *a, const struct query_req *rq, int memfd, char *
 		err = stats_read(bpf_map__fd(a->skel->maps.stats), &st);
 	if (!err)
 		err = guard_denials_read(bpf_map__fd(a->skel->maps.denials), &denials, &v.ndenials);
-	if (err)
+	/* the spread counts as of now: lines that are due go out with it */
+	if (!err)
+		err = spreads_drain(a->spreads, mono_ns(), false);
+	if (!err)
+		err = spreads_read(a->spreads, &rq->filter, &spreads, &v.nspreads);
+	if (err) {
+		free(denials);
 		return err;
+	}
+	v.spreads = spreads;
 	v.seen = a->table.list.len;
 	v.denials = denials;
 	order = query_order(a, &rq->filter, &v.norder);
@@ -186,6 +195,7 @@ static int answer(struct agent *a, const struct query_req *rq, int memfd, char *
 out:
 	free(order);
 	free(denials);
+	free(spreads);
 	return err;
 }
 

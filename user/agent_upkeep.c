@@ -267,6 +267,7 @@ void agent_forget(struct agent *a)
 		   s32_none);
 	expire_idle(a);
 	prune_denials(a);
+	spreads_prune(a->spreads, &a->table);
 }
 
 /*

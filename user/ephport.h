@@ -104,6 +104,9 @@ void tuple_list_sort(struct tuple_list *l);
 void tuple_index_sort(const struct tuple_list *l, __u32 *idx, size_t n);
 void tuple_list_free(struct tuple_list *l);
 int tuple_key_to_json(const struct tuple_key *k, bool destination, cJSON *obj);
+/* a new object in arr, with the tuple and a cgroup_id (query's denials and spread); NULL: no memory
+ */
+cJSON *tuple_cgroup_item(cJSON *arr, const struct tuple_key *k, __u64 cgroup_id);
 int tuple_to_json(const struct tuple *t, cJSON *obj);
 void tuple_write_json(const struct tuple *t, struct jsonw *w);
 void tuple_key_write_json(const struct tuple_key *k, bool destination, struct jsonw *w);
@@ -157,6 +160,16 @@ struct netns_count {
 	__u32 netns;
 	__u64 count;
 };
+
+/*
+ * Counts summed: n items of size bytes, each a struct tuple_key first and a
+ * __u64 count at count_off (refusals, spread connects), per tuple of l into
+ * per_tuple[l->len], per namespace into *by_netns (malloc'd, *nnetns long),
+ * and in all into *total.
+ */
+int tuple_counts_sum(const void *items, size_t n, size_t size, size_t count_off,
+		     const struct tuple_list *l, __u64 *per_tuple, struct netns_count **by_netns,
+		     size_t *nnetns, __u64 *total);
 
 /* counters the BPF side keeps about itself, plus map sizes */
 struct agent_stats {

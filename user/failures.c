@@ -8,35 +8,31 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <search.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <bpf/bpf.h>
 
+#include "cadence.h"
 #include "failures.h"
 #include "table.h"
 #include "guard.h"
 #include "pressure.h"
 
-#define LINE_EVERY_NS 1000000000ull  /* one line a second per (tuple, process) at most */
-#define IDLE_NS	      10000000000ull /* forget a (tuple, process) quiet this long */
-
 struct failing {
 	struct fail_key key; /* first: the tree's key */
-	__u64 reported;	     /* failures in lines so far */
-	__u64 line_ns;	     /* when the latest line was made */
-	__u64 change_ns;     /* when the count last grew */
-	__u64 count;	     /* at the latest reading */
+	struct cadence cad;
 };
 
 struct failures {
-	int fd;
+	struct cadence_set set;
 	struct guard_info guard;
 	struct report *report;
 	struct pressure *pressure;
-	void *tree;
+	struct ns_list *nl; /* of the drain or notice at hand */
+	const struct tuple_table *table;
 	__u64 lines;
 };
 
@@ -45,13 +41,40 @@ static int key_cmp(const void *a, const void *b)
 	return memcmp(a, b, sizeof(struct fail_key));
 }
 
+static __u64 fail_count(const void *val)
+{
+	return ((const struct fail_val *)val)->count;
+}
+
+static void failure_grew(void *ctx, void *rec, const void *val)
+{
+	struct failures *f = ctx;
+	const struct failing *e = rec;
+
+	if (((const struct fail_val *)val)->has_tuple && e->key.kind == FAIL_CONNECT && f->pressure)
+		pressure_failing(f->pressure, &e->key.tuple);
+}
+
+static void failure_emit(void *ctx, void *rec, const void *val);
+
+static const struct cadence_ops failure_ops = {
+	.key_size = sizeof(struct fail_key),
+	.val_size = sizeof(struct fail_val),
+	.rec_size = sizeof(struct failing),
+	.cad_off = offsetof(struct failing, cad),
+	.cmp = key_cmp,
+	.count = fail_count,
+	.grew = failure_grew,
+	.emit = failure_emit,
+};
+
 int failures_new(struct failures **out, int fd, struct report *r, struct pressure *p)
 {
 	struct failures *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -ENOMEM;
-	f->fd = fd;
+	f->set = (struct cadence_set){ .ops = &failure_ops, .ctx = f, .fd = fd };
 	f->report = r;
 	f->pressure = p;
 	*out = f;
@@ -62,7 +85,7 @@ void failures_free(struct failures *f)
 {
 	if (!f)
 		return;
-	tdestroy(f->tree, free);
+	cadence_free(&f->set);
 	free(f);
 }
 
@@ -79,24 +102,6 @@ __u64 failures_lines(const struct failures *f)
 static int add_str(cJSON *obj, const char *name, const char *value)
 {
 	return cJSON_AddStringToObject(obj, name, value) ? 0 : -ENOMEM;
-}
-
-static struct failing *failing_get(struct failures *f, const struct fail_key *k)
-{
-	struct failing *e, **found = tfind(k, &f->tree, key_cmp);
-
-	if (found)
-		return *found;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	e->key = *k;
-	found = tsearch(e, &f->tree, key_cmp);
-	if (!found || *found != e) {
-		free(e);
-		return found ? *found : NULL;
-	}
-	return e;
 }
 
 /* the tuple's counts at the latest failure, and its capacity as the agent knows it now */
@@ -129,9 +134,13 @@ static int usage_to_json(const struct fail_key *k, const struct fail_val *v, str
 		       ADD_NUM(ev, "utilization", round(t.utilization * 10000) / 10000);
 }
 
-static void failure_emit(struct failures *f, struct failing *e, const struct fail_val *v,
-			 struct ns_list *nl, const struct tuple_table *l, __u64 now)
+static void failure_emit(void *ctx, void *rec, const void *val)
 {
+	struct failures *f = ctx;
+	const struct failing *e = rec;
+	const struct fail_val *v = val;
+	struct ns_list *nl = f->nl;
+	const struct tuple_table *l = f->table;
 	const struct fail_key *k = &e->key;
 	bool bind = k->kind == FAIL_BIND, denied = k->kind == DENY_USAGE || k->kind == DENY_QUOTA;
 	cJSON *ev = report_new(f->report, bind	 ? "bind_failed" :
@@ -144,7 +153,7 @@ static void failure_emit(struct failures *f, struct failing *e, const struct fai
 		report_emit(f->report, NULL);
 		return;
 	}
-	err |= ADD_NUM(ev, "count", v->count - e->reported);
+	err |= ADD_NUM(ev, "count", v->count - e->cad.reported);
 	if (!denied)
 		err |= add_str(ev, "errno", bind ? "EADDRINUSE" : "EADDRNOTAVAIL");
 	else if (f->guard.mode == GUARD_AUDIT)
@@ -180,73 +189,20 @@ static void failure_emit(struct failures *f, struct failing *e, const struct fai
 		report_emit(f->report, ev);
 		f->lines++;
 	}
-	/* counted as reported either way: a line lost is in lines_dropped, not sent twice */
-	e->reported = v->count;
-	e->line_ns = now;
-}
-
-/* one entry of the map, read at now; final: the agent stops, report what is left */
-static void failure_update(struct failures *f, struct failing *e, const struct fail_val *v,
-			   struct ns_list *nl, const struct tuple_table *l, __u64 now, bool final)
-{
-	if (v->count != e->count) {
-		e->count = v->count;
-		e->change_ns = now;
-		if (v->has_tuple && e->key.kind == FAIL_CONNECT && f->pressure)
-			pressure_failing(f->pressure, &e->key.tuple);
-	}
-	if (v->count > e->reported && (final || !e->line_ns || now - e->line_ns >= LINE_EVERY_NS))
-		failure_emit(f, e, v, nl, l, now);
 }
 
 int failures_notice(struct failures *f, const struct fail_key *k, struct ns_list *nl,
 		    const struct tuple_table *l, __u64 now)
 {
-	struct fail_val v;
-	struct failing *e;
-
-	if (bpf_map_lookup_elem(f->fd, k, &v))
-		return 0; /* already reported and forgotten */
-	e = failing_get(f, k);
-	if (!e)
-		return -ENOMEM;
-	failure_update(f, e, &v, nl, l, now, false);
-	return 0;
+	f->nl = nl;
+	f->table = l;
+	return cadence_notice(&f->set, k, now);
 }
 
 int failures_drain(struct failures *f, struct ns_list *nl, const struct tuple_table *l, __u64 now,
 		   bool final)
 {
-	struct fail_key *keys = NULL;
-	struct fail_val *vals = NULL, v;
-	size_t n = 0;
-	int err;
-
-	err = map_read_all(f->fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
-	if (err)
-		return err;
-	for (size_t i = 0; i < n; i++) {
-		struct failing *e = failing_get(f, &keys[i]);
-
-		if (!e) {
-			err = -ENOMEM;
-			break;
-		}
-		failure_update(f, e, &vals[i], nl, l, now, final);
-		if (final || vals[i].count != e->reported || now - e->change_ns < IDLE_NS)
-			continue;
-		/*
-		 * Quiet for a while and all reported: forget it. The map's copy is taken
-		 * out and checked at once, so a failure that came meanwhile is not lost.
-		 */
-		if (bpf_map_lookup_and_delete_elem(f->fd, &keys[i], &v))
-			continue;
-		if (v.count > e->reported)
-			failure_emit(f, e, &v, nl, l, now);
-		tdelete(e, &f->tree, key_cmp);
-		free(e);
-	}
-	free(keys);
-	free(vals);
-	return err;
+	f->nl = nl;
+	f->table = l;
+	return cadence_drain(&f->set, now, final);
 }

@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <search.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "ephport.h"
 #include "guard.h"
 #include "objects.h"
+#include "spread.h"
 
 const struct opt_choice guard_errnos[] = {
 	{ "eaddrnotavail", EADDRNOTAVAIL },
@@ -199,6 +201,7 @@ int guard_info_to_json(const struct guard_info *gi, cJSON *obj)
 	err |= gi->quota ? ADD_NUM(obj, "quota", gi->quota) :
 			   (cJSON_AddNullToObject(obj, "quota") ? 0 : -ENOMEM);
 	err |= ADD_NUM(obj, "exempt_cgroups", gi->exempt);
+	err |= spread_settings_to_json(gi, "spread", obj);
 	return err ? -ENOMEM : 0;
 }
 
@@ -249,86 +252,28 @@ out:
 	return err;
 }
 
-static int denial_key_cmp(const void *a, const void *b)
-{
-	return memcmp(&((const struct denial *)a)->tuple, &((const struct denial *)b)->tuple,
-		      sizeof(struct tuple_key));
-}
-
-static int netns_count_cmp(const void *a, const void *b)
-{
-	__u32 x = ((const struct netns_count *)a)->netns,
-	      y = ((const struct netns_count *)b)->netns;
-
-	return x < y ? -1 : x > y;
-}
-
 int guard_denials_sums(int denials_fd, const struct tuple_list *l, __u64 *per_tuple,
 		       struct netns_count **by_netns, size_t *nnetns, __u64 *total)
 {
-	struct denial *d = NULL, probe = { 0 };
-	struct netns_count *ns;
-	size_t n = 0, nns = 0;
+	struct denial *d = NULL;
+	size_t n = 0;
 	int err = guard_denials_read(denials_fd, &d, &n);
 
-	if (err)
-		return err;
-	/* per namespace, over every entry: the map is never pruned */
-	ns = calloc(n + 1, sizeof(*ns));
-	if (!ns) {
-		free(d);
-		return -ENOMEM;
-	}
-	*total = 0;
-	for (size_t i = 0; i < n; i++) {
-		ns[i].netns = d[i].tuple.netns;
-		ns[i].count = d[i].count;
-		*total += d[i].count;
-	}
-	/* sorted, then each namespace's run summed: no search per entry */
-	qsort(ns, n, sizeof(*ns), netns_count_cmp);
-	for (size_t i = 0; i < n; i++) {
-		if (nns && ns[nns - 1].netns == ns[i].netns)
-			ns[nns - 1].count += ns[i].count;
-		else
-			ns[nns++] = ns[i];
-	}
-	*by_netns = ns;
-	*nnetns = nns;
-	qsort(d, n, sizeof(*d), denial_key_cmp);
-	for (size_t i = 0; i < l->len; i++) {
-		size_t lo = 0, hi = n;
-
-		per_tuple[i] = 0;
-		probe.tuple = l->items[i].key;
-		/* the first denial of this tuple, then its others after it */
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-
-			if (denial_key_cmp(&d[mid], &probe) < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		for (; lo < n && !denial_key_cmp(&d[lo], &probe); lo++)
-			per_tuple[i] += d[lo].count;
-	}
+	if (!err)
+		err = tuple_counts_sum(d, n, sizeof(*d), offsetof(struct denial, count), l,
+				       per_tuple, by_netns, nnetns, total);
 	free(d);
-	return 0;
+	return err;
 }
 
 int guard_denials_to_json(const struct denial *d, size_t n, cJSON *arr)
 {
 	for (size_t i = 0; i < n; i++) {
-		cJSON *o = cJSON_CreateObject();
+		cJSON *o = tuple_cgroup_item(arr, &d[i].tuple, d[i].cgroup_id);
 		int err = 0;
 
-		if (!o || !cJSON_AddItemToArray(arr, o)) {
-			cJSON_Delete(o);
+		if (!o)
 			return -ENOMEM;
-		}
-		err |= tuple_key_to_json(&d[i].tuple, true, o);
-		err |= ADD_NUM(o, "cgroup_id", d[i].cgroup_id);
 		err |= cJSON_AddStringToObject(o, "reason",
 					       d[i].kind == DENY_QUOTA ? "quota" : "utilization") ?
 			       0 :

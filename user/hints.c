@@ -37,6 +37,17 @@ size_t hints_build(const struct hint_input *in, struct hint *out, size_t max)
 
 	if (max > MAX_HINTS)
 		max = MAX_HINTS;
+	/* first: what the guard does about it already, and what is left */
+	if (n < max && in->spread.active && in->spread.addrs > 0) {
+		snprintf(advice, sizeof(advice),
+			 "spreading over %d source addresses, %d below the deny line%s",
+			 in->spread.addrs, in->spread.below,
+			 in->spread.below ? "" :
+					    ": add --spread addresses local to this namespace");
+		hint_set(&out[n++], "spreading", advice,
+			 "--spread binds new unbound connects to this destination to its least "
+			 "used source address once this tuple is at --spread-at");
+	}
 	if (n < max && (t->val.bound > 0 || in->bound_recent > 0)) {
 		snprintf(reason, sizeof(reason),
 			 "%lld sockets to this destination hold a port bound before connect() "

@@ -15,6 +15,13 @@ struct hint {
 	char reason[256];
 };
 
+/* --spread as it stands for a tuple's destination in its namespace */
+struct spread_state {
+	int addrs;   /* --spread addresses local there, of its family; -1: no --spread */
+	int below;   /* of those, below the deny line to the destination */
+	bool active; /* connects to the destination were spread lately */
+};
+
 struct hint_input {
 	const struct tuple *t;
 	__u32 port_range;      /* low | high << 16 */
@@ -23,6 +30,7 @@ struct hint_input {
 	__u64 bound_recent;    /* active opens bound before connect() within the window */
 	size_t sources;	       /* source addresses in use towards this daddr:dport, this netns */
 	size_t destinations; /* daddrs in use on this dport and family, this netns (1 or 2: more) */
+	struct spread_state spread;
 };
 
 #define MAX_HINTS 6

@@ -125,6 +125,7 @@ enum tuple_field {
 	TF_CONNECTS,
 	TF_FAILED,
 	TF_DENIALS,
+	TF_SPREADS,
 };
 
 static const struct {
@@ -148,6 +149,9 @@ static const struct {
 			"connect() calls that found no local port for the tuple (EADDRNOTAVAIL)." },
 	[TF_DENIALS] = { "ephport_tuple_denials_total", "counter",
 			 "connect() calls the guard refused or, in audit mode, would have." },
+	[TF_SPREADS] = { "ephport_tuple_connects_spread_total", "counter",
+			 "connect() calls the guard bound to this tuple's source (--spread) or, in "
+			 "audit mode, would have." },
 };
 
 static double tuple_field(const struct metrics_view *v, size_t i, enum tuple_field f)
@@ -173,6 +177,8 @@ static double tuple_field(const struct metrics_view *v, size_t i, enum tuple_fie
 		return t->val.failed_connects;
 	case TF_DENIALS:
 		return v->denials ? v->denials[i] : 0;
+	case TF_SPREADS:
+		return v->spreads ? v->spreads[i] : 0;
 	}
 	return NAN;
 }
@@ -196,7 +202,7 @@ static void render_tuples(const struct metrics_view *v, struct text *t, size_t t
 		value(t, items[i].time_wait);
 	}
 	for (size_t f = 0; f < sizeof(tuple_families) / sizeof(tuple_families[0]); f++) {
-		if (f == TF_DENIALS && !v->denials)
+		if ((f == TF_DENIALS && !v->denials) || (f == TF_SPREADS && !v->spreads))
 			continue;
 		family(t, tuple_families[f].name, tuple_families[f].type, tuple_families[f].help);
 		for (size_t i = 0; i < top; i++) {
@@ -216,6 +222,7 @@ enum ns_field {
 	NS_CONNECTS,
 	NS_FAILED,
 	NS_DENIALS,
+	NS_SPREADS,
 	NS_FIELDS,
 };
 
@@ -238,6 +245,8 @@ static const struct {
 			"connect() calls in the namespace that found no local port." },
 	[NS_DENIALS] = { "ephport_netns_denials_total", "counter",
 			 "connect() calls in the namespace the guard refused." },
+	[NS_SPREADS] = { "ephport_netns_connects_spread_total", "counter",
+			 "connect() calls in the namespace the guard bound to a --spread source." },
 };
 
 static void render_netns(const struct metrics_view *v, struct text *t, const struct ns_sums *sums)
@@ -271,7 +280,7 @@ static void render_netns(const struct metrics_view *v, struct text *t, const str
 		}
 	}
 	for (int f = 0; f < NS_FIELDS; f++) {
-		if (f == NS_DENIALS && !v->denials)
+		if ((f == NS_DENIALS && !v->denials) || (f == NS_SPREADS && !v->spreads))
 			continue;
 		family(t, ns_families[f].name, ns_families[f].type, ns_families[f].help);
 		for (size_t i = 0; i < nl->len; i++)
@@ -365,6 +374,18 @@ static void render_health(const struct metrics_view *v, struct text *t)
 	      v->start_time_s);
 }
 
+/* counts per namespace into field f of its sums */
+static void ns_counts(const struct ns_list *nl, struct ns_sums *sums, enum ns_field f,
+		      const struct netns_count *c, size_t n)
+{
+	for (size_t j = 0; c && j < n; j++) {
+		size_t i = ns_index(nl, c[j].netns);
+
+		if (i < nl->len)
+			sums[i].v[f] = c[j].count;
+	}
+}
+
 void metrics_render(const struct metrics_view *v, struct text *t)
 {
 	const struct tuple_list *l = v->tuples;
@@ -397,12 +418,8 @@ void metrics_render(const struct metrics_view *v, struct text *t)
 		}
 	}
 	/* the denials map is never pruned: its sums never go down */
-	for (size_t j = 0; v->denials && j < v->denials_nnetns; j++) {
-		size_t i = ns_index(nl, v->denials_netns[j].netns);
-
-		if (i < nl->len)
-			sums[i].v[NS_DENIALS] = v->denials_netns[j].count;
-	}
+	ns_counts(nl, sums, NS_DENIALS, v->denials ? v->denials_netns : NULL, v->denials_nnetns);
+	ns_counts(nl, sums, NS_SPREADS, v->spreads ? v->spreads_netns : NULL, v->spreads_nnetns);
 	for (size_t i = 0; i < l->len; i++) {
 		const struct tuple *tu = &l->items[i];
 		__u8 level = v->levels ? v->levels[i] : 0;
@@ -448,6 +465,11 @@ void metrics_render(const struct metrics_view *v, struct text *t)
 		plain(t, "ephport_denials_total", "counter",
 		      "connect() calls the guard refused or, in audit mode, would have.",
 		      v->denials_total);
+	if (v->spreads)
+		plain(t, "ephport_connects_spread_total", "counter",
+		      "connect() calls the guard bound to a --spread source or, in audit mode, "
+		      "would have.",
+		      v->spreads_total);
 	render_health(v, t);
 	free(sums);
 }

@@ -49,6 +49,11 @@ struct metrics_view {
 	const struct netns_count *denials_netns; /* refusals per namespace, forgotten tuples too */
 	size_t denials_nnetns;
 	__u64 denials_total;
+	const __u64
+		*spreads; /* connects spread to each tuple (its chosen source); NULL: no --spread */
+	const struct netns_count *spreads_netns; /* spread connects per namespace */
+	size_t spreads_nnetns;
+	__u64 spreads_total;
 	size_t top; /* per-tuple series for this many tuples */
 	const struct retired_set *retired;
 	const struct agent_stats *stats;

@@ -34,6 +34,7 @@ const struct eph_object eph_maps[] = {
 	{ "guard_exempt", 0,		      "cgroups the guard never refuses" },
 	{ "guard_info",	  OBJ_PIN,	      "the guard's settings, for 'guard status'" },
 	{ "denials",	  OBJ_PIN | OBJ_COST, "refused connect()s per tuple, cgroup and reason" },
+	{ "spreads",	  OBJ_PIN | OBJ_COST, "spread connect()s per chosen tuple and cgroup" },
 	/* clang-format on */
 };
 const size_t eph_nmaps = sizeof(eph_maps) / sizeof(eph_maps[0]);

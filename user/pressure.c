@@ -93,6 +93,8 @@ struct pressure {
 	size_t emitted;	       /* lines of the check under way */
 	size_t nopeners;
 	bool have_views;
+	spread_state_fn spread_fn;
+	void *spread_ctx;
 };
 
 static int tracked_cmp(const void *a, const void *b)
@@ -103,6 +105,12 @@ static int tracked_cmp(const void *a, const void *b)
 static int opener_cmp(const void *a, const void *b)
 {
 	return memcmp(a, b, sizeof(struct opener_key));
+}
+
+void pressure_spread_hook(struct pressure *p, spread_state_fn fn, void *ctx)
+{
+	p->spread_fn = fn;
+	p->spread_ctx = ctx;
 }
 
 int pressure_new(struct pressure **out, const struct alert_cfg *cfg, struct report *r)
@@ -427,7 +435,7 @@ static void pressure_emit(struct pressure *p, struct tracked *tr, enum level pre
 			  const struct tuple_list *l, __u64 now)
 {
 	const struct sample *base = series_base(&tr->series, now, p->cfg.window_ns);
-	struct hint_input in = { .t = t, .tw_reuse = -1 };
+	struct hint_input in = { .t = t, .tw_reuse = -1, .spread.addrs = -1 };
 	struct hint hints[MAX_HINTS];
 	cJSON *ev = report_new(p->report, "pressure"), *range, *arr, *h;
 	size_t nhints;
@@ -449,6 +457,8 @@ static void pressure_emit(struct pressure *p, struct tracked *tr, enum level pre
 	if (!p->have_views)
 		views_make(p, l);
 	neighbours(p, t, &in.sources, &in.destinations);
+	if (p->spread_fn)
+		p->spread_fn(p->spread_ctx, t, ns, &in.spread);
 	slope = series_slope(&tr->series, now, p->cfg.window_ns);
 	nhints = hints_build(&in, hints, MAX_HINTS);
 

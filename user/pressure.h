@@ -60,5 +60,10 @@ void pressure_levels(struct pressure *p, const struct tuple_table *t, __u8 *leve
 enum level pressure_level(struct pressure *p, const struct tuple_key *key);
 /* tuples not at ok now */
 size_t pressure_active(const struct pressure *p);
+struct spread_state;
+/* how --spread stands for a tuple's destination, for its hints (none: no --spread) */
+typedef void (*spread_state_fn)(void *ctx, const struct tuple *t, const struct ns_summary *ns,
+				struct spread_state *st);
+void pressure_spread_hook(struct pressure *p, spread_state_fn fn, void *ctx);
 
 #endif /* EPHPORT_PRESSURE_H */

@@ -13,6 +13,7 @@
 
 #include "ephport.h"
 #include "guard.h"
+#include "spread.h"
 #include "opts.h"
 
 #define EPH_QUERY_SOCK EPH_RUN_DIR "/query.sock"
@@ -52,6 +53,8 @@ struct query_view {
 	const struct guard_info *guard;
 	const struct denial *denials;
 	size_t ndenials;
+	const struct spread_count *spreads; /* those the filter keeps */
+	size_t nspreads;
 };
 
 int query_render(FILE *out, const struct query_req *rq, const struct query_view *v);

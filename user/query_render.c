@@ -26,9 +26,11 @@ static char *json_head(const struct query_req *rq, const struct query_view *v)
 	cJSON *stats = cJSON_AddObjectToObject(doc, "stats");
 	cJSON *guard = cJSON_AddObjectToObject(doc, "guard");
 	cJSON *denials = cJSON_AddArrayToObject(doc, "denials");
+	cJSON *spread = cJSON_AddObjectToObject(doc, "spread");
 	char *s = NULL;
 
-	if (!doc || !nsarr || !stats || !guard || !denials ||
+	if (!doc || !nsarr || !stats || !guard || !denials || !spread ||
+	    spreads_to_json(v->guard, v->spreads, v->nspreads, spread) ||
 	    !cJSON_AddNumberToObject(doc, "agent_pid", v->agent) ||
 	    stats_to_json(v->st, v->seen, stats) || guard_info_to_json(v->guard, guard) ||
 	    guard_denials_to_json(v->denials, v->ndenials, denials))
@@ -323,6 +325,34 @@ static void print_guard(FILE *out, const struct query_view *v)
 	cJSON_Delete(arr);
 }
 
+/* the --spread settings, and the connects spread per (chosen source, destination, cgroup) */
+static void print_spread(FILE *out, const struct query_view *v)
+{
+	const struct guard_info *g = v->guard;
+	char s[EPH_ADDRSTRLEN], d[EPH_ADDRSTRLEN + 8];
+
+	if (g->mode == GUARD_OFF || !g->nspread)
+		return;
+	fprintf(out, "spread: from %.2f over", g->spread_at);
+	for (__u32 i = 0; i < g->nspread && i < MAX_SPREAD; i++)
+		if (!addr_format(g->spread[i].family, g->spread[i].addr, s, sizeof(s)))
+			fprintf(out, "%s %s", i ? "," : "", s);
+	fprintf(out, "\n");
+	if (!v->nspreads)
+		return;
+	fprintf(out, "%-10s %-39s %-46s %10s %9s\n", "NETNS", "SRC", "DST", "CGROUP_ID", "SPREAD");
+	for (size_t i = 0; i < v->nspreads; i++) {
+		const struct tuple_key *k = &v->spreads[i].key.tuple;
+		struct tuple t = { .key = *k };
+		size_t ns, nd;
+
+		endpoints(&t, s, &ns, d, &nd);
+		fprintf(out, "%-10u %-39.*s %-46.*s %10llu %9llu\n", k->netns, (int)ns, s, (int)nd,
+			d, (unsigned long long)v->spreads[i].key.cgroup_id,
+			(unsigned long long)v->spreads[i].count);
+	}
+}
+
 int query_render(FILE *out, const struct query_req *rq, const struct query_view *v)
 {
 	int err;
@@ -334,5 +364,6 @@ int query_render(FILE *out, const struct query_req *rq, const struct query_view 
 		return err;
 	print_netns(out, v, &rq->filter);
 	print_guard(out, v);
+	print_spread(out, v);
 	return 0;
 }

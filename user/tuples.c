@@ -250,6 +250,17 @@ int tuple_key_to_json(const struct tuple_key *k, bool destination, cJSON *obj)
 	return move_members(&w, obj);
 }
 
+cJSON *tuple_cgroup_item(cJSON *arr, const struct tuple_key *k, __u64 cgroup_id)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o || !cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return tuple_key_to_json(k, true, o) || ADD_NUM(o, "cgroup_id", cgroup_id) ? NULL : o;
+}
+
 /* a tuple's members into a cJSON object (pressure lines), from tuple_write_json()'s text */
 int tuple_to_json(const struct tuple *t, cJSON *obj)
 {
@@ -436,4 +447,80 @@ int stats_to_json(const struct agent_stats *st, size_t tuples, cJSON *obj)
 	for (int i = 0; i < EPH_STAT_MAX; i++)
 		err |= ADD_NUM(obj, eph_stat_names[i].line, st->counters[i]);
 	return err ? -ENOMEM : 0;
+}
+
+struct tuple_count {
+	struct tuple_key tuple;
+	__u64 count;
+};
+
+static int tuple_count_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const struct tuple_count *)a)->tuple,
+		      &((const struct tuple_count *)b)->tuple, sizeof(struct tuple_key));
+}
+
+static int netns_count_cmp(const void *a, const void *b)
+{
+	__u32 x = ((const struct netns_count *)a)->netns,
+	      y = ((const struct netns_count *)b)->netns;
+
+	return x < y ? -1 : x > y;
+}
+
+int tuple_counts_sum(const void *items, size_t n, size_t size, size_t count_off,
+		     const struct tuple_list *l, __u64 *per_tuple, struct netns_count **by_netns,
+		     size_t *nnetns, __u64 *total)
+{
+	struct netns_count *ns = calloc(n + 1, sizeof(*ns));
+	struct tuple_count probe = { 0 }, *c = calloc(n + 1, sizeof(*c));
+	size_t nns = 0;
+
+	if (!ns || !c) {
+		free(ns);
+		free(c);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *item = (const char *)items + i * size;
+
+		memcpy(&c[i].tuple, item, sizeof(c[i].tuple));
+		memcpy(&c[i].count, item + count_off, sizeof(c[i].count));
+	}
+	*total = 0;
+	for (size_t i = 0; i < n; i++) {
+		ns[i].netns = c[i].tuple.netns;
+		ns[i].count = c[i].count;
+		*total += c[i].count;
+	}
+	/* sorted, then each namespace's run summed: no search per entry */
+	qsort(ns, n, sizeof(*ns), netns_count_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (nns && ns[nns - 1].netns == ns[i].netns)
+			ns[nns - 1].count += ns[i].count;
+		else
+			ns[nns++] = ns[i];
+	}
+	*by_netns = ns;
+	*nnetns = nns;
+	qsort(c, n, sizeof(*c), tuple_count_cmp);
+	for (size_t i = 0; i < l->len; i++) {
+		size_t lo = 0, hi = n;
+
+		per_tuple[i] = 0;
+		probe.tuple = l->items[i].key;
+		/* the first count of this tuple, then its others after it */
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+
+			if (tuple_count_cmp(&c[mid], &probe) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < n && !tuple_count_cmp(&c[lo], &probe); lo++)
+			per_tuple[i] += c[lo].count;
+	}
+	free(c);
+	return 0;
 }

@@ -196,6 +196,64 @@ Test(metrics_render, denials_when_the_guard_is_on)
 	text_free(&t);
 }
 
+Test(metrics_render, spread_connects_with_spread_only)
+{
+	struct tuple items[2] = { make_tuple(7, 80, 99, 0, 100), make_tuple(7, 81, 10, 0, 100) };
+	struct tuple_list l = { .items = items, .len = 2, .seen = 2 };
+	struct ns_summary ns[1] = { { .inum = 7 } };
+	struct ns_list nl = { .items = ns, .len = 1 };
+	__u64 spreads[2] = { 30, 0 };
+	struct netns_count by_netns[1] = { { .netns = 7, .count = 30 } };
+	struct metrics_view v = { .tuples = &l, .ns = &nl, .top = 100, .version = "0.1.0" };
+	struct text t = { 0 };
+
+	metrics_render(&v, &t);
+	cr_assert_null(strstr(t.s, "spread"));
+	text_free(&t);
+	v.spreads = spreads;
+	v.spreads_netns = by_netns;
+	v.spreads_nnetns = 1;
+	v.spreads_total = 30;
+	metrics_render(&v, &t);
+	cr_assert_eq(sample(t.s, "ephport_connects_spread_total"), 30);
+	cr_assert_eq(sample(t.s, "ephport_netns_connects_spread_total{netns=\"7\"}"), 30);
+	cr_assert_eq(sample(t.s, "ephport_tuple_connects_spread_total{netns=\"7\",family=\"ipv4\","
+				 "saddr=\"10.0.0.1\",daddr=\"10.0.0.2\",dport=\"80\"}"),
+		     30);
+	text_free(&t);
+}
+
+Test(tuple_counts_sum, per_tuple_per_namespace_and_in_all)
+{
+	struct tuple items[2] = { make_tuple(7, 80, 99, 0, 100), make_tuple(8, 80, 1, 0, 100) };
+	struct tuple_list l = { .items = items, .len = 2, .seen = 2 };
+	struct item {
+		struct tuple_key tuple;
+		__u64 cgroup_id;
+		__u64 count;
+	} c[4] = { { items[1].key, 1, 5 },
+		   { items[0].key, 1, 2 },
+		   { items[0].key, 2, 3 },
+		   { items[0].key, 3, 4 } };
+	__u64 per_tuple[2], total;
+	struct netns_count *ns = NULL;
+	size_t nns = 0;
+
+	/* a tuple forgotten since: in its namespace's sum and the total, in no tuple's */
+	c[3].tuple.dport = 443;
+	cr_assert_eq(tuple_counts_sum(c, 4, sizeof(c[0]), offsetof(struct item, count), &l,
+				      per_tuple, &ns, &nns, &total),
+		     0);
+	cr_assert_eq(per_tuple[0], 5);
+	cr_assert_eq(per_tuple[1], 5);
+	cr_assert_eq(total, 14);
+	cr_assert_eq(nns, 2);
+	cr_assert_eq(ns[0].netns, 7);
+	cr_assert_eq(ns[0].count, 9);
+	cr_assert_eq(ns[1].count, 5);
+	free(ns);
+}
+
 Test(retired, kept_per_live_namespace_and_in_total)
 {
 	struct retired_set rs = { 0 };

@@ -241,3 +241,32 @@ Test(hints, tw_reuse_already_on_is_not_advised)
 	cr_assert_null(strstr(h[0].advice, "tcp_tw_reuse"));
 	cr_assert_null(strstr(h[0].reason, "live about"));
 }
+
+Test(hints, spreading_says_how_many_sources_are_left)
+{
+	struct tuple t = busy(100, 10, 0);
+	struct hint_input in = { .t = &t,
+				 .port_range = 40000 | 40099u << 16,
+				 .tw_reuse = 2,
+				 .connects_per_s = NAN,
+				 .sources = 3,
+				 .destinations = 1,
+				 .spread = { .addrs = 3, .below = 2, .active = true } };
+	struct hint h[MAX_HINTS];
+	size_t n = hints_build(&in, h, MAX_HINTS);
+
+	cr_assert_geq(n, 2);
+	cr_assert_str_eq(h[0].id, "spreading");
+	cr_assert_str_eq(h[0].advice, "spreading over 3 source addresses, 2 below the deny line");
+	/* none left: more addresses is the advice */
+	in.spread.below = 0;
+	n = hints_build(&in, h, MAX_HINTS);
+	cr_assert(strstr(h[0].advice, "0 below the deny line: add --spread addresses"));
+	/* not spreading to this destination (or no --spread): today's hints only */
+	in.spread.active = false;
+	n = hints_build(&in, h, MAX_HINTS);
+	cr_assert_null(find(h, n, "spreading"));
+	in.spread = (struct spread_state){ .addrs = -1 };
+	n = hints_build(&in, h, MAX_HINTS);
+	cr_assert_null(find(h, n, "spreading"));
+}
