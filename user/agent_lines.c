@@ -85,7 +85,7 @@ static void emit_netns(struct agent *a, const struct ns_list *nl)
 	for (size_t i = 0; i < nl->len; i++) {
 		cJSON *ev = report_new(&a->report, "netns");
 
-		if (ev && ns_to_json(&nl->items[i], ev)) {
+		if (ev && ns_to_json(&nl->items[i], a->opts.spread, a->opts.nspread, ev)) {
 			cJSON_Delete(ev);
 			ev = NULL;
 		}

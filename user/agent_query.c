@@ -145,6 +145,8 @@ static int answer(struct agent *a, const struct query_req *rq, int memfd, char *
 		.agent = getpid(),
 		.tuples = &a->table.list,
 		.nl = &a->latest_ns,
+		.spread = a->opts.spread,
+		.nspread = a->opts.nspread,
 		.st = &st,
 		.guard = &gi,
 	};

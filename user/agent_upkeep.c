@@ -51,6 +51,9 @@ static int netns_read_one(struct agent *a, struct netns *ns, int info_fd)
 	/* a reading that fails leaves the last one */
 	fresh = ns->info;
 	err = netns_read_info(&fresh);
+	/* one that cannot be read keeps the last mask: the guard goes on spreading as it did */
+	if (!err && a->opts.nspread)
+		spread_local_read(a->opts.spread, a->opts.nspread, &fresh.spread_local);
 	if (netns_leave(ns, a->home_fd)) {
 		eph_err("cannot return to the agent's network namespace: %s", strerror(errno));
 		return neg_errno();

@@ -249,7 +249,33 @@ void ns_list_free(struct ns_list *l)
 	l->len = l->cap = 0;
 }
 
-int ns_to_json(const struct ns_summary *ns, cJSON *obj)
+/* the --spread addresses local in the namespace: none until the agent read it from inside */
+static int spread_to_json(const struct ns_summary *ns, const struct spread_addr *spread,
+			  size_t nspread, cJSON *obj)
+{
+	cJSON *arr = cJSON_AddArrayToObject(obj, "spread_addresses");
+	char text[EPH_ADDRSTRLEN];
+
+	if (!arr)
+		return -ENOMEM;
+	for (size_t i = 0; ns_spread_next(ns, spread, nspread, &i, text); i++)
+		if (!cJSON_AddItemToArray(arr, cJSON_CreateString(text)))
+			return -ENOMEM;
+	return 0;
+}
+
+bool ns_spread_next(const struct ns_summary *ns, const struct spread_addr *spread, size_t nspread,
+		    size_t *i, char text[EPH_ADDRSTRLEN])
+{
+	for (; ns->has_info && *i < nspread && *i < MAX_SPREAD; ++*i)
+		if (ns->info.spread_local & 1u << *i &&
+		    !addr_format(spread[*i].family, spread[*i].addr, text, EPH_ADDRSTRLEN))
+			return true;
+	return false;
+}
+
+int ns_to_json(const struct ns_summary *ns, const struct spread_addr *spread, size_t nspread,
+	       cJSON *obj)
 {
 	cJSON *range, *server;
 	int err = 0;
@@ -294,6 +320,8 @@ int ns_to_json(const struct ns_summary *ns, cJSON *obj)
 		err |= ADD_NUM(p, "port", ns->server[i].port);
 		err |= ADD_NUM(p, "time_wait", ns->server[i].count);
 	}
+	if (nspread)
+		err |= spread_to_json(ns, spread, nspread, obj);
 	return err ? -ENOMEM : 0;
 }
 

@@ -150,7 +150,12 @@ struct tuple_table;
 int ns_list_build(struct ns_list *l, const struct tuple_list *tuples,
 		  const struct tuple_table *table, int info_fd, int ports_fd, int local_tw_fd);
 void ns_list_free(struct ns_list *l);
-int ns_to_json(const struct ns_summary *ns, cJSON *obj);
+/* with spread_addresses: those of spread[0..nspread) local in it (none when nspread is 0) */
+int ns_to_json(const struct ns_summary *ns, const struct spread_addr *spread, size_t nspread,
+	       cJSON *obj);
+/* from spread[*i] on, the next local in ns (read from inside) as text, *i its index; or false */
+bool ns_spread_next(const struct ns_summary *ns, const struct spread_addr *spread, size_t nspread,
+		    size_t *i, char text[EPH_ADDRSTRLEN]);
 bool tuple_is_loopback(const struct tuple_key *k);
 void tuple_capacity(struct tuple *t, const struct ns_summary *ns);
 int reserved_ports_count(const char *list, __u32 range, __u32 *count);

@@ -39,6 +39,11 @@ int netns_read_info(struct netns_info *info);
  */
 int netns_info_parse(struct netns_info *info, const char *range, const char *tw_reuse,
 		     const char *max_tw, const char *reserved, const char *sockstat);
+/*
+ * spread_local.c: which of the --spread addresses spread[0..n) are local in the current
+ * network namespace, bit i for spread[i] (rtnetlink); 0, or -errno and *mask as it was
+ */
+int spread_local_read(const struct spread_addr *spread, size_t n, __u32 *mask);
 int sockstat_time_wait(const char *text, __s64 *tw);
 void netns_set_free(struct netns_set *s);
 

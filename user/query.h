@@ -49,6 +49,8 @@ struct query_view {
 	size_t norder;
 	size_t seen; /* tuples in the map, shown or not */
 	const struct ns_list *nl;
+	const struct spread_addr *spread; /* --spread: bit i of a namespace's spread_local */
+	size_t nspread;
 	const struct agent_stats *st;
 	const struct guard_info *guard;
 	const struct denial *denials;

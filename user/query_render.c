@@ -44,7 +44,7 @@ static char *json_head(const struct query_req *rq, const struct query_view *v)
 		if (!n)
 			goto out;
 		cJSON_AddItemToArray(nsarr, n);
-		if (ns_to_json(&v->nl->items[i], n))
+		if (ns_to_json(&v->nl->items[i], v->spread, v->nspread, n))
 			goto out;
 	}
 	s = cJSON_PrintUnformatted(doc);
@@ -288,6 +288,29 @@ static void print_netns(FILE *out, const struct query_view *v, const struct tupl
 	}
 }
 
+/* with --spread: the addresses local in each namespace ("-": none, or not read yet) */
+static void print_spread(FILE *out, const struct query_view *v, const struct tuple_filter *f)
+{
+	char text[EPH_ADDRSTRLEN];
+
+	if (!v->nspread)
+		return;
+	fprintf(out, "\n%-10s %s\n", "NETNS", "SPREAD_LOCAL");
+	for (size_t i = 0; i < v->nl->len; i++) {
+		const struct ns_summary *ns = &v->nl->items[i];
+		const char *sep = "";
+
+		if (!ns_wanted(f, ns))
+			continue;
+		fprintf(out, "%-10u ", ns->inum);
+		for (size_t j = 0; ns_spread_next(ns, v->spread, v->nspread, &j, text); j++) {
+			fprintf(out, "%s%s", sep, text);
+			sep = ",";
+		}
+		fprintf(out, "%s\n", *sep ? "" : "-");
+	}
+}
+
 static void print_guard(FILE *out, const struct query_view *v)
 {
 	const struct guard_info *g = v->guard;
@@ -363,6 +386,7 @@ int query_render(FILE *out, const struct query_req *rq, const struct query_view 
 	if (err)
 		return err;
 	print_netns(out, v, &rq->filter);
+	print_spread(out, v, &rq->filter);
 	print_guard(out, v);
 	print_spread(out, v);
 	return 0;
