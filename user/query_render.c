@@ -289,7 +289,7 @@ static void print_netns(FILE *out, const struct query_view *v, const struct tupl
 }
 
 /* with --spread: the addresses local in each namespace ("-": none, or not read yet) */
-static void print_spread(FILE *out, const struct query_view *v, const struct tuple_filter *f)
+static void print_spread_local(FILE *out, const struct query_view *v, const struct tuple_filter *f)
 {
 	char text[EPH_ADDRSTRLEN];
 
@@ -386,7 +386,7 @@ int query_render(FILE *out, const struct query_req *rq, const struct query_view 
 	if (err)
 		return err;
 	print_netns(out, v, &rq->filter);
-	print_spread(out, v, &rq->filter);
+	print_spread_local(out, v, &rq->filter);
 	print_guard(out, v);
 	print_spread(out, v);
 	return 0;
