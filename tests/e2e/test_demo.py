@@ -1,12 +1,18 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """demo/run ('make demo'): what a new user sees, and that it leaves nothing behind, also
-when interrupted or when another agent runs."""
+when interrupted or when another agent runs. The host only: it tells what the user sees,
+about two minutes of wall time; what it shows of the kernel, the other tests check on
+every kernel of make vmtest."""
 import os
 import re
 import signal
 import subprocess
 
+import pytest
+
 from conftest import LOCK, PIN_DIR, ROOT, run
+
+pytestmark = pytest.mark.host_only
 
 DEMO = os.path.join(ROOT, "demo", "run")
 NETNS = "ephport-demo"
