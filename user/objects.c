@@ -31,6 +31,7 @@ const struct eph_object eph_maps[] = {
 	{ "cg_ports",	  OBJ_COST,	      "sockets per cgroup and destination (--quota)" },
 	{ "ns_tuples",	  OBJ_COST,	      "tuples per namespace, when the map is to be shared" },
 	{ "guard_dst",	  OBJ_COST,	      "destinations near the guard's line" },
+	{ "ns_limits",	  OBJ_COST,	      "what capacity needs of a namespace, its spread sources" },
 	{ "guard_exempt", 0,		      "cgroups the guard never refuses" },
 	{ "guard_info",	  OBJ_PIN,	      "the guard's settings, for 'guard status'" },
 	{ "denials",	  OBJ_PIN | OBJ_COST, "refused connect()s per tuple, cgroup and reason" },

@@ -295,7 +295,8 @@ COST_PROGS = {"tuples_set_state", "tuples_backstop", "tw_timer_start", "tw_timer
               "connect_exit", "bind_exit"}
 GUARD_PROGS = {"guard_connect4", "guard_connect6"}
 DATA_MAPS = {"tuples", "ports", "local_tw", "fw2", "bound_socks", "claims", "failures", "openers",
-             "denials", "spreads", "cg_ports", "ns_tuples", "guard_dst", "notices", "changes"}
+             "denials", "spreads", "cg_ports", "ns_tuples", "guard_dst", "ns_limits", "notices",
+             "changes"}
 
 
 def bpf_stats_value():
