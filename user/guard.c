@@ -133,6 +133,7 @@ int guard_refresh(const struct guard_maps *m, const struct tuple_list *l, struct
 	struct gentry *want = calloc(l->len + 1, sizeof(*want));
 	struct guard_key *keys = NULL;
 	struct guard_val *vals = NULL;
+	struct gentry *held = NULL;
 	size_t n = 0, kept = 0, have = 0;
 	int err = 0;
 
@@ -162,25 +163,48 @@ int guard_refresh(const struct guard_maps *m, const struct tuple_list *l, struct
 	/* destinations no longer near the line, first: a full map makes room */
 	err = map_read_all(m->dst_fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals,
 			   &have);
+	held = calloc(have + 1, sizeof(*held));
+	if (!err && !held)
+		err = -ENOMEM;
+	for (size_t i = 0; !err && i < have; i++) {
+		held[i].key = keys[i];
+		held[i].val = vals[i];
+	}
+	if (!err)
+		qsort(held, have, sizeof(*held), gkey_cmp);
 	for (size_t i = 0; !err && i < have; i++)
-		if (!bsearch(&keys[i], want, n, sizeof(*want), gkey_cmp) &&
-		    !still_near(m->tuples_fd, &vals[i], nl, watch_ppm) &&
-		    !bpf_map_delete_elem(m->dst_fd, &keys[i]))
+		if (!bsearch(&held[i].key, want, n, sizeof(*want), gkey_cmp) &&
+		    !still_near(m->tuples_fd, &held[i].val, nl, watch_ppm) &&
+		    !bpf_map_delete_elem(m->dst_fd, &held[i].key))
 			__atomic_fetch_sub(m->count, 1, __ATOMIC_SEQ_CST);
 	gentry_rank(want, n);
 	qsort(want, n, sizeof(*want), gentry_fair_cmp);
 	/* what does not fit is further from the line, or in a namespace with more */
 	*uncovered = n > MAX_GUARD_DST ? n - MAX_GUARD_DST : 0;
-	for (size_t i = n - *uncovered; i < n; i++)
-		if (!bpf_map_delete_elem(m->dst_fd, &want[i].key))
+	for (size_t i = n - *uncovered; !err && i < n; i++)
+		if (bsearch(&want[i].key, held, have, sizeof(*held), gkey_cmp) &&
+		    !bpf_map_delete_elem(m->dst_fd, &want[i].key))
 			__atomic_fetch_sub(m->count, 1, __ATOMIC_SEQ_CST);
+	/* those the programs made already, on the same tuple, cost nothing */
 	for (size_t i = 0; i < n - *uncovered && !err; i++) {
-		if (!bpf_map_update_elem(m->dst_fd, &want[i].key, &want[i].val, BPF_NOEXIST))
+		const struct gentry *e = bsearch(&want[i].key, held, have, sizeof(*held), gkey_cmp);
+
+		if (e && !memcmp(&e->val, &want[i].val, sizeof(e->val)))
+			continue;
+		if (!e && !bpf_map_update_elem(m->dst_fd, &want[i].key, &want[i].val, BPF_NOEXIST)) {
 			__atomic_fetch_add(m->count, 1, __ATOMIC_SEQ_CST);
-		else if (errno != EEXIST ||
-			 bpf_map_update_elem(m->dst_fd, &want[i].key, &want[i].val, BPF_EXIST))
-			err = errno == ENOENT ? 0 : -errno; /* gone meanwhile: the next check */
+			continue;
+		}
+		if (!e && errno != EEXIST) {
+			err = -errno;
+			break;
+		}
+		/* the programs' entry, on another tuple: moved to the most used */
+		if (bpf_map_update_elem(m->dst_fd, &want[i].key, &want[i].val, BPF_EXIST) &&
+		    errno != ENOENT) /* gone meanwhile: the next check */
+			err = -errno;
 	}
+	free(held);
 	free(keys);
 	free(vals);
 	free(want);
