@@ -31,3 +31,35 @@ struct {
 	__type(key, __u32);
 	__type(value, struct netns_info);
 } netns_info SEC(".maps");
+
+/*
+ * Differences the agent adds to "ns_tuples" (agent_tuples_share): it never
+ * writes a count over, since a program may add to it at the same moment.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_NETNS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __s64);
+} ns_tuples_adj SEC(".maps");
+
+/* run by the agent over "ns_tuples_adj": each difference added where the programs add */
+SEC("iter/bpf_map_elem")
+int ns_tuples_adjust(struct bpf_iter__bpf_map_elem *ctx)
+{
+	const __u32 *key = ctx->key;
+	const __s64 *delta = ctx->value;
+	__s64 *n, zero = 0;
+	__u32 netns;
+	int err;
+
+	if (!key || !delta)
+		return 0;
+	/* the key is a read-only buffer, which the map helpers do not take */
+	netns = *key;
+	n = lookup_or_init(&ns_tuples, &netns, &zero, &err);
+	if (n)
+		__sync_fetch_and_add(n, *delta);
+	return 0;
+}

@@ -183,6 +183,8 @@ static void agent_close(struct agent *a)
 	metrics_stop(a->metrics);
 	agent_query_close(a);
 	retired_free(&a->retired);
+	free(a->share_keys);
+	free(a->share_vals);
 	if (a->pinned) {
 		agent_unpin_all();
 		agent_signals_pinned(false);

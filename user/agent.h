@@ -87,11 +87,16 @@ struct agent {
 	__u64 order_version;
 	size_t guard_uncovered; /* destinations near the line guard_dst had no room for */
 	bool ns_share_counting; /* the programs count tuples per namespace (ns_tuples) */
-	bool capacity_redone;	/* the latest check computed a namespace's capacities again */
-	int query_fd;		/* the query socket (agent_query.c) */
-	int answer_fd;		/* the memory file kept for answers, */
-	int answer_conn;	/* the connection of its latest reader, */
-	__u64 answer_ns;	/* and when it was written */
+	/* the share counts as read before the table (agent_share_snapshot) */
+	__u64 share_count;
+	__u32 *share_keys;
+	__s64 *share_vals;
+	size_t share_n;
+	bool capacity_redone; /* the latest check computed a namespace's capacities again */
+	int query_fd;	      /* the query socket (agent_query.c) */
+	int answer_fd;	      /* the memory file kept for answers, */
+	int answer_conn;      /* the connection of its latest reader, */
+	__u64 answer_ns;      /* and when it was written */
 	__u64 queries;
 	bool check_now;	  /* a notice asks for a pressure check */
 	__u64 last_check; /* CLOCK_MONOTONIC ns */
@@ -145,6 +150,7 @@ void agent_emit_stop(struct agent *a, const char *reason, int signal);
 #define NETNS_ROUND_NS (50 * 1000000ull)
 int agent_netns_round(struct agent *a, bool all);
 void agent_forget(struct agent *a);
+void agent_share_snapshot(struct agent *a);
 void agent_tuples_share(struct agent *a);
 
 /* agent_signal.c: SIGINT, SIGTERM and SIGHUP, taken by a thread of their own */

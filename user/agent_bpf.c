@@ -246,6 +246,7 @@ static void choose_programs(struct agent *a)
 	bpf_program__set_autoload(s->progs.guard_connect6, a->opts.guard);
 	/* an iterator over one map: agent_attach_bpf() names it */
 	bpf_program__set_autoattach(s->progs.fw2_sweep, false);
+	bpf_program__set_autoattach(s->progs.ns_tuples_adjust, false);
 }
 
 int agent_load_bpf(struct agent *a)
@@ -354,6 +355,13 @@ int agent_attach_bpf(struct agent *a)
 	a->skel->links.fw2_sweep = bpf_program__attach_iter(a->skel->progs.fw2_sweep, &io);
 	if (!a->skel->links.fw2_sweep) {
 		eph_err("cannot attach fw2_sweep (iter/bpf_map_elem): %s", strerror(errno));
+		return neg_errno();
+	}
+	li.map.map_fd = bpf_map__fd(a->skel->maps.ns_tuples_adj);
+	a->skel->links.ns_tuples_adjust =
+		bpf_program__attach_iter(a->skel->progs.ns_tuples_adjust, &io);
+	if (!a->skel->links.ns_tuples_adjust) {
+		eph_err("cannot attach ns_tuples_adjust (iter/bpf_map_elem): %s", strerror(errno));
 		return neg_errno();
 	}
 	return 0;

@@ -128,6 +128,8 @@ int agent_refresh(struct agent *a)
 	__u64 lost = a->skel->bss->changes_lost;
 	struct ns_list old = a->latest_ns;
 
+	/* the counts the table is to set right, before the table is read */
+	agent_share_snapshot(a);
 	/* first: a change from now on sends its key again (bpf/maps.bpf.h) */
 	a->skel->data->agent_gen++;
 	a->nchg = 0;

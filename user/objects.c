@@ -30,6 +30,7 @@ const struct eph_object eph_maps[] = {
 	{ "marks",	  0,		      "state changes the main program counted (backstop)" },
 	{ "cg_ports",	  OBJ_COST,	      "sockets per cgroup and destination (--quota)" },
 	{ "ns_tuples",	  OBJ_COST,	      "tuples per namespace, when the map is to be shared" },
+	{ "ns_tuples_adj", 0,		      "what the agent adds to ns_tuples at a check" },
 	{ "guard_dst",	  OBJ_COST,	      "destinations near the guard's line" },
 	{ "ns_limits",	  OBJ_COST,	      "what capacity needs of a namespace, its spread sources" },
 	{ "guard_exempt", 0,		      "cgroups the guard never refuses" },
