@@ -203,7 +203,8 @@ int spreads_read(const struct spreads *s, const struct tuple_filter *f, struct s
 		free(g.c);
 		return -ENOMEM;
 	}
-	qsort(g.c, g.n, sizeof(*g.c), most_first);
+	if (g.n) /* none spread: g.c is NULL, which qsort() may not take */
+		qsort(g.c, g.n, sizeof(*g.c), most_first);
 	*out = g.c;
 	*n = g.n;
 	return 0;
