@@ -4,6 +4,8 @@
 #   junit_write FILE SUITE                     the report (nothing without FILE)
 
 junit_body=""
+# bash 5.2 reads "&" in a ${s//pattern/string} replacement as the match: "&lt;" would be "<lt;"
+shopt -u patsub_replacement 2>/dev/null || true
 
 junit_escape() {
 	local s
