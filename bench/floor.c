@@ -39,7 +39,8 @@ int main(int argc, char **argv)
 	err = floor_bpf__attach(skel);
 	if (!err && argc > 1) {
 		cg = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		connect4 = cg < 0 ? NULL : bpf_program__attach_cgroup(skel->progs.floor_connect4, cg);
+		connect4 =
+			cg < 0 ? NULL : bpf_program__attach_cgroup(skel->progs.floor_connect4, cg);
 		err = connect4 ? 0 : -errno;
 	}
 	if (err) {

@@ -191,7 +191,8 @@ int guard_refresh(const struct guard_maps *m, const struct tuple_list *l, struct
 
 		if (e && !memcmp(&e->val, &want[i].val, sizeof(e->val)))
 			continue;
-		if (!e && !bpf_map_update_elem(m->dst_fd, &want[i].key, &want[i].val, BPF_NOEXIST)) {
+		if (!e &&
+		    !bpf_map_update_elem(m->dst_fd, &want[i].key, &want[i].val, BPF_NOEXIST)) {
 			__atomic_fetch_add(m->count, 1, __ATOMIC_SEQ_CST);
 			continue;
 		}
