@@ -13,10 +13,11 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "core_fixes.bpf.h"
+/* before tuples.h, whose inline helpers use them */
+#define AF_INET	 2
+#define AF_INET6 10
 #include "tuples.h"
 
-#define AF_INET		 2
-#define AF_INET6	 10
 #define IPPROTO_TCP	 6
 #define IPPROTO_UDP	 17
 #define E2BIG		 7
@@ -461,8 +462,7 @@ EPH_SHARED struct {
 	__type(value, struct ns_limits);
 } ns_limits SEC(".maps");
 
-/* the lines in millionths, fixed at load: deny, spread, and the lower of half the one and the other
- */
+/* the lines in millionths, fixed at load: deny, spread, and watch (the lower of deny/2, spread) */
 EPH_SHARED const volatile __u32 deny_ppm;
 EPH_SHARED const volatile __u32 spread_ppm;
 EPH_SHARED const volatile __u32 watch_ppm;
@@ -474,27 +474,12 @@ static __always_inline bool addr6_eq(const __u8 *a, const __u8 *b)
 	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
 }
 
-static __always_inline bool addr6_is_lo(const __u8 *a)
-{
-	const __u32 *x = (const __u32 *)a;
-
-	return !x[0] && !x[1] && !x[2] && x[3] == bpf_htonl(1);
-}
-
-/* tcp_tw_reuse=2 applies when either end is a loopback address (user/capacity.c) */
-static __always_inline bool tuple_loopback(const struct tuple_key *k)
-{
-	if (k->family == AF_INET)
-		return k->saddr[0] == 127 || k->daddr[0] == 127;
-	return addr6_is_lo(k->saddr) || addr6_is_lo(k->daddr);
-}
-
 /* a tuple's usage now: in use and TIME_WAIT, less the TIME_WAIT connect() may reuse */
 static __always_inline __s32 tuple_usage_now(const struct tuple_key *k, const struct tuple_val *v)
 {
 	__s32 tw = v->states[EPH_TCP_TIME_WAIT], reusable = 0, live = tuple_live(v);
 
-	if (v->tw_reuse == 1 || (v->tw_reuse == 2 && tuple_loopback(k)))
+	if (v->tw_reuse == 1 || (v->tw_reuse == 2 && tuple_is_loopback(k)))
 		reusable = v->time_wait_ts < tw ? v->time_wait_ts : tw;
 	if (reusable < 0)
 		reusable = 0;

@@ -3,6 +3,11 @@
 #ifndef EPHPORT_TUPLES_H
 #define EPHPORT_TUPLES_H
 
+#ifndef __bpf__
+#include <stdbool.h>
+#include <sys/socket.h> /* AF_INET: the programs define it themselves (maps.bpf.h) */
+#endif
+
 #define MAX_TUPLES_DEFAULT 65536
 #define MAX_PORTS	   65536 /* listening or bind()-ed ports, all namespaces */
 #define MAX_LOCAL_TW	   65536 /* (netns, local port) with TIME_WAIT not owed to a tuple */
@@ -60,8 +65,7 @@ enum eph_stat {
 	EPH_STAT_RETIRE_RACES,	/* a connect() met its tuple as the agent forgot it */
 	EPH_STAT_GUARD_STALE,	/* the guard let a connect through: the agent was not checking */
 	EPH_STAT_NS_SHARE,	/* a new tuple not made: its namespace holds its share of the map */
-	EPH_STAT_GUARD_DST_FULL, /* a destination near the line waits for the agent: guard_dst full
-				  */
+	EPH_STAT_GUARD_DST_FULL, /* guard_dst 3/4 full: a destination waits for the agent */
 	EPH_STAT_SPREADS_FULL,	 /* a spread (tuple, cgroup) did not fit in "spreads" */
 	EPH_STAT_SPREAD_FAILED,	 /* bpf_bind() to the chosen source failed: judged unbound */
 	EPH_STAT_MAX,
@@ -129,7 +133,7 @@ struct netns_info {
 /*
  * What the programs need of a namespace the agent read: "ns_limits", an entry
  * only where one of them is not 0. With the tuple's own range and bound ports,
- * its capacity as docs/capacity.md has it (tuple_capacity_of below).
+ * its capacity as docs/capacity.md has it (capacity_of below).
  */
 struct ns_limits {
 	__u32 reserved;	    /* ports of ip_local_reserved_ports inside the range */
@@ -313,12 +317,10 @@ struct spread_addr {
 	__u16 pad[3];
 };
 
-/* lines as fractions in millionths (--deny-at 0.98: 980000), the same in the programs and the agent
- */
+/* lines in millionths (--deny-at 0.98: 980000), the same in the programs and the agent */
 #define PPM 1000000u
 
-/* the usage at which a tuple of this capacity reaches a line: ceil(capacity * ppm / PPM), at least
- * 1 */
+/* the usage at which a tuple of this capacity reaches a line: ceil(capacity * ppm / PPM), >= 1 */
 static inline __u32 line_usage(__s64 capacity, __u32 ppm)
 {
 	__u64 u = capacity > 0 ? ((__u64)capacity * ppm + PPM - 1) / PPM : 0;
@@ -341,6 +343,22 @@ static inline __s64 capacity_of(__u32 range, __u32 reserved, __u32 bound, __s32 
 	if (own > 0)
 		held -= own < held ? own : held;
 	return span - held > 0 ? span - held : 0;
+}
+
+/* ::1 */
+static inline bool addr6_is_loopback(const __u8 a[16])
+{
+	const __u32 *w = (const __u32 *)a;
+
+	return !w[0] && !w[1] && !w[2] && !a[12] && !a[13] && !a[14] && a[15] == 1;
+}
+
+/* tcp_tw_reuse=2 applies when either end is a loopback address */
+static inline bool tuple_is_loopback(const struct tuple_key *k)
+{
+	if (k->family == AF_INET)
+		return k->saddr[0] == 127 || k->daddr[0] == 127;
+	return addr6_is_loopback(k->saddr) || addr6_is_loopback(k->daddr);
 }
 
 /* ports a cgroup holds to one destination (live sockets), for --quota */

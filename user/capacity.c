@@ -325,16 +325,6 @@ int ns_to_json(const struct ns_summary *ns, const struct spread_addr *spread, si
 	return err ? -ENOMEM : 0;
 }
 
-/* tcp_tw_reuse=2 applies when either end is a loopback address */
-bool tuple_is_loopback(const struct tuple_key *k)
-{
-	static const __u8 v6_lo[16] = { [15] = 1 };
-
-	if (k->family == AF_INET)
-		return k->saddr[0] == 127 || k->daddr[0] == 127;
-	return !memcmp(k->saddr, v6_lo, 16) || !memcmp(k->daddr, v6_lo, 16);
-}
-
 void tuple_capacity(struct tuple *t, const struct ns_summary *ns)
 {
 	__u32 range = t->val.port_range ? t->val.port_range : (ns ? ns->port_range : 0);

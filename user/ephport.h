@@ -156,7 +156,6 @@ int ns_to_json(const struct ns_summary *ns, const struct spread_addr *spread, si
 /* from spread[*i] on, the next local in ns (read from inside) as text, *i its index; or false */
 bool ns_spread_next(const struct ns_summary *ns, const struct spread_addr *spread, size_t nspread,
 		    size_t *i, char text[EPH_ADDRSTRLEN]);
-bool tuple_is_loopback(const struct tuple_key *k);
 void tuple_capacity(struct tuple *t, const struct ns_summary *ns);
 int reserved_ports_count(const char *list, __u32 range, __u32 *count);
 
