@@ -7,9 +7,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +41,7 @@ struct sink {
 	_Atomic __u64 dropped;
 	_Atomic __u64 errors; /* writes and reopens that failed */
 	bool torn;	      /* a line was cut short: the next write starts a new line */
+	size_t batch_max;     /* bytes per write: PIPE_BUF unless a regular file */
 	__u64 said_ns;	      /* when the latest error was told on stderr */
 };
 
@@ -112,20 +115,33 @@ void sink_hold_lines(void)
 	pthread_mutex_lock(&line_gate);
 }
 
-/* one line, however many writes it takes; false when the sink refused it */
+/*
+ * One entry (a line, or lines joined), however many writes it takes; false when the
+ * sink refused it. Each write ends at a line's end and is at most batch_max bytes,
+ * unless a single line is longer.
+ */
 static bool write_line(struct sink *s, const struct line *l, size_t off)
 {
 	bool ok = true;
 
 	pthread_mutex_lock(&line_gate);
 	while (off < l->len) {
-		ssize_t n = write(s->fd, l->text + off, l->len - off);
+		size_t len = l->len - off;
+		ssize_t n;
 
+		if (len > s->batch_max) {
+			const char *nl = memrchr(l->text + off, '\n', s->batch_max);
+
+			if (!nl) /* a line longer than batch_max: alone, to its end */
+				nl = memchr(l->text + off, '\n', len);
+			len = nl ? (size_t)(nl - (l->text + off)) + 1 : len;
+		}
+		n = write(s->fd, l->text + off, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
 			write_failed(s, n < 0 ? errno : EIO);
-			s->torn = off > 0;
+			s->torn = off > 0 && l->text[off - 1] != '\n';
 			ok = false;
 			break;
 		}
@@ -154,6 +170,19 @@ static bool mend(struct sink *s)
 
 #define BATCH_IOV 256 /* lines per writev(): a snapshot of many tuples is a few calls */
 
+/*
+ * How much one write may carry. A write of at most PIPE_BUF bytes to a pipe is
+ * atomic, and to a local stream socket (journald's stdout) it is queued whole, so
+ * an exit while the writer waits on a reader that stopped reading cuts no line;
+ * a regular file never keeps a write waiting, and takes big batches.
+ */
+static size_t batch_max_of(int fd)
+{
+	struct stat st;
+
+	return !fstat(fd, &st) && S_ISREG(st.st_mode) ? SIZE_MAX : PIPE_BUF;
+}
+
 /* writes a batch; on failure the rest of the batch is dropped */
 static void write_batch(struct sink *s, struct line *l)
 {
@@ -162,14 +191,23 @@ static void write_batch(struct sink *s, struct line *l)
 	bool failed = !mend(s);
 
 	while (l) {
-		size_t n = 0, done;
+		size_t n = 0, done, bytes = 0;
 		ssize_t w = -1;
 
-		for (; l && n < BATCH_IOV; l = l->next, n++) {
+		/* whole lines, at least one: a longer line goes alone */
+		for (; l && n < BATCH_IOV && (!n || bytes + l->len <= s->batch_max);
+		     l = l->next, n++) {
 			part[n] = l;
 			iov[n] = (struct iovec){ .iov_base = l->text, .iov_len = l->len };
+			bytes += l->len;
 		}
-		while (!failed && (w = writev(s->fd, iov, n)) < 0 && errno == EINTR)
+		/* an entry longer than one atomic write: in parts, under the gate */
+		if (!failed && bytes > s->batch_max) {
+			w = write_line(s, part[0], 0) ? (ssize_t)bytes : 0;
+			failed = !w;
+		}
+		while (!failed && bytes <= s->batch_max &&
+		       (w = writev(s->fd, iov, n)) < 0 && errno == EINTR)
 			;
 		if (!failed && w < 0)
 			write_failed(s, errno);
@@ -217,6 +255,7 @@ static void *writer_main(void *arg)
 			if (fd >= 0) {
 				close(s->fd);
 				s->fd = fd;
+				s->batch_max = batch_max_of(fd);
 				s->torn = false; /* a new file starts clean */
 			} else {
 				atomic_fetch_add(&s->errors, 1);
@@ -254,6 +293,7 @@ int sink_open(struct sink **out, const char *path, size_t max_queued)
 			return err;
 		}
 	}
+	s->batch_max = batch_max_of(s->fd);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	err = -pthread_create(&s->writer, NULL, writer_main, s);
@@ -347,8 +387,14 @@ void sink_close(struct sink *s, int timeout_ms)
 		joined = !pthread_timedjoin_np(s->writer, NULL, &deadline);
 	}
 	if (!joined) {
-		/* the writer is stuck in write(): leave it, and its memory, to exit() */
+		/*
+		 * the writer is stuck in write(): leave it, and its memory, to exit(),
+		 * once a long line it is in has ended (a second more at most)
+		 */
 		struct line *l;
+
+		deadline.tv_sec++;
+		pthread_mutex_timedlock(&line_gate, &deadline);
 
 		pthread_mutex_lock(&s->lock);
 		for (l = s->head; l; l = l->next)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """--output (docs/security.md, "The output file and signals"): what the agent refuses to
 open, and how it writes to a full disk. Each test failed before the fix."""
+import fcntl
 import json
 import os
 import signal
@@ -13,7 +14,9 @@ import urllib.request
 
 import pytest
 
-from conftest import EPHPORT, PIN_DIR, Agent, check_lines, run
+from conftest import EPHPORT, PIN_DIR, ROOT, Agent, check_lines, run
+
+LOADGEN = os.path.join(ROOT, "build", "loadgen")
 
 
 def free_port():
@@ -179,3 +182,37 @@ def _parses(line):
         return True
     except ValueError:
         return False
+
+
+def test_a_reader_that_stopped_gets_no_cut_line(make_netns):
+    """Standard output is a pipe whose reader stopped reading, while a snapshot of 200
+    tuples is being written. The agent still stops at SIGINT (it waits two seconds for the
+    writer, then lets the queued lines go), and the pipe then holds whole lines only: a
+    write to a pipe is atomic up to PIPE_BUF bytes, and the writer never puts more lines
+    in one write. Failed before: the pipe ended in the middle of a line."""
+    ns = make_netns()
+    made = json.loads(ns.exec(LOADGEN, "-c", "fin", "-n", "1", "-t", "1", "-j",
+                              "--addresses", "200", "--count", "200").stdout)
+    assert made["connections"] == 200, made  # 200 tuples, a TIME_WAIT socket each
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen([EPHPORT, "agent", "--interval", "1"], stdout=w,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(w)
+    try:
+        time.sleep(4)  # a snapshot: 200 tuple lines of about 400 bytes
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+        with os.fdopen(r, "rb") as f:
+            text = f.read().decode()
+        r = None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if r is not None:
+            os.close(r)
+    assert text.endswith("\n"), text[-300:]
+    lines = text.splitlines(keepends=True)
+    assert json.loads(lines[0])["event"] == "agent_start"
+    check_lines(lines)
