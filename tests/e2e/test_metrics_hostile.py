@@ -9,7 +9,12 @@ import http.client
 import socket
 import time
 
+import pytest
+
 from conftest import PYTHON, eventually
+
+# the HTTP server is the agent's own code, the same on every kernel
+pytestmark = pytest.mark.host_only
 
 PER_ADDRESS = 8      # connections one client address holds at most
 CONNECTIONS = 64     # connections in all

@@ -9,6 +9,8 @@ import socket
 import struct
 import subprocess
 
+import pytest
+
 from conftest import EPHPORT, ROOT, eventually, query
 
 LOADGEN = os.path.join(ROOT, "build", "loadgen")
@@ -77,6 +79,7 @@ def test_a_slow_reader_keeps_its_answer(make_agent, make_netns):
     assert len(answer_files(agent.proc.pid)) <= 1
 
 
+@pytest.mark.host_only  # a timer of the agent's: 25 s of waiting, the same on every kernel
 def test_the_kept_answer_goes_when_no_one_asks(agent):
     query()
     assert len(answer_files(agent.proc.pid)) == 1
