@@ -25,7 +25,8 @@ BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g
 	libcjson-dev libmicrohttpd-dev libmnl-dev iproute2 mount
 TEST_DEPS := libcriterion-dev libclang-rt-14-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
 	libbpf-tools yamllint python3-yaml nodejs \
-	buildah binutils bash-completion groff-base man-db systemd
+	buildah binutils bash-completion groff-base man-db systemd \
+	conntrack nftables
 # make asan and make fuzz: clang's sanitizer and libFuzzer runtimes, which clang-14 only
 # recommends (libclang-rt-14-dev), and what tests/asan/run uses
 SAN_DEPS := clang libclang-rt-14-dev libcriterion-dev python3 iproute2 util-linux

@@ -56,6 +56,13 @@ print("closed", flush=True)
 sys.stdin.readline()
 """
 
+UDP = r"""
+import socket, sys
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(int(sys.argv[3]))]
+for s in socks:
+    s.sendto(b"x", (sys.argv[1], int(sys.argv[2])))
+"""
+
 
 def run(*args, check=True):
     return subprocess.run(args, check=check, capture_output=True, text=True)
@@ -90,10 +97,12 @@ class Topology:
             self.exec(peer, "ip", "link", "set", remote, "up")
         self.exec(self.client, "ip", "route", "add", "default", "via", ROUTER_IN)
         self.exec(self.router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        to = f" to :{nat_range[0]}-{nat_range[1]}" if nat_range else ""
+        # a port range needs a transport protocol match
+        rule = (f"meta l4proto {{ tcp, udp }} masquerade to :{nat_range[0]}-{nat_range[1]}"
+                if nat_range else "masquerade")
         self.nft(self.router, "add table ip ephport_nat\n"
                  "add chain ip ephport_nat post { type nat hook postrouting priority srcnat; }\n"
-                 f"add rule ip ephport_nat post oifname \"r1\" masquerade{to}\n")
+                 f"add rule ip ephport_nat post oifname \"r1\" {rule}\n")
 
     @staticmethod
     def exec(ns, *args, check=True):
@@ -120,6 +129,10 @@ class Topology:
         p = self.spawn(self.client, sys.executable, "-c", CLIENT, SERVER_ADDR, str(port), str(n))
         expect(p, "ready", timeout=60)
         return Clients(p)
+
+    def udp(self, port, n):
+        """n udp flows from the client (one datagram each; nothing answers)"""
+        self.exec(self.client, sys.executable, "-c", UDP, SERVER_ADDR, str(port), str(n))
 
     def conntrack(self):
         """The router's source-NATed entries: {(proto, saddr, daddr, dport): {state: n}}
