@@ -70,21 +70,57 @@ struct ct_tuple {
 	__u8 have_ip, have_proto;
 };
 
+/*
+ * The attribute walk, inline: libmnl's out-of-line mnl_attr_* calls were half of
+ * a message's cost. Stops at the first attribute that does not fit.
+ */
+#define attr_for_each(a, rem, start, len)                                                \
+	for ((a) = (const struct nlattr *)(start), (rem) = (int)(len);                   \
+	     (rem) >= NLA_HDRLEN && (a)->nla_len >= NLA_HDRLEN && (a)->nla_len <= (rem); \
+	     (rem) -= NLA_ALIGN((a)->nla_len),                                           \
+	    (a) = (const struct nlattr *)((const char *)(a) + NLA_ALIGN((a)->nla_len)))
+#define attr_type(a)			   ((a)->nla_type & NLA_TYPE_MASK)
+#define attr_len(a)			   ((a)->nla_len - NLA_HDRLEN)
+#define attr_data(a)			   ((const void *)((const char *)(a) + NLA_HDRLEN))
+#define attr_for_each_nested(a, rem, nest) attr_for_each(a, rem, attr_data(nest), attr_len(nest))
+
+static __u8 attr_u8(const struct nlattr *a)
+{
+	return *(const __u8 *)attr_data(a);
+}
+
+static __u16 attr_u16(const struct nlattr *a)
+{
+	__u16 v;
+
+	memcpy(&v, attr_data(a), sizeof(v));
+	return v;
+}
+
+static __u32 attr_be32(const struct nlattr *a)
+{
+	__u32 v;
+
+	memcpy(&v, attr_data(a), sizeof(v));
+	return ntohl(v);
+}
+
 static int parse_ip(const struct nlattr *nest, struct ct_tuple *t)
 {
 	const struct nlattr *a;
+	int rem;
 
-	mnl_attr_for_each_nested(a, nest)
+	attr_for_each_nested(a, rem, nest)
 	{
-		__u16 type = mnl_attr_get_type(a), len = mnl_attr_get_payload_len(a);
-		__u8 *to = type == CTA_IP_V4_SRC || type == CTA_IP_V6_SRC ? t->src : t->dst;
+		__u16 type = attr_type(a), len = attr_len(a);
+		bool src = type == CTA_IP_V4_SRC || type == CTA_IP_V6_SRC;
 
 		if (type < CTA_IP_V4_SRC || type > CTA_IP_V6_DST)
 			continue;
 		if (len != (type <= CTA_IP_V4_DST ? 4 : 16))
 			return -EINVAL;
-		memcpy(to, mnl_attr_get_payload(a), len);
-		t->have_ip |= type == CTA_IP_V4_SRC || type == CTA_IP_V6_SRC ? 1 : 2;
+		memcpy(src ? t->src : t->dst, attr_data(a), len);
+		t->have_ip |= src ? 1 : 2;
 	}
 	return 0;
 }
@@ -92,27 +128,27 @@ static int parse_ip(const struct nlattr *nest, struct ct_tuple *t)
 static int parse_tuple(const struct nlattr *nest, struct ct_tuple *t)
 {
 	const struct nlattr *a, *p;
+	int rem, prem;
 
-	mnl_attr_for_each_nested(a, nest)
+	attr_for_each_nested(a, rem, nest)
 	{
-		switch (mnl_attr_get_type(a)) {
+		switch (attr_type(a)) {
 		case CTA_TUPLE_IP:
 			if (parse_ip(a, t))
 				return -EINVAL;
 			break;
 		case CTA_TUPLE_PROTO:
-			mnl_attr_for_each_nested(p, a)
+			attr_for_each_nested(p, prem, a)
 			{
-				__u16 type = mnl_attr_get_type(p),
-				      len = mnl_attr_get_payload_len(p);
+				__u16 type = attr_type(p), len = attr_len(p);
 
 				if (type == CTA_PROTO_NUM && len >= 1) {
-					t->proto = mnl_attr_get_u8(p);
+					t->proto = attr_u8(p);
 					t->have_proto = 1;
 				} else if (type == CTA_PROTO_SRC_PORT && len >= 2) {
-					t->sport = mnl_attr_get_u16(p);
+					t->sport = attr_u16(p);
 				} else if (type == CTA_PROTO_DST_PORT && len >= 2) {
-					t->dport = mnl_attr_get_u16(p);
+					t->dport = attr_u16(p);
 				}
 			}
 			break;
@@ -125,16 +161,16 @@ static int parse_tuple(const struct nlattr *nest, struct ct_tuple *t)
 static int parse_protoinfo(const struct nlattr *nest)
 {
 	const struct nlattr *a, *b;
+	int rem, brem;
 
-	mnl_attr_for_each_nested(a, nest)
+	attr_for_each_nested(a, rem, nest)
 	{
-		if (mnl_attr_get_type(a) != CTA_PROTOINFO_TCP)
+		if (attr_type(a) != CTA_PROTOINFO_TCP)
 			continue;
-		mnl_attr_for_each_nested(b, a)
+		attr_for_each_nested(b, brem, a)
 		{
-			if (mnl_attr_get_type(b) == CTA_PROTOINFO_TCP_STATE &&
-			    mnl_attr_get_payload_len(b) >= 1)
-				return tcp_state(mnl_attr_get_u8(b));
+			if (attr_type(b) == CTA_PROTOINFO_TCP_STATE && attr_len(b) >= 1)
+				return tcp_state(attr_u8(b));
 		}
 	}
 	return -1;
@@ -148,7 +184,7 @@ int nat_ct_handle(struct nat_ct *nat, const struct nlmsghdr *nlh, bool from_dump
 	struct nat_flow f = { .state = -1 };
 	__u32 status = 0;
 	bool have_id = false, have_status = false;
-	int msg, err;
+	int msg, rem;
 
 	if (nlh->nlmsg_len < ATTRS_OFF)
 		goto malformed;
@@ -158,9 +194,9 @@ int nat_ct_handle(struct nat_ct *nat, const struct nlmsghdr *nlh, bool from_dump
 	if (msg != IPCTNL_MSG_CT_NEW && msg != IPCTNL_MSG_CT_DELETE)
 		return 0;
 	nfg = mnl_nlmsg_get_payload(nlh);
-	mnl_attr_for_each(a, nlh, sizeof(*nfg))
+	attr_for_each(a, rem, (const char *)nlh + ATTRS_OFF, nlh->nlmsg_len - ATTRS_OFF)
 	{
-		switch (mnl_attr_get_type(a)) {
+		switch (attr_type(a)) {
 		case CTA_TUPLE_ORIG:
 			if (parse_tuple(a, &orig))
 				goto malformed;
@@ -170,15 +206,15 @@ int nat_ct_handle(struct nat_ct *nat, const struct nlmsghdr *nlh, bool from_dump
 				goto malformed;
 			break;
 		case CTA_STATUS:
-			if (mnl_attr_get_payload_len(a) != 4)
+			if (attr_len(a) != 4)
 				goto malformed;
-			status = ntohl(mnl_attr_get_u32(a));
+			status = attr_be32(a);
 			have_status = true;
 			break;
 		case CTA_ID:
-			if (mnl_attr_get_payload_len(a) != 4)
+			if (attr_len(a) != 4)
 				goto malformed;
-			f.id = ntohl(mnl_attr_get_u32(a));
+			f.id = attr_be32(a);
 			have_id = true;
 			break;
 		case CTA_PROTOINFO:
@@ -209,8 +245,7 @@ int nat_ct_handle(struct nat_ct *nat, const struct nlmsghdr *nlh, bool from_dump
 	memcpy(f.origin, orig.src, 16);
 	if (reply.proto == IPPROTO_UDP)
 		f.state = NAT_CT_UDP;
-	err = nat_agg_upsert(nat, &f, from_dump);
-	return err;
+	return nat_agg_upsert(nat, &f, from_dump);
 malformed:
 	nat->st.malformed++;
 	return -EINVAL;
