@@ -25,7 +25,8 @@ BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g
 	libcjson-dev libmicrohttpd-dev libmnl-dev iproute2 mount
 TEST_DEPS := libcriterion-dev libclang-rt-14-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
 	libbpf-tools yamllint python3-yaml nodejs \
-	buildah binutils bash-completion groff-base man-db systemd
+	buildah binutils bash-completion groff-base man-db systemd \
+	conntrack nftables
 # make asan and make fuzz: clang's sanitizer and libFuzzer runtimes, which clang-14 only
 # recommends (libclang-rt-14-dev), and what tests/asan/run uses
 SAN_DEPS := clang libclang-rt-14-dev libcriterion-dev python3 iproute2 util-linux
@@ -47,12 +48,12 @@ SKELS := $(SKEL_OUT)/ephport.skel.h
 # the option tables (agent_opts.o, query_opts.o) are here for the unit tests to parse with,
 # query_render.o for the query fuzzer to render with
 LIB_OBJS := $(addprefix $(OUT)/,util.o index.o cadence.o addr.o objects.o jsonw.o table.o tuples.o capacity.o netns.o spread_local.o lock.o privdir.o cgroup.o kernel.o startup.o \
-	report.o sink.o pressure.o failures.o spread.o guard.o cost.o promtext.o metrics_conn.o metrics_http.o series.o hints.o metrics.o \
+	nat_ct.o nat_ct_agg.o report.o sink.o pressure.o failures.o spread.o guard.o cost.o promtext.o metrics_conn.o metrics_http.o series.o hints.o metrics.o \
 	opts.o opts_complete.o agent_opts.o query_opts.o query_render.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o agent_signal.o agent_check.o agent_lines.o agent_upkeep.o agent_bpf.o \
 	agent_query.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
-BENCH_BINS := $(OUT)/loadgen $(OUT)/floor $(OUT)/nshold
+BENCH_BINS := $(OUT)/loadgen $(OUT)/floor $(OUT)/nshold $(OUT)/nat_probe
 
 ifeq ($(V),1)
 Q :=
@@ -132,6 +133,11 @@ $(OUT)/floor: bench/floor.c $(OUT)/floor.skel.h
 $(OUT)/nshold: bench/nshold.c | $(OUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(CPPFLAGS) $< -o $@
+
+# nat_ct.c alone: the end-to-end tests' view of a namespace's source NAT
+$(OUT)/nat_probe: bench/nat_probe.c $(OUT)/nat_ct.o $(OUT)/nat_ct_agg.o | $(OUT)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $^ -lmnl -lcjson -o $@
 
 $(OUT)/loadgen: bench/loadgen.c | $(OUT)
 	$(call msg,LINK,$@)
