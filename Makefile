@@ -55,7 +55,7 @@ LIB_OBJS := $(addprefix $(OUT)/,util.o index.o cadence.o addr.o objects.o jsonw.
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o agent_signal.o agent_check.o agent_lines.o agent_upkeep.o agent_bpf.o \
 	agent_query.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
-BENCH_BINS := $(OUT)/loadgen $(OUT)/floor $(OUT)/nshold
+BENCH_BINS := $(OUT)/loadgen $(OUT)/floor $(OUT)/nshold $(OUT)/natrules
 
 ifeq ($(V),1)
 Q :=
@@ -135,6 +135,11 @@ $(OUT)/floor: bench/floor.c $(OUT)/floor.skel.h
 $(OUT)/nshold: bench/nshold.c | $(OUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(CPPFLAGS) $< -o $@
+
+# what nat_rules.c makes of a namespace (tests/e2e/test_nat_rules.py)
+$(OUT)/natrules: bench/natrules.c $(OUT)/nat_rules.o $(OUT)/nat_rules_parse.o
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $^ -lcjson -lmnl $(NFT_LIBS) -o $@
 
 $(OUT)/loadgen: bench/loadgen.c | $(OUT)
 	$(call msg,LINK,$@)
