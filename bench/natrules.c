@@ -2,9 +2,9 @@
 /*
  * natrules: what nat_rules.c makes of a network namespace, for the end-to-end tests.
  * Enters the namespace at PATH (/run/netns/NAME), detects source NAT, reads the ruleset
- * and prints JSON lines: one "detect", one "rule" per masquerade/snat statement, and one
- * "range" per PROTO ADDR pair asked (the range a NAT tuple with that translated source
- * address draws from). --nat-range LOW-HIGH is the agent's override.
+ * and prints JSON lines: one "detect" (with the ruleset's generation), one "rule" per
+ * masquerade/snat statement, and one "range" per PROTO ADDR pair asked (the range a NAT tuple with
+ * that translated source address draws from). --nat-range LOW-HIGH is the agent's override.
  *
  * natrules PATH [--nat-range LOW-HIGH] [tcp|udp ADDR]...
  */
@@ -61,6 +61,7 @@ int main(int argc, char **argv)
 	struct nat_range override = {}, r;
 	struct nat_rules rules = {};
 	unsigned int where = 0;
+	__u32 gen = 0;
 	int fd, err, i = 2;
 
 	if (argc < 2 || (argc - 2) % 2) {
@@ -83,8 +84,12 @@ int main(int argc, char **argv)
 	err = nat_detect(&where);
 	if (err)
 		fprintf(stderr, "natrules: detect: %s\n", strerror(-err));
-	printf("{\"detect\":{\"nft\":%s,\"legacy\":%s}}\n", where & NAT_IN_NFT ? "true" : "false",
-	       where & NAT_IN_LEGACY ? "true" : "false");
+	err = nat_ruleset_gen(&gen);
+	if (err)
+		fprintf(stderr, "natrules: generation: %s\n", strerror(-err));
+	printf("{\"detect\":{\"nft\":%s,\"legacy\":%s,\"gen\":%u}}\n",
+	       where & NAT_IN_NFT ? "true" : "false", where & NAT_IN_LEGACY ? "true" : "false",
+	       gen);
 	err = nat_rules_read(&rules);
 	if (err) {
 		fprintf(stderr, "natrules: ruleset: %s\n", strerror(-err));

@@ -54,14 +54,19 @@ static bool legacy_nat(const char *name)
 	return nat_tables_names_has_nat(buf);
 }
 
-static int chain_attr(const struct nlattr *attr, void *data)
+struct attrs {
+	const struct nlattr **tb;
+	int max;
+};
+
+static int attr_cb(const struct nlattr *attr, void *data)
 {
-	const struct nlattr **tb = data;
+	const struct attrs *a = data;
 	int type = mnl_attr_get_type(attr);
 
-	if (mnl_attr_type_valid(attr, NFTA_CHAIN_MAX) < 0)
+	if (mnl_attr_type_valid(attr, (__u16)a->max) < 0 || type > a->max)
 		return MNL_CB_OK;
-	tb[type] = attr;
+	a->tb[type] = attr;
 	return MNL_CB_OK;
 }
 
@@ -69,23 +74,35 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 {
 	const struct nlattr *tb[NFTA_CHAIN_MAX + 1] = {};
 	const struct nlattr *hook[NFTA_HOOK_MAX + 1] = {};
+	struct attrs chain = { tb, NFTA_CHAIN_MAX }, hooks = { hook, NFTA_HOOK_MAX };
 	bool *found = data;
 
-	mnl_attr_parse(nlh, sizeof(struct nfgenmsg), chain_attr, tb);
+	mnl_attr_parse(nlh, sizeof(struct nfgenmsg), attr_cb, &chain);
 	if (!tb[NFTA_CHAIN_TYPE] || !tb[NFTA_CHAIN_HOOK])
 		return MNL_CB_OK;
 	if (strcmp(mnl_attr_get_str(tb[NFTA_CHAIN_TYPE]), "nat"))
 		return MNL_CB_OK;
-	/* NFTA_HOOK_* and NFTA_CHAIN_* share the callback: only the type is looked at */
-	mnl_attr_parse_nested(tb[NFTA_CHAIN_HOOK], chain_attr, hook);
+	mnl_attr_parse_nested(tb[NFTA_CHAIN_HOOK], attr_cb, &hooks);
 	if (hook[NFTA_HOOK_HOOKNUM] &&
 	    ntohl(mnl_attr_get_u32(hook[NFTA_HOOK_HOOKNUM])) == NF_INET_POST_ROUTING)
 		*found = true;
 	return MNL_CB_OK;
 }
 
-/* a nat chain at postrouting in any family's table; 0, or -errno */
-static int nft_nat_chain(bool *found)
+static int gen_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *tb[NFTA_GEN_MAX + 1] = {};
+	struct attrs gen = { tb, NFTA_GEN_MAX };
+	__u32 *id = data;
+
+	mnl_attr_parse(nlh, sizeof(struct nfgenmsg), attr_cb, &gen);
+	if (tb[NFTA_GEN_ID])
+		*id = ntohl(mnl_attr_get_u32(tb[NFTA_GEN_ID]));
+	return MNL_CB_OK;
+}
+
+/* one nf_tables request (a dump with NLM_F_DUMP), each answer to cb; 0, or -errno */
+static int nft_request(__u16 type, __u16 flags, mnl_cb_t cb, void *data)
 {
 	char buf[32768]; /* MNL_SOCKET_DUMP_SIZE, which libmnl 1.0.4 lacks */
 	struct mnl_socket *nl = NULL;
@@ -94,7 +111,6 @@ static int nft_nat_chain(bool *found)
 	unsigned int portid, seq = (unsigned int)time(NULL);
 	int ret, err = 0;
 
-	*found = false;
 	nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (!nl)
 		return -errno;
@@ -104,8 +120,8 @@ static int nft_nat_chain(bool *found)
 	}
 	portid = mnl_socket_get_portid(nl);
 	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
 	nlh->nlmsg_seq = seq;
 	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
 	nfg->nfgen_family = NFPROTO_UNSPEC;
@@ -116,16 +132,21 @@ static int nft_nat_chain(bool *found)
 		goto cleanup;
 	}
 	while ((ret = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
-		ret = mnl_cb_run(buf, ret, seq, portid, chain_cb, found);
+		ret = mnl_cb_run(buf, ret, seq, portid, cb, data);
 		if (ret <= 0)
 			break;
 	}
-	/* no nf_tables in this kernel, or nothing to dump: no chain */
-	if (ret < 0 && errno != ENOENT && errno != EPROTONOSUPPORT && errno != EOPNOTSUPP)
+	if (ret < 0)
 		err = -errno;
 cleanup:
 	mnl_socket_close(nl);
 	return err;
+}
+
+int nat_ruleset_gen(__u32 *gen)
+{
+	*gen = 0;
+	return nft_request(NFT_MSG_GETGEN, NLM_F_ACK, gen_cb, gen); /* the ack ends it */
 }
 
 int nat_detect(unsigned int *where)
@@ -134,13 +155,13 @@ int nat_detect(unsigned int *where)
 	int err;
 
 	*where = 0;
-	err = nft_nat_chain(&found);
+	err = nft_request(NFT_MSG_GETCHAIN, NLM_F_DUMP, chain_cb, &found);
 	if (found)
 		*where |= NAT_IN_NFT;
 	if (legacy_nat("ip_tables_names") || legacy_nat("ip6_tables_names"))
 		*where |= NAT_IN_LEGACY;
-	/* nf_tables itself missing (a module not loaded) is not a failure */
-	if (err == -EPROTONOSUPPORT || err == -EAFNOSUPPORT)
+	/* no nf_tables in this kernel (a module not loaded), nothing to dump: no chain */
+	if (err == -EPROTONOSUPPORT || err == -EAFNOSUPPORT || err == -ENOENT || err == -EOPNOTSUPP)
 		err = 0;
 	return err;
 }

@@ -74,6 +74,11 @@ struct nat_range {
 
 /* 0 and *where (NAT_IN_*), or -errno. Inside the namespace. */
 int nat_detect(unsigned int *where);
+/*
+ * The nftables ruleset's generation (NFT_MSG_GETGEN): it changes with every change to the
+ * ruleset, so nat_rules_read() is needed only when it did. 0 or -errno. Inside the namespace.
+ */
+int nat_ruleset_gen(__u32 *gen);
 /* does an ip_tables_names text name the nat table */
 bool nat_tables_names_has_nat(const char *text);
 

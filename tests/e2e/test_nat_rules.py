@@ -58,10 +58,17 @@ def test_no_nat(nat_ns):
         }
     }""")
     detect, rules, ranges = natrules(ns, "tcp", "198.18.0.1")
+    gen = detect.pop("gen")
     assert detect == {"nft": False, "legacy": False}
     assert rules == []
     assert ranges[0]["source"] == "default"
     assert (ranges[0]["low"], ranges[0]["high"], ranges[0]["size"]) == (1024, 65535, 64512)
+    # a change to the ruleset moves its generation: the agent reads rules again only then
+    detect, _, _ = natrules(ns)
+    assert detect["gen"] == gen
+    nft(ns, "add table ip another")
+    detect, _, _ = natrules(ns)
+    assert detect["gen"] != gen
 
 
 def test_nft_masquerade_and_snat(nat_ns):
@@ -124,5 +131,5 @@ def test_iptables_legacy(nat_ns):
         pytest.skip(f"iptables-legacy cannot make a nat table here: {r.stderr.strip()}")
     detect, rules, _ = natrules(ns)
     # the legacy table is seen, its rules are not nftables'
-    assert detect == {"nft": False, "legacy": True}
+    assert (detect["nft"], detect["legacy"]) == (False, True)
     assert rules == []
