@@ -339,11 +339,19 @@ int nat_rules_parse_json(struct nat_rules *rules, const char *json)
 	{
 		const cJSON *rule = cJSON_GetObjectItem(o, "rule");
 
-		if (!rule || in_input_chain(list, rule))
+		size_t len = rules->len;
+		unsigned int xt = rules->xt;
+
+		if (!rule)
 			continue;
 		err = parse_rule(rules, rule);
 		if (err)
 			break;
+		/* only a rule with NAT statements is looked up: a ruleset can be large */
+		if (rules->len > len && in_input_chain(list, rule)) {
+			rules->len = len;
+			rules->xt = xt;
+		}
 	}
 cleanup:
 	cJSON_Delete(root);
