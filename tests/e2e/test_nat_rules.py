@@ -36,7 +36,7 @@ def nft(ns, script):
 
 
 def natrules(ns, *args):
-    out = run(NATRULES, f"/run/netns/{ns}", *args).stdout
+    out = run(NATRULES, f"/run/netns/{ns}", *args, timeout=60).stdout
     lines = [json.loads(line) for line in out.splitlines()]
     detect = [x["detect"] for x in lines if "detect" in x]
     assert len(detect) == 1, out
