@@ -17,16 +17,18 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/pp
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -Wall -Wextra -Werror
 CPPFLAGS += -D_GNU_SOURCE -DEPHPORT_VERSION='"$(VERSION)"' -I$(SKEL_OUT) -Ibpf -Iuser
-LDLIBS += -lbpf -lelf -lz -lcjson -lmicrohttpd -lmnl -lm -lpthread
+# libnftables reads a namespace's NAT rules (nat_rules.c)
+NFT_LIBS := $(or $(shell pkg-config --libs libnftables 2>/dev/null),-lnftables)
+LDLIBS += -lbpf -lelf -lz -lcjson -lmicrohttpd -lmnl $(NFT_LIBS) -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
 
 # Debian 12 packages: to build and run, and in addition to test
 BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev \
-	libcjson-dev libmicrohttpd-dev libmnl-dev iproute2 mount
+	libcjson-dev libmicrohttpd-dev libmnl-dev libnftables-dev pkg-config iproute2 mount
 TEST_DEPS := libcriterion-dev libclang-rt-14-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
+	nftables iptables \
 	libbpf-tools yamllint python3-yaml nodejs \
-	buildah binutils bash-completion groff-base man-db systemd \
-	conntrack nftables
+	buildah binutils bash-completion groff-base man-db systemd conntrack
 # make asan and make fuzz: clang's sanitizer and libFuzzer runtimes, which clang-14 only
 # recommends (libclang-rt-14-dev), and what tests/asan/run uses
 SAN_DEPS := clang libclang-rt-14-dev libcriterion-dev python3 iproute2 util-linux
@@ -47,13 +49,13 @@ BPF_HDRS := $(wildcard bpf/*.h) vmlinux/vmlinux.h
 SKELS := $(SKEL_OUT)/ephport.skel.h
 # the option tables (agent_opts.o, query_opts.o) are here for the unit tests to parse with,
 # query_render.o for the query fuzzer to render with
-LIB_OBJS := $(addprefix $(OUT)/,util.o index.o cadence.o addr.o objects.o jsonw.o table.o tuples.o capacity.o netns.o spread_local.o lock.o privdir.o cgroup.o kernel.o startup.o \
+LIB_OBJS := $(addprefix $(OUT)/,util.o index.o cadence.o addr.o objects.o jsonw.o table.o tuples.o capacity.o nat_rules.o nat_rules_parse.o netns.o spread_local.o lock.o privdir.o cgroup.o kernel.o startup.o \
 	nat_ct.o nat_ct_agg.o report.o sink.o pressure.o failures.o spread.o guard.o cost.o promtext.o metrics_conn.o metrics_http.o series.o hints.o metrics.o \
 	opts.o opts_complete.o agent_opts.o query_opts.o query_render.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o agent_signal.o agent_check.o agent_lines.o agent_upkeep.o agent_bpf.o \
 	agent_query.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
-BENCH_BINS := $(OUT)/loadgen $(OUT)/floor $(OUT)/nshold $(OUT)/nat_probe
+BENCH_BINS := $(OUT)/loadgen $(OUT)/floor $(OUT)/nshold $(OUT)/nat_probe $(OUT)/natrules
 
 ifeq ($(V),1)
 Q :=
@@ -138,6 +140,11 @@ $(OUT)/nshold: bench/nshold.c | $(OUT)
 $(OUT)/nat_probe: bench/nat_probe.c $(OUT)/nat_ct.o $(OUT)/nat_ct_agg.o | $(OUT)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $^ -lmnl -lcjson -o $@
+
+# what nat_rules.c makes of a namespace (tests/e2e/test_nat_rules.py)
+$(OUT)/natrules: bench/natrules.c $(OUT)/nat_rules.o $(OUT)/nat_rules_parse.o
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $^ -lcjson -lmnl $(NFT_LIBS) -o $@
 
 $(OUT)/loadgen: bench/loadgen.c | $(OUT)
 	$(call msg,LINK,$@)
