@@ -65,7 +65,7 @@ static int run_loop(struct agent *a)
 {
 	__u64 interval_ns = a->opts.interval * 1000000000ull;
 	__u64 next_snap = mono_ns() + interval_ns, next_check = mono_ns(), now;
-	struct pollfd pfd[3];
+	struct pollfd pfd[4];
 	int err;
 
 	while (!agent_stop_signal()) {
@@ -81,7 +81,10 @@ static int run_loop(struct agent *a)
 					  .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = a->query_fd, .events = POLLIN };
 		pfd[2] = (struct pollfd){ .fd = agent_signals_fd(), .events = POLLIN };
-		err = poll(pfd, 3, wake > now ? (wake - now + 999999) / 1000000 : 0);
+		/* conntrack events of the namespaces with source NAT (-1: none, ignored) */
+		pfd[3] = (struct pollfd){ .fd = a->nat ? nat_view_fd(a->nat) : -1,
+					  .events = POLLIN };
+		err = poll(pfd, 4, wake > now ? (wake - now + 999999) / 1000000 : 0);
 		if (err < 0 && errno != EINTR) {
 			eph_err("cannot wait for notices: %s", strerror(errno));
 			return neg_errno();
@@ -93,6 +96,8 @@ static int run_loop(struct agent *a)
 		}
 		for (int i = 0; i < MAX_QUERIES_AT_ONCE && (pfd[1].revents & POLLIN); i++)
 			agent_query_serve(a);
+		if (pfd[3].revents & POLLIN)
+			nat_view_process(a->nat);
 		if (agent_stop_signal())
 			break;
 		now = mono_ns();
@@ -199,6 +204,7 @@ static void agent_close(struct agent *a)
 	ephport_bpf__destroy(a->skel);
 	failures_free(a->failures);
 	spreads_free(a->spreads);
+	nat_view_free(a->nat);
 	pressure_free(a->pressure);
 	table_free(&a->table);
 	free(a->order);

@@ -20,6 +20,7 @@
 #include "kernel.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "nat.h"
 #include "netns.h"
 #include "opts.h"
 #include "pressure.h"
@@ -53,6 +54,9 @@ struct agent_opts {
 	const char *metrics_addr; /* as given; NULL: no metrics */
 	struct metrics_addr metrics;
 	uint64_t metrics_top;
+	bool no_nat;		    /* --no-nat */
+	struct nat_range nat_range; /* --nat-range; low 0: none */
+	double nat_warn, nat_crit;
 	bool verbose;
 };
 
@@ -69,6 +73,7 @@ struct agent {
 	struct pressure *pressure;
 	struct failures *failures;
 	struct spreads *spreads;
+	struct nat_view *nat; /* NULL: --no-nat, or it could not start */
 	struct cost cost;
 	struct ring_buffer *notices;
 	struct bpf_link *guard4, *guard6;

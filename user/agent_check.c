@@ -237,6 +237,19 @@ int agent_watch_setup(struct agent *a)
 		return -ENOMEM;
 	}
 	pressure_spread_hook(a->pressure, spread_state_of, a);
+	if (!a->opts.no_nat) {
+		struct nat_view_opts no = {
+			.alert = cfg,
+			.override = a->opts.nat_range,
+		};
+
+		no.alert.warn = a->opts.nat_warn;
+		no.alert.crit = a->opts.nat_crit;
+		if (nat_view_new(&a->nat, &no)) {
+			eph_err("cannot set up the source NAT view: %s", strerror(errno));
+			return -ENOMEM;
+		}
+	}
 	a->notices = ring_buffer__new(bpf_map__fd(a->skel->maps.notices), on_notice, a, NULL);
 	if (!a->notices) {
 		eph_err("cannot set up the notice ring buffer: %s", strerror(errno));
@@ -373,6 +386,8 @@ int agent_check(struct agent *a)
 	err = pressure_check(a->pressure, &a->table, &a->latest_ns, now, a->capacity_redone);
 	if (err)
 		eph_err("pressure check: %s", strerror(-err));
+	if (a->nat)
+		nat_view_check(a->nat, &a->report, now);
 	if (a->guard.mode != GUARD_OFF && guard_concerned(a)) {
 		size_t uncovered = 0;
 

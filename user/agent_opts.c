@@ -41,6 +41,14 @@ static int parse_spread(const char *arg, void *cfg)
 	return o->nspread ? 0 : -EINVAL;
 }
 
+/* --nat-range LOW-HIGH */
+static int parse_nat_range(const char *arg, void *cfg)
+{
+	struct agent_opts *o = cfg;
+
+	return nat_range_parse(arg, &o->nat_range);
+}
+
 /* what the agent runs with where no option says otherwise (the help states the same), by topic */
 const struct agent_opts agent_opts_default = {
 	/* clang-format off */
@@ -48,6 +56,7 @@ const struct agent_opts agent_opts_default = {
 	.warn = 0.80, .crit = 0.95, .margin = 0.05, .hold = 30,
 	.deny_at = 0.98, .deny_errno = EADDRNOTAVAIL, .spread_at = 0.70,
 	.max_tuples = MAX_TUPLES_DEFAULT, .tuple_idle = 600, .metrics_top = METRICS_TOP_DEFAULT,
+	.nat_warn = 0.80, .nat_crit = 0.95,
 	/* clang-format on */
 };
 
@@ -107,6 +116,16 @@ static const struct opt agent_options[] = {
 	{ "spread-at", 0, UTIL(spread_at), GUARD_OPT, .metavar = "U",
 	  .help = "utilization of a destination's tuple from which its\n"
 		  "connects are spread (default 0.70; below --deny-at)" },
+	{ "no-nat", 0, OPT_FLAG_AT(struct agent_opts, no_nat),
+	  .help = "do not count source NAT (conntrack) per NAT tuple" },
+	{ "nat-range", 0, OPT_FUNC(parse_nat_range), .metavar = "LOW-HIGH",
+	  .why = "two ports 1-65535, LOW-HIGH with LOW <= HIGH, or one port",
+	  .help = "the port range source NAT draws from, for every NAT\n"
+		  "tuple (default: the rule's range, else 1024-65535)" },
+	{ "nat-warn-at", 0, UTIL(nat_warn), .metavar = "U",
+	  .help = "utilization of a NAT tuple's warning level (default 0.80)" },
+	{ "nat-critical-at", 0, UTIL(nat_crit), .metavar = "U",
+	  .help = "utilization of a NAT tuple's critical level\n(default 0.95)" },
 	{ "max-tuples", 0, U64(max_tuples), .min = 1, .max = MAX_MAP_ENTRIES, .metavar = "N",
 	  .help = "destination tuples tracked at most (default 65536)" },
 	{ "tuple-idle", 0, U64(tuple_idle), .min = 0, .max = 365 * 86400, .metavar = "SEC",
@@ -163,6 +182,18 @@ int agent_parse_opts(int argc, char **argv, struct agent_opts *o)
 	if (o->warn >= o->crit) {
 		opts_error(&agent_cmd, "--warn-at (%g) must be below --critical-at (%g)", o->warn,
 			   o->crit);
+		return -EINVAL;
+	}
+	if (o->nat_warn >= o->nat_crit) {
+		opts_error(&agent_cmd, "--nat-warn-at (%g) must be below --nat-critical-at (%g)",
+			   o->nat_warn, o->nat_crit);
+		return -EINVAL;
+	}
+	if (o->margin >= o->nat_warn) {
+		opts_error(&agent_cmd,
+			   "--clear-margin (%g) must be below --nat-warn-at (%g), or a NAT "
+			   "warning never clears",
+			   o->margin, o->nat_warn);
 		return -EINVAL;
 	}
 	return 0;

@@ -171,6 +171,11 @@ static int answer(struct agent *a, const struct query_req *rq, int memfd, char *
 		return err;
 	}
 	v.spreads = spreads;
+	v.nat_enabled = a->nat != NULL;
+	if (a->nat) {
+		v.nat = nat_view_rows(a->nat, &v.nnat);
+		v.nat_ns = nat_view_namespaces(a->nat, &v.nnat_ns);
+	}
 	v.seen = a->table.list.len;
 	v.denials = denials;
 	order = query_order(a, &rq->filter, &v.norder);

@@ -17,7 +17,11 @@
 
 static void netns_forget(const struct netns *ns, void *arg)
 {
-	bpf_map_delete_elem(*(int *)arg, &ns->inum);
+	struct agent *a = arg;
+
+	bpf_map_delete_elem(bpf_map__fd(a->skel->maps.netns_info), &ns->inum);
+	if (a->nat)
+		nat_view_forget(a->nat, ns->inum);
 }
 
 /* a namespace to read, and whether it holds tuples */
@@ -55,6 +59,9 @@ static int netns_read_one(struct agent *a, struct netns *ns, int info_fd)
 	/* one that cannot be read keeps the last mask: the guard goes on spreading as it did */
 	if (!err && a->opts.nspread)
 		spread_local_read(a->opts.spread, a->opts.nspread, &fresh.spread_local);
+	/* a reading that fails leaves what it had: the next round tries again */
+	if (!err && a->nat)
+		nat_view_read_ns(a->nat, ns->inum, ns->home ? NULL : ns->path);
 	if (netns_leave(ns, a->home_fd)) {
 		eph_err("cannot return to the agent's network namespace: %s", strerror(errno));
 		return neg_errno();
@@ -101,7 +108,7 @@ int agent_netns_round(struct agent *a, bool all)
 
 	err = netns_discover(&a->netns, "/proc/self/ns/net");
 	if (!err)
-		err = netns_prune(&a->netns, netns_forget, &info_fd);
+		err = netns_prune(&a->netns, netns_forget, a);
 	if (err) {
 		eph_err("cannot list network namespaces: %s", strerror(-err));
 		return err;

@@ -13,6 +13,7 @@
 
 #include "ephport.h"
 #include "guard.h"
+#include "nat.h"
 #include "spread.h"
 #include "opts.h"
 
@@ -57,8 +58,16 @@ struct query_view {
 	size_t ndenials;
 	const struct spread_count *spreads; /* those the filter keeps */
 	size_t nspreads;
+	bool nat_enabled;	   /* not --no-nat */
+	const struct nat_row *nat; /* the NAT tuples, most utilized first */
+	size_t nnat;
+	const struct nat_ns_row *nat_ns;
+	size_t nnat_ns;
 };
 
 int query_render(FILE *out, const struct query_req *rq, const struct query_view *v);
+/* query_nat.c: the NAT sections */
+int nat_section_to_json(const struct query_view *v, const struct tuple_filter *f, cJSON *doc);
+void print_nat(FILE *out, const struct query_view *v, const struct tuple_filter *f);
 
 #endif /* EPHPORT_QUERY_H */

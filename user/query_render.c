@@ -33,7 +33,8 @@ static char *json_head(const struct query_req *rq, const struct query_view *v)
 	    spreads_to_json(v->guard, v->spreads, v->nspreads, spread) ||
 	    !cJSON_AddNumberToObject(doc, "agent_pid", v->agent) ||
 	    stats_to_json(v->st, v->seen, stats) || guard_info_to_json(v->guard, guard) ||
-	    guard_denials_to_json(v->denials, v->ndenials, denials))
+	    guard_denials_to_json(v->denials, v->ndenials, denials) ||
+	    nat_section_to_json(v, &rq->filter, doc))
 		goto out;
 	for (size_t i = 0; i < v->nl->len; i++) {
 		cJSON *n;
@@ -389,5 +390,6 @@ int query_render(FILE *out, const struct query_req *rq, const struct query_view 
 	print_spread_local(out, v, &rq->filter);
 	print_guard(out, v);
 	print_spread(out, v);
+	print_nat(out, v, &rq->filter);
 	return 0;
 }

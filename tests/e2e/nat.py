@@ -56,6 +56,24 @@ print("closed", flush=True)
 sys.stdin.readline()
 """
 
+# n connections tried, each with a timeout: "made M F"; then as CLIENT
+TRY = r"""
+import socket, sys
+conns, failed = [], 0
+for _ in range(int(sys.argv[3])):
+    try:
+        conns.append(socket.create_connection((sys.argv[1], int(sys.argv[2])),
+                                              timeout=float(sys.argv[4])))
+    except OSError:
+        failed += 1
+print("made", len(conns), failed, flush=True)
+sys.stdin.readline()
+for c in conns:
+    c.close()
+print("closed", flush=True)
+sys.stdin.readline()
+"""
+
 UDP = r"""
 import socket, sys
 socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(int(sys.argv[3]))]
@@ -75,6 +93,7 @@ class Topology:
         tag = f"{os.getpid() % 100000}{next(_serial)}"
         self.client, self.router, self.server = (f"epn{r}{tag}" for r in "crs")
         self.procs = []
+        self.extra = []
         try:
             self._build(tag, nat_range)
         except Exception:
@@ -153,12 +172,35 @@ class Topology:
             origins[key][orig["src"]] += 1
         return states, origins
 
+    def add_client(self):
+        """A second client namespace behind the router (198.18.2.2); its name."""
+        ns = self.client + "b"
+        run("ip", "netns", "add", ns)
+        self.extra.append(ns)
+        self.exec(ns, "ip", "link", "set", "lo", "up")
+        self.exec(self.router, "ip", "link", "add", "r2", "type", "veth", "peer", "name", "c0",
+                  "netns", ns)
+        self.exec(self.router, "ip", "addr", "add", "198.18.2.1/24", "dev", "r2")
+        self.exec(self.router, "ip", "link", "set", "r2", "up")
+        self.exec(ns, "ip", "addr", "add", "198.18.2.2/24", "dev", "c0")
+        self.exec(ns, "ip", "link", "set", "c0", "up")
+        self.exec(ns, "ip", "route", "add", "default", "via", "198.18.2.1")
+        return ns
+
+    def try_connect(self, ns, port, n, timeout):
+        """n more connections from ns, each given timeout s: (made, failed); the made ones
+        stay open until the process ends (the returned Clients)"""
+        p = self.spawn(ns, sys.executable, "-c", TRY, SERVER_ADDR, str(port), str(n),
+                       str(timeout))
+        made, failed = map(int, expect(p, "made", timeout=n * timeout + 30).split()[1:])
+        return (made, failed), Clients(p)
+
     def delete(self):
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
             p.wait()
-        for ns in (self.client, self.router, self.server):
+        for ns in (self.client, self.router, self.server, *self.extra):
             run("ip", "netns", "del", ns, check=False)
 
 

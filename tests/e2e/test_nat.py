@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""Source NAT per NAT tuple, as the agent reports it (docs/nat.md): a client namespace,
+a router namespace that masquerades, a server namespace (tests/e2e/nat.py). The agent's
+counts per NAT tuple and state, and its origins, are compared with `conntrack -L` in the
+router through connections opening, closing and expiring; a client runs a 100-port range
+out; namespaces without NAT, and --no-nat, add nothing."""
+import os
+
+import pytest
+
+import nat
+from conftest import eventually, query
+
+PORT = 8080
+
+
+@pytest.fixture
+def make_topology():
+    made = []
+
+    def make(nat_range=None):
+        t = nat.Topology(nat_range)
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        t.delete()
+
+
+def inode(ns):
+    return os.stat(f"/run/netns/{ns}").st_ino
+
+
+def nat_rows(t):
+    """the agent's NAT tuples of the router: {(proto, saddr, daddr, dport): row}"""
+    q = query("--netns", str(inode(t.router)))
+    return {(r["protocol"], r["saddr"], r["daddr"], r["dport"]): r for r in q["nat"]}
+
+
+def assert_nat_is_conntrack(t):
+    """every NAT tuple of the router, state by state and origin by origin, as conntrack
+    lists its entries; the rows, by key"""
+    states, origins = t.conntrack()
+    rows = nat_rows(t)
+    assert set(rows) == set(states), (rows.keys(), states)
+    for key, row in rows.items():
+        for state, n in row["states"].items():
+            assert n == states[key][state], f"{key} {state}: ephport {n}, conntrack " \
+                                            f"{states[key][state]}"
+        assert row["usage"] == sum(states[key].values())
+        assert row["origins_total"] == len(origins[key])
+        assert {o["saddr"]: o["entries"] for o in row["origins"]} == dict(origins[key])
+    return rows
+
+
+def settled(t, key, state, n):
+    """the agent equals conntrack, and key has n entries in state (the last ACK of a
+    handshake may still be on its way when connect() returns)"""
+    rows = assert_nat_is_conntrack(t)
+    assert rows[key]["states"][state] == n, rows[key]["states"]
+    return rows
+
+
+def nat_line(agent, level):
+    return agent.wait_event("nat_pressure", timeout=15, pred=lambda e: e["level"] == level)
+
+
+@pytest.mark.parametrize("nat_range", [None, (40000, 40099)], ids=["default", "range"])
+def test_nat_tuples_are_conntracks(make_agent, make_topology, nat_range):
+    t = make_topology(nat_range)
+    # TIME_WAIT entries expire after 5 s instead of 120 s
+    t.exec(t.router, "sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_timeout_time_wait=5")
+    make_agent("--interval", "1")
+    t.start_server(PORT)
+    clients = t.connect(PORT, 40)
+    key = ("tcp", nat.ROUTER_OUT, nat.SERVER_ADDR, PORT)
+    row = eventually(lambda: settled(t, key, "established", 40), timeout=15)[key]
+    if nat_range:
+        assert (row["capacity"], row["range"]["source"]) == (100, "rule")
+    else:
+        assert row["capacity"] == 65535 - 1024 + 1
+    assert row["origins"] == [{"saddr": nat.CLIENT_ADDR, "entries": 40,
+                               "netns": inode(t.client)}]
+    clients.close()
+    eventually(lambda: settled(t, key, "time_wait", 40), timeout=15)
+    t.udp(9090, 5)
+    rows = eventually(lambda: assert_nat_is_conntrack(t), timeout=15)
+    assert rows[("udp", nat.ROUTER_OUT, nat.SERVER_ADDR, 9090)]["states"] == {"udp": 5}
+    # the TIME_WAIT entries expire (conntrack's garbage collection reaps them in its time)
+    eventually(lambda: key not in assert_nat_is_conntrack(t), timeout=90)
+
+
+def test_a_client_runs_out_of_nat_ports(make_agent, make_topology):
+    t = make_topology((40000, 40099))
+    other = t.add_client()
+    agent = make_agent("--interval", "1")
+    t.start_server(PORT)
+    key = ("tcp", nat.ROUTER_OUT, nat.SERVER_ADDR, PORT)
+    first = t.connect(PORT, 60)
+    assert t.try_connect(other, PORT, 25, 5)[0] == (25, 0)
+    line = nat_line(agent, "warning")
+    assert (line["usage"], line["capacity"], line["saddr"]) == (85, 100, nat.ROUTER_OUT)
+    assert [(o["saddr"], o["entries"], o["netns"]) for o in line["origins"]] == [
+        (nat.CLIENT_ADDR, 60, inode(t.client)), ("198.18.2.2", 25, inode(other))]
+    assert any(h["id"] == "nat_more_addresses" for h in line["hints"])
+    more = t.connect(PORT, 12)
+    line = nat_line(agent, "critical")
+    assert line["usage"] == 97
+    # the NAT has 3 ports left: the rest of 10 find none, and their SYNs are dropped
+    (made, failed), late = t.try_connect(other, PORT, 10, 1)
+    assert made <= 3 and failed >= 7, (made, failed)
+    line = nat_line(agent, "exhausted")
+    assert line["insert_failed_rise"] > 0
+    assert any(h["id"] == "nat_insert_failed" for h in line["hints"])
+    ns = [n for n in query()["nat_netns"] if n["netns"] == inode(t.router)]
+    assert ns and ns[0]["insert_failed"] >= failed
+    assert_nat_is_conntrack(t)
+    for c in (first, more, late):
+        c.end()
+
+
+def test_without_nat_nothing_is_counted(make_agent, make_topology):
+    t = make_topology()
+    # the client namespace has no NAT rules: its own connections are not NAT tuples
+    make_agent("--interval", "1", "--no-nat")
+    t.start_server(PORT)
+    clients = t.connect(PORT, 5)
+    q = query()
+    assert (q["nat_enabled"], q["nat"], q["nat_netns"]) == (False, [], [])
+    clients.end()
+
+
+def test_only_namespaces_with_nat_rules_are_watched(make_agent, make_topology):
+    t = make_topology()
+    make_agent("--interval", "1")
+    t.start_server(PORT)
+    clients = t.connect(PORT, 5)
+    eventually(lambda: assert_nat_is_conntrack(t), timeout=15)
+    watched = {n["netns"] for n in query()["nat_netns"]}
+    assert inode(t.router) in watched
+    assert not watched & {inode(t.client), inode(t.server)}
+    clients.end()
