@@ -328,6 +328,7 @@ static void metrics_update(struct agent *a)
 			.last_check_s = now.tv_sec + now.tv_nsec / 1e9,
 			.start_time_s = a->start_time_s,
 			.version = EPHPORT_VERSION,
+			.nat = nat_view_metrics(a->nat),
 		},
 		&t);
 	metrics_publish(a->metrics, &t);

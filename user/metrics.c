@@ -470,6 +470,7 @@ void metrics_render(const struct metrics_view *v, struct text *t)
 		      "connect() calls the guard bound to a --spread source or, in audit mode, "
 		      "would have.",
 		      v->spreads_total);
+	metrics_render_nat(&v->nat, v->top, t);
 	render_health(v, t);
 	free(sums);
 }

@@ -64,9 +64,18 @@ struct metrics_view {
 	double last_check_s; /* Unix time of the check this reading is from */
 	double start_time_s;
 	const char *version;
+	struct metrics_nat {
+		bool enabled; /* not --no-nat */
+		const struct nat_row *rows;
+		size_t nrows;
+		const struct nat_ns_row *ns;
+		size_t nns;
+	} nat;
 };
 
 /* the Prometheus text exposition format (version 0.0.4) */
 void metrics_render(const struct metrics_view *v, struct text *out);
+/* metrics_nat.c: the ephport_nat_* families */
+void metrics_render_nat(const struct metrics_nat *n, size_t top, struct text *t);
 
 #endif /* EPHPORT_METRICS_H */

@@ -20,6 +20,7 @@
 
 #include "ephport.h"
 #include "cgroup.h"
+#include "metrics.h"
 #include "nat.h"
 #include "netns.h"
 
@@ -544,6 +545,17 @@ const struct nat_ns_row *nat_view_namespaces(const struct nat_view *v, size_t *n
 {
 	*n = v->nnsrows;
 	return v->nsrows;
+}
+
+struct metrics_nat nat_view_metrics(const struct nat_view *v)
+{
+	if (!v)
+		return (struct metrics_nat){ .enabled = false };
+	return (struct metrics_nat){ .enabled = true,
+				     .rows = v->rows,
+				     .nrows = v->nrows,
+				     .ns = v->nsrows,
+				     .nns = v->nnsrows };
 }
 
 size_t nat_view_active(const struct nat_view *v)

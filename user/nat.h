@@ -80,6 +80,9 @@ void nat_view_check(struct nat_view *v, struct report *r, __u64 now);
 const struct nat_row *nat_view_rows(const struct nat_view *v, size_t *n);
 const struct nat_ns_row *nat_view_namespaces(const struct nat_view *v, size_t *n);
 size_t nat_view_active(const struct nat_view *v); /* rows at warning or above */
+struct metrics_nat;
+/* what /metrics shows: nothing when v is NULL (--no-nat) */
+struct metrics_nat nat_view_metrics(const struct nat_view *v);
 
 /* nat_json.c: a row as JSON (query and nat_pressure lines) */
 struct cJSON;

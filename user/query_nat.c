@@ -68,10 +68,13 @@ void print_nat(FILE *out, const struct query_view *v, const struct tuple_filter 
 	char s[EPH_ADDRSTRLEN], d[EPH_ADDRSTRLEN + 8], o[EPH_ADDRSTRLEN];
 	bool head = false;
 
-	if (!v->nat_enabled) {
-		fprintf(out, "\nnat: off (--no-nat)\n");
+	size_t nns = 0;
+
+	/* nothing at all where no namespace in view has source NAT (or --no-nat) */
+	for (size_t i = 0; i < v->nnat_ns; i++)
+		nns += nat_wanted(f, v->nat_ns[i].netns);
+	if (!nns)
 		return;
-	}
 	for (size_t i = 0; i < v->nnat; i++) {
 		const struct nat_row *r = &v->nat[i];
 		const struct nat_ct_key *k = &r->key;
@@ -106,5 +109,5 @@ void print_nat(FILE *out, const struct query_view *v, const struct tuple_filter 
 	if (!head)
 		fprintf(out,
 			"\nnat: no source-NATed connections in %zu namespaces with NAT rules\n",
-			v->nnat_ns);
+			nns);
 }

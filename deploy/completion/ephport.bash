@@ -27,8 +27,9 @@ _ephport()
             return
             ;;
         --interval | -i | --warn-at | --critical-at | --clear-margin | --hold | \
-            --output-buffer | --deny-at | --quota | --spread | --spread-at | --max-tuples | \
-            --tuple-idle | --host | --metrics-addr | --metrics-top)
+            --output-buffer | --deny-at | --quota | --spread | --spread-at | --nat-range | \
+            --nat-warn-at | --nat-critical-at | --max-tuples | --tuple-idle | --host | \
+            --metrics-addr | --metrics-top)
             # a number, a name or an address: nothing to offer
             return
             ;;
@@ -40,8 +41,9 @@ _ephport()
         $split && return
         COMPREPLY=($(compgen -W '--interval --warn-at --critical-at --clear-margin --hold
             --output --output-buffer --guard --deny-at --cgroup-root --exempt
-            --exempt-system --quota --audit --deny-errno --spread --spread-at --max-tuples
-            --tuple-idle --host --metrics-addr --metrics-top --verbose --help' -- "$cur"))
+            --exempt-system --quota --audit --deny-errno --spread --spread-at --no-nat
+            --nat-range --nat-warn-at --nat-critical-at --max-tuples --tuple-idle --host
+            --metrics-addr --metrics-top --verbose --help' -- "$cur"))
         ;;
     query)
         case $prev in

@@ -5,6 +5,7 @@ counts per NAT tuple and state, and its origins, are compared with `conntrack -L
 router through connections opening, closing and expiring; a client runs a 100-port range
 out; namespaces without NAT, and --no-nat, add nothing."""
 import os
+import urllib.request
 
 import pytest
 
@@ -94,9 +95,8 @@ def test_nat_tuples_are_conntracks(make_agent, make_topology, nat_range):
 def test_a_client_runs_out_of_nat_ports(make_agent, make_topology):
     t = make_topology((40000, 40099))
     other = t.add_client()
-    agent = make_agent("--interval", "1")
+    agent = make_agent("--interval", "1", "--metrics-addr", "127.0.0.1:0")
     t.start_server(PORT)
-    key = ("tcp", nat.ROUTER_OUT, nat.SERVER_ADDR, PORT)
     first = t.connect(PORT, 60)
     assert t.try_connect(other, PORT, 25, 5)[0] == (25, 0)
     line = nat_line(agent, "warning")
@@ -116,6 +116,18 @@ def test_a_client_runs_out_of_nat_ports(make_agent, make_topology):
     ns = [n for n in query()["nat_netns"] if n["netns"] == inode(t.router)]
     assert ns and ns[0]["insert_failed"] >= failed
     assert_nat_is_conntrack(t)
+    # /metrics: the tuple's own series
+    url = agent.start_event["settings"]["metrics"]["url"]
+    series = (f'ephport_nat_tuple_usage{{netns="{inode(t.router)}",protocol="tcp",'
+              f'family="ipv4",saddr="{nat.ROUTER_OUT}",daddr="{nat.SERVER_ADDR}",'
+              f'dport="{PORT}"}}')
+
+    def scraped():
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        found = [line for line in text.splitlines() if line.startswith(series + " ")]
+        assert found and float(found[0].split()[1]) >= 97, found
+    eventually(scraped, timeout=15)
     for c in (first, more, late):
         c.end()
 
