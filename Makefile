@@ -55,7 +55,8 @@ LIB_OBJS := $(addprefix $(OUT)/,util.o index.o cadence.o addr.o objects.o jsonw.
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o agent_signal.o agent_check.o agent_lines.o agent_upkeep.o agent_bpf.o \
 	agent_query.o query.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
-BENCH_BINS := $(OUT)/loadgen $(OUT)/floor $(OUT)/nshold $(OUT)/nat_probe $(OUT)/natrules
+BENCH_BINS := $(OUT)/loadgen $(OUT)/floor $(OUT)/nshold $(OUT)/nat_probe $(OUT)/natrules \
+	$(OUT)/natflows
 
 ifeq ($(V),1)
 Q :=
@@ -131,6 +132,10 @@ $(OUT)/floor.skel.h: $(OUT)/floor.bpf.o
 $(OUT)/floor: bench/floor.c $(OUT)/floor.skel.h
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $< -lbpf -lelf -lz -o $@
+
+$(OUT)/natflows: bench/natflows.c | $(OUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(CPPFLAGS) $< -o $@
 
 $(OUT)/nshold: bench/nshold.c | $(OUT)
 	$(call msg,CC,$@)
