@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,13 +42,14 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static double cpu_s(void)
+/* CPU seconds in user space, or in the kernel */
+static double cpu_s(bool sys)
 {
 	struct rusage ru;
+	struct timeval *tv = sys ? &ru.ru_stime : &ru.ru_utime;
 
 	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	return tv->tv_sec + tv->tv_usec / 1e6;
 }
 
 static void print_json(cJSON *o)
@@ -100,7 +102,7 @@ static void print_tuples(const struct nat_ct *nat)
 	}
 }
 
-static void print_stats(struct nat_ct *nat, double wall, double cpu)
+static void print_stats(struct nat_ct *nat, double wall, double user, double sys)
 {
 	struct nat_ct_stats st;
 	struct nat_ct_kstats ks;
@@ -119,7 +121,8 @@ static void print_stats(struct nat_ct *nat, double wall, double cpu)
 	cJSON_AddNumberToObject(o, "dump_ms", st.dump_ns / 1e6);
 	cJSON_AddNumberToObject(o, "events_sysctl", st.events_sysctl);
 	cJSON_AddNumberToObject(o, "wall_s", wall);
-	cJSON_AddNumberToObject(o, "cpu_s", cpu);
+	cJSON_AddNumberToObject(o, "user_s", user);
+	cJSON_AddNumberToObject(o, "sys_s", sys);
 	if (!nat_ct_read_kstats(nat, &ks)) {
 		cJSON_AddNumberToObject(o, "insert_failed", ks.insert_failed);
 		cJSON_AddNumberToObject(o, "drop", ks.drop);
@@ -160,7 +163,7 @@ int main(int argc, char **argv)
 	long seconds = 0, lazy_ms = 0, v;
 	struct nat_ct *nat;
 	struct stat st;
-	double t0, c0, end;
+	double t0, u0, s0, end;
 	int c, fd, err;
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -186,7 +189,8 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	t0 = now_s();
-	c0 = cpu_s();
+	u0 = cpu_s(false);
+	s0 = cpu_s(true);
 	nat = nat_ct_open(st.st_ino, &opts);
 	if (!nat) {
 		fprintf(stderr, "nat_probe: conntrack: %s\n", strerror(errno));
@@ -202,19 +206,18 @@ int main(int argc, char **argv)
 			break;
 		if (!seconds && p[1].revents)
 			break; /* stdin closed (or a line: either ends it) */
-		if (p[0].revents) {
-			if (lazy_ms)
-				usleep(lazy_ms * 1000);
-			err = nat_ct_process(nat, 0);
-			if (err < 0)
-				fprintf(stderr, "nat_probe: events: %s\n", strerror(-err));
-		}
+		/* on events, and every 100 ms for the due dumps */
+		if (p[0].revents && lazy_ms)
+			usleep(lazy_ms * 1000);
+		err = nat_ct_process(nat, 0);
+		if (err < 0)
+			fprintf(stderr, "nat_probe: events: %s\n", strerror(-err));
 	}
 	err = nat_ct_process(nat, 0);
 	if (err < 0)
 		fprintf(stderr, "nat_probe: events: %s\n", strerror(-err));
 	print_tuples(nat);
-	print_stats(nat, now_s() - t0, cpu_s() - c0);
+	print_stats(nat, now_s() - t0, cpu_s(false) - u0, cpu_s(true) - s0);
 	nat_ct_close(nat);
 	return err < 0;
 }

@@ -407,7 +407,9 @@ int nat_ct_process(struct nat_ct *nat, unsigned max_msgs)
 	unsigned done = 0;
 	int err, n;
 
-	if (nat->st.dump_only && now_ns() - nat->last_dump_ns >= nat->resync_ms * 1000000ull) {
+	/* entries that may send no events (or none at all will come): dump again when due */
+	if ((nat->st.dump_only || nat->st.events_sysctl == 0) &&
+	    now_ns() - nat->last_dump_ns >= nat->resync_ms * 1000000ull) {
 		err = nat_ct_resync(nat);
 		if (err)
 			return err;

@@ -102,7 +102,9 @@ void nat_ct_close(struct nat_ct *nat);
 int nat_ct_fd(const struct nat_ct *nat);
 /*
  * Reads the pending events (at most max_msgs; 0: until none), dumps again after
- * ENOBUFS or when the resync interval is due. Messages handled, or -errno.
+ * ENOBUFS or when the resync interval is due. Messages handled, or -errno. Call
+ * it when the fd is readable and also on a timer (a second or so): with dump-only
+ * entries, or nf_conntrack_events 0 at open, the due dumps come from the timer.
  */
 int nat_ct_process(struct nat_ct *nat, unsigned max_msgs);
 /* drains the event socket, dumps, drops the entries the dump did not have */

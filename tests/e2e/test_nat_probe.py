@@ -134,3 +134,20 @@ def test_only_source_nat(topo):
     # the kernel filter kept the router's own connections' events (5 or more each) from
     # the socket: what came is the 3 translated ones' (at most 8 each)
     assert stats["events"] <= 3 * 8, stats
+
+
+def test_counts_without_events(topo):
+    """nf_conntrack_events 0: no events at all; the probe's periodic dumps still count right"""
+    topo.exec(topo.router, "sysctl", "-q", "-w", "net.netfilter.nf_conntrack_events=0")
+    topo.start_server(PORT)
+    probe = Probe(topo, "--resync-ms", "200")
+    held = topo.connect(PORT, 10)
+    topo.connect(PORT, 7).close()
+    key = ("tcp", nat.ROUTER_OUT, nat.SERVER_ADDR, PORT)
+    settled = settle(topo, key, 17)
+    time.sleep(0.5)  # past --resync-ms
+    states, origins, stats = probe.stop()
+    assert stats["events"] == 0 and stats["events_sysctl"] == 0 and stats["dumps"] >= 2, stats
+    assert states[key] == settled and settled["established"] == 10
+    assert_is_conntrack(topo, states, origins)
+    held.close()
