@@ -113,6 +113,9 @@ int nat_ct_resync(struct nat_ct *nat);
 /* one ctnetlink conntrack message (event or dump reply); 0, or -EINVAL malformed */
 int nat_ct_handle(struct nat_ct *nat, const struct nlmsghdr *nlh, bool from_dump);
 
+/* each message of an event datagram, as one recv gives it */
+void nat_ct_handle_datagram(struct nat_ct *nat, const void *buf, size_t len);
+
 /* the tuples, in no order: prev NULL gives the first; NULL at the end */
 const struct nat_ct_tuple *nat_ct_next_tuple(const struct nat_ct *nat,
 					     const struct nat_ct_tuple *prev);
