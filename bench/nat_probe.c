@@ -133,10 +133,12 @@ static void print_stats(struct nat_ct *nat, double wall, double user, double sys
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: nat_probe [--seconds N] [--rcvbuf BYTES] [--resync-ms MS]\n"
-			"                 [--lazy-ms MS] NETNS_PATH\n"
-			"  --seconds 0 (default): until stdin closes; --lazy-ms: sleep before\n"
-			"  each read of events (so that a small --rcvbuf overflows)\n");
+	fprintf(stderr,
+		"usage: nat_probe [--seconds N] [--rcvbuf BYTES] [--resync-ms MS]\n"
+		"                 [--lazy-ms MS] [--setns-back] NETNS_PATH\n"
+		"  --seconds 0 (default): until stdin closes; --lazy-ms: sleep before\n"
+		"  each read of events (so that a small --rcvbuf overflows); --setns-back:\n"
+		"  follow from our own namespace once the sockets are open\n");
 	return 2;
 }
 
@@ -157,6 +159,7 @@ int main(int argc, char **argv)
 		{ "rcvbuf", required_argument, NULL, 'r' },
 		{ "resync-ms", required_argument, NULL, 'y' },
 		{ "lazy-ms", required_argument, NULL, 'l' },
+		{ "setns-back", no_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct nat_ct_opts opts = { 0 };
@@ -164,9 +167,14 @@ int main(int argc, char **argv)
 	struct nat_ct *nat;
 	struct stat st;
 	double t0, u0, s0, end;
-	int c, fd, err;
+	int c, fd, home, err;
+	bool back = false;
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (c == 'b') {
+			back = true;
+			continue;
+		}
 		if (c == '?' || (v = number(optarg)) < 0)
 			return usage();
 		if (c == 's')
@@ -180,8 +188,9 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return usage();
+	home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	fd = open(argv[optind], O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) || setns(fd, CLONE_NEWNET)) {
+	if (home < 0 || fd < 0 || fstat(fd, &st) || setns(fd, CLONE_NEWNET)) {
 		fprintf(stderr, "nat_probe: %s: %s\n", argv[optind], strerror(errno));
 		return 1;
 	}
@@ -196,6 +205,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "nat_probe: conntrack: %s\n", strerror(errno));
 		return 1;
 	}
+	/* as the agent will: the sockets and the stat file keep the namespace they were made in */
+	if (back && setns(home, CLONE_NEWNET)) {
+		fprintf(stderr, "nat_probe: back to our namespace: %s\n", strerror(errno));
+		return 1;
+	}
+	close(home);
 	printf("{\"type\":\"synced\"}\n");
 	fflush(stdout);
 	end = now_s() + seconds;
