@@ -115,6 +115,7 @@ static void print_stats(struct nat_ct *nat, double wall, double user, double sys
 	cJSON_AddNumberToObject(o, "dumps", st.dumps);
 	cJSON_AddNumberToObject(o, "enobufs", st.enobufs);
 	cJSON_AddNumberToObject(o, "malformed", st.malformed);
+	cJSON_AddNumberToObject(o, "expired", st.expired);
 	cJSON_AddNumberToObject(o, "entries", st.entries);
 	cJSON_AddNumberToObject(o, "tuples", st.tuples);
 	cJSON_AddNumberToObject(o, "dump_only", st.dump_only);

@@ -195,7 +195,7 @@ int nat_ct_handle(struct nat_ct *nat, const struct nlmsghdr *nlh, bool from_dump
 	struct ct_tuple orig = { 0 }, reply = { 0 };
 	const struct nfgenmsg *nfg;
 	const struct nlattr *a;
-	struct nat_flow f = { .state = -1 };
+	struct nat_flow f = { .state = -1, .timeout = -1 };
 	__u32 status = 0;
 	bool have_id = false, have_status = false;
 	int msg, rem;
@@ -233,6 +233,11 @@ int nat_ct_handle(struct nat_ct *nat, const struct nlmsghdr *nlh, bool from_dump
 			break;
 		case CTA_PROTOINFO:
 			f.state = parse_protoinfo(a);
+			break;
+		case CTA_TIMEOUT:
+			if (attr_len(a) != 4)
+				goto malformed;
+			f.timeout = attr_be32(a) > NAT_WHEEL ? NAT_WHEEL : (int)attr_be32(a);
 			break;
 		}
 	}
@@ -398,6 +403,7 @@ int nat_ct_resync(struct nat_ct *nat)
 			break;
 	nat->gen++;
 	t0 = now_ns();
+	nat->now_s = t0 / 1000000000ull;
 	err = dump(nat);
 	if (err)
 		return err;
@@ -430,6 +436,7 @@ int nat_ct_process(struct nat_ct *nat, unsigned max_msgs)
 		if (err)
 			return err;
 	}
+	nat->now_s = now_ns() / 1000000000ull;
 	for (int i = 0; i < EV_BATCH; i++) {
 		iov[i] = (struct iovec){ nat->buf + (size_t)i * EV_MSG_SIZE, EV_MSG_SIZE };
 		msgs[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
@@ -460,6 +467,8 @@ int nat_ct_process(struct nat_ct *nat, unsigned max_msgs)
 		if (n < EV_BATCH)
 			break;
 	}
+	nat->now_s = now_ns() / 1000000000ull;
+	nat_agg_expire(nat);
 	return done;
 }
 

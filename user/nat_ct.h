@@ -68,6 +68,7 @@ struct nat_ct_stats {
 	__u64 dumps;	   /* full dumps: the first, and every resync */
 	__u64 enobufs;	   /* times events were lost */
 	__u64 malformed;   /* messages that could not be parsed */
+	__u64 expired;	   /* TIME_WAIT/CLOSE entries past their timeout, before the kernel's GC */
 	__u64 entries;	   /* source-NATed entries counted now */
 	__u64 tuples;	   /* NAT tuples now */
 	__u64 dump_only;   /* entries not seen in an event since the latest dump */

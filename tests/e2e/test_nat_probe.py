@@ -185,3 +185,23 @@ def test_failed_nat_counted_from_outside(topo):
     assert sums["insert_failed"] >= 1 and sums["drop"] >= 1, sums
     assert (stats["insert_failed"], stats["drop"]) == (sums["insert_failed"], sums["drop"])
     held.close()
+
+
+def test_expired_time_wait_stops_counting(topo):
+    """a TIME_WAIT entry past its timeout holds no port, though the kernel's GC may send
+    its DESTROY much later: the probe stops counting it by the timeout its events gave"""
+    topo.exec(topo.router, "sysctl", "-q", "-w",
+              "net.netfilter.nf_conntrack_tcp_timeout_time_wait=2")
+    topo.start_server(PORT)
+    probe = Probe(topo)
+    held = topo.connect(PORT, 4)
+    topo.connect(PORT, 10).close()
+    time.sleep(4.5)  # no conntrack -L meanwhile: its dump would reap the expired ones
+    table = int(topo.exec(topo.router, "conntrack", "-C").stdout)
+    states, origins, stats = probe.stop()
+    key = ("tcp", nat.ROUTER_OUT, nat.SERVER_ADDR, PORT)
+    assert states == {key: {"established": 4}}
+    assert_is_conntrack(topo, states, origins)
+    # the kernel's table still held them (unless its GC came first)
+    assert stats["expired"] >= table - 4, (stats, table)
+    held.close()
