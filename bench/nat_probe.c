@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,13 +42,14 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static double cpu_s(void)
+/* CPU seconds in user space, or in the kernel */
+static double cpu_s(bool sys)
 {
 	struct rusage ru;
+	struct timeval *tv = sys ? &ru.ru_stime : &ru.ru_utime;
 
 	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	return tv->tv_sec + tv->tv_usec / 1e6;
 }
 
 static void print_json(cJSON *o)
@@ -100,7 +102,7 @@ static void print_tuples(const struct nat_ct *nat)
 	}
 }
 
-static void print_stats(struct nat_ct *nat, double wall, double cpu)
+static void print_stats(struct nat_ct *nat, double wall, double user, double sys)
 {
 	struct nat_ct_stats st;
 	struct nat_ct_kstats ks;
@@ -113,13 +115,15 @@ static void print_stats(struct nat_ct *nat, double wall, double cpu)
 	cJSON_AddNumberToObject(o, "dumps", st.dumps);
 	cJSON_AddNumberToObject(o, "enobufs", st.enobufs);
 	cJSON_AddNumberToObject(o, "malformed", st.malformed);
+	cJSON_AddNumberToObject(o, "expired", st.expired);
 	cJSON_AddNumberToObject(o, "entries", st.entries);
 	cJSON_AddNumberToObject(o, "tuples", st.tuples);
 	cJSON_AddNumberToObject(o, "dump_only", st.dump_only);
 	cJSON_AddNumberToObject(o, "dump_ms", st.dump_ns / 1e6);
 	cJSON_AddNumberToObject(o, "events_sysctl", st.events_sysctl);
 	cJSON_AddNumberToObject(o, "wall_s", wall);
-	cJSON_AddNumberToObject(o, "cpu_s", cpu);
+	cJSON_AddNumberToObject(o, "user_s", user);
+	cJSON_AddNumberToObject(o, "sys_s", sys);
 	if (!nat_ct_read_kstats(nat, &ks)) {
 		cJSON_AddNumberToObject(o, "insert_failed", ks.insert_failed);
 		cJSON_AddNumberToObject(o, "drop", ks.drop);
@@ -130,10 +134,12 @@ static void print_stats(struct nat_ct *nat, double wall, double cpu)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: nat_probe [--seconds N] [--rcvbuf BYTES] [--resync-ms MS]\n"
-			"                 [--lazy-ms MS] NETNS_PATH\n"
-			"  --seconds 0 (default): until stdin closes; --lazy-ms: sleep before\n"
-			"  each read of events (so that a small --rcvbuf overflows)\n");
+	fprintf(stderr,
+		"usage: nat_probe [--seconds N] [--rcvbuf BYTES] [--resync-ms MS]\n"
+		"                 [--lazy-ms MS] [--setns-back] NETNS_PATH\n"
+		"  --seconds 0 (default): until stdin closes; --lazy-ms: sleep before\n"
+		"  each read of events (so that a small --rcvbuf overflows); --setns-back:\n"
+		"  follow from our own namespace once the sockets are open\n");
 	return 2;
 }
 
@@ -154,16 +160,22 @@ int main(int argc, char **argv)
 		{ "rcvbuf", required_argument, NULL, 'r' },
 		{ "resync-ms", required_argument, NULL, 'y' },
 		{ "lazy-ms", required_argument, NULL, 'l' },
+		{ "setns-back", no_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct nat_ct_opts opts = { 0 };
 	long seconds = 0, lazy_ms = 0, v;
 	struct nat_ct *nat;
 	struct stat st;
-	double t0, c0, end;
-	int c, fd, err;
+	double t0, u0, s0, end;
+	int c, fd, home, err;
+	bool back = false;
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (c == 'b') {
+			back = true;
+			continue;
+		}
 		if (c == '?' || (v = number(optarg)) < 0)
 			return usage();
 		if (c == 's')
@@ -177,8 +189,9 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return usage();
+	home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	fd = open(argv[optind], O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) || setns(fd, CLONE_NEWNET)) {
+	if (home < 0 || fd < 0 || fstat(fd, &st) || setns(fd, CLONE_NEWNET)) {
 		fprintf(stderr, "nat_probe: %s: %s\n", argv[optind], strerror(errno));
 		return 1;
 	}
@@ -186,12 +199,19 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	t0 = now_s();
-	c0 = cpu_s();
+	u0 = cpu_s(false);
+	s0 = cpu_s(true);
 	nat = nat_ct_open(st.st_ino, &opts);
 	if (!nat) {
 		fprintf(stderr, "nat_probe: conntrack: %s\n", strerror(errno));
 		return 1;
 	}
+	/* as the agent will: the sockets and the stat file keep the namespace they were made in */
+	if (back && setns(home, CLONE_NEWNET)) {
+		fprintf(stderr, "nat_probe: back to our namespace: %s\n", strerror(errno));
+		return 1;
+	}
+	close(home);
 	printf("{\"type\":\"synced\"}\n");
 	fflush(stdout);
 	end = now_s() + seconds;
@@ -202,19 +222,18 @@ int main(int argc, char **argv)
 			break;
 		if (!seconds && p[1].revents)
 			break; /* stdin closed (or a line: either ends it) */
-		if (p[0].revents) {
-			if (lazy_ms)
-				usleep(lazy_ms * 1000);
-			err = nat_ct_process(nat, 0);
-			if (err < 0)
-				fprintf(stderr, "nat_probe: events: %s\n", strerror(-err));
-		}
+		/* on events, and every 100 ms for the due dumps */
+		if (p[0].revents && lazy_ms)
+			usleep(lazy_ms * 1000);
+		err = nat_ct_process(nat, 0);
+		if (err < 0)
+			fprintf(stderr, "nat_probe: events: %s\n", strerror(-err));
 	}
 	err = nat_ct_process(nat, 0);
 	if (err < 0)
 		fprintf(stderr, "nat_probe: events: %s\n", strerror(-err));
 	print_tuples(nat);
-	print_stats(nat, now_s() - t0, cpu_s() - c0);
+	print_stats(nat, now_s() - t0, cpu_s(false) - u0, cpu_s(true) - s0);
 	nat_ct_close(nat);
 	return err < 0;
 }

@@ -84,6 +84,20 @@ struct ct_tuple {
 #define attr_data(a)			   ((const void *)((const char *)(a) + NLA_HDRLEN))
 #define attr_for_each_nested(a, rem, nest) attr_for_each(a, rem, attr_data(nest), attr_len(nest))
 
+/* libmnl's mnl_nlmsg_ok takes an nlmsg_len of 2^31 or more for a negative int */
+static bool msg_ok(const struct nlmsghdr *nlh, size_t len)
+{
+	return len >= sizeof(*nlh) && nlh->nlmsg_len >= sizeof(*nlh) && nlh->nlmsg_len <= len;
+}
+
+static const struct nlmsghdr *msg_next(const struct nlmsghdr *nlh, size_t *len)
+{
+	size_t step = NLMSG_ALIGN(nlh->nlmsg_len) < *len ? NLMSG_ALIGN(nlh->nlmsg_len) : *len;
+
+	*len -= step;
+	return (const struct nlmsghdr *)((const char *)nlh + step);
+}
+
 static __u8 attr_u8(const struct nlattr *a)
 {
 	return *(const __u8 *)attr_data(a);
@@ -181,7 +195,7 @@ int nat_ct_handle(struct nat_ct *nat, const struct nlmsghdr *nlh, bool from_dump
 	struct ct_tuple orig = { 0 }, reply = { 0 };
 	const struct nfgenmsg *nfg;
 	const struct nlattr *a;
-	struct nat_flow f = { .state = -1 };
+	struct nat_flow f = { .state = -1, .timeout = -1 };
 	__u32 status = 0;
 	bool have_id = false, have_status = false;
 	int msg, rem;
@@ -219,6 +233,11 @@ int nat_ct_handle(struct nat_ct *nat, const struct nlmsghdr *nlh, bool from_dump
 			break;
 		case CTA_PROTOINFO:
 			f.state = parse_protoinfo(a);
+			break;
+		case CTA_TIMEOUT:
+			if (attr_len(a) != 4)
+				goto malformed;
+			f.timeout = attr_be32(a) > NAT_WHEEL ? NAT_WHEEL : (int)attr_be32(a);
 			break;
 		}
 	}
@@ -332,7 +351,8 @@ static int dump(struct nat_ct *nat)
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
 	struct nfgenmsg *nfg;
 	__u32 seq = ++nat->dump_seq;
-	int n;
+	ssize_t n;
+	size_t left;
 
 	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -348,8 +368,10 @@ static int dump(struct nat_ct *nat)
 			continue;
 		if (n < 0)
 			return -errno;
-		for (nlh = (struct nlmsghdr *)nat->buf; mnl_nlmsg_ok(nlh, n);
-		     nlh = mnl_nlmsg_next(nlh, &n)) {
+		left = n;
+		for (const struct nlmsghdr *m = (struct nlmsghdr *)nat->buf; msg_ok(m, left);
+		     m = msg_next(m, &left)) {
+			nlh = (struct nlmsghdr *)m;
 			if (nlh->nlmsg_seq != seq || nlh->nlmsg_pid != nat->portid)
 				continue; /* an earlier, broken-off dump's */
 			if (nlh->nlmsg_type == NLMSG_DONE)
@@ -381,6 +403,7 @@ int nat_ct_resync(struct nat_ct *nat)
 			break;
 	nat->gen++;
 	t0 = now_ns();
+	nat->now_s = t0 / 1000000000ull;
 	err = dump(nat);
 	if (err)
 		return err;
@@ -391,12 +414,11 @@ int nat_ct_resync(struct nat_ct *nat)
 	return 0;
 }
 
-static void handle_datagram(struct nat_ct *nat, const char *buf, size_t len)
+void nat_ct_handle_datagram(struct nat_ct *nat, const void *buf, size_t len)
 {
-	const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
-	int n = len;
+	const struct nlmsghdr *nlh;
 
-	for (; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n))
+	for (nlh = buf; msg_ok(nlh, len); nlh = msg_next(nlh, &len))
 		nat_ct_handle(nat, nlh, false);
 }
 
@@ -407,11 +429,14 @@ int nat_ct_process(struct nat_ct *nat, unsigned max_msgs)
 	unsigned done = 0;
 	int err, n;
 
-	if (nat->st.dump_only && now_ns() - nat->last_dump_ns >= nat->resync_ms * 1000000ull) {
+	/* entries that may send no events (or none at all will come): dump again when due */
+	if ((nat->st.dump_only || nat->st.events_sysctl == 0) &&
+	    now_ns() - nat->last_dump_ns >= nat->resync_ms * 1000000ull) {
 		err = nat_ct_resync(nat);
 		if (err)
 			return err;
 	}
+	nat->now_s = now_ns() / 1000000000ull;
 	for (int i = 0; i < EV_BATCH; i++) {
 		iov[i] = (struct iovec){ nat->buf + (size_t)i * EV_MSG_SIZE, EV_MSG_SIZE };
 		msgs[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
@@ -436,12 +461,14 @@ int nat_ct_process(struct nat_ct *nat, unsigned max_msgs)
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
 				nat->st.malformed++;
 			else
-				handle_datagram(nat, iov[i].iov_base, msgs[i].msg_len);
+				nat_ct_handle_datagram(nat, iov[i].iov_base, msgs[i].msg_len);
 		}
 		done += n;
 		if (n < EV_BATCH)
 			break;
 	}
+	nat->now_s = now_ns() / 1000000000ull;
+	nat_agg_expire(nat);
 	return done;
 }
 

@@ -68,6 +68,7 @@ struct nat_ct_stats {
 	__u64 dumps;	   /* full dumps: the first, and every resync */
 	__u64 enobufs;	   /* times events were lost */
 	__u64 malformed;   /* messages that could not be parsed */
+	__u64 expired;	   /* TIME_WAIT/CLOSE entries past their timeout, before the kernel's GC */
 	__u64 entries;	   /* source-NATed entries counted now */
 	__u64 tuples;	   /* NAT tuples now */
 	__u64 dump_only;   /* entries not seen in an event since the latest dump */
@@ -102,7 +103,9 @@ void nat_ct_close(struct nat_ct *nat);
 int nat_ct_fd(const struct nat_ct *nat);
 /*
  * Reads the pending events (at most max_msgs; 0: until none), dumps again after
- * ENOBUFS or when the resync interval is due. Messages handled, or -errno.
+ * ENOBUFS or when the resync interval is due. Messages handled, or -errno. Call
+ * it when the fd is readable and also on a timer (a second or so): with dump-only
+ * entries, or nf_conntrack_events 0 at open, the due dumps come from the timer.
  */
 int nat_ct_process(struct nat_ct *nat, unsigned max_msgs);
 /* drains the event socket, dumps, drops the entries the dump did not have */
@@ -110,6 +113,9 @@ int nat_ct_resync(struct nat_ct *nat);
 
 /* one ctnetlink conntrack message (event or dump reply); 0, or -EINVAL malformed */
 int nat_ct_handle(struct nat_ct *nat, const struct nlmsghdr *nlh, bool from_dump);
+
+/* each message of an event datagram, as one recv gives it */
+void nat_ct_handle_datagram(struct nat_ct *nat, const void *buf, size_t len);
 
 /* the tuples, in no order: prev NULL gives the first; NULL at the end */
 const struct nat_ct_tuple *nat_ct_next_tuple(const struct nat_ct *nat,

@@ -5,6 +5,12 @@
  * counts. Three pools, each with a hashed index, so that an event costs O(1); a
  * tuple or origin that no entry counts in any more is freed at once. Also the
  * iteration over them, the stats, and /proc/net/stat/nf_conntrack's parser.
+ *
+ * An expired entry holds no port (nf_conntrack_tuple_taken skips and reaps it) but
+ * sends its DESTROY only when the kernel's GC comes by, seconds to a minute later.
+ * TIME_WAIT and CLOSE entries, whose timers packets hardly ever extend, go on a wheel
+ * of seconds by their CTA_TIMEOUT and stop counting when it passes; other states'
+ * timers move with every packet, without an event, so they wait for their DESTROY.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -313,6 +319,49 @@ static void count_out(struct nat_ct *nat, const struct nat_entry *e)
 	}
 }
 
+static void wheel_unlink(struct nat_ct *nat, __u32 i)
+{
+	struct nat_entry *e = &nat->entries[i];
+
+	if (!e->expires)
+		return;
+	if (e->wprev)
+		nat->entries[e->wprev - 1].wnext = e->wnext;
+	else
+		nat->wheel[e->expires & (NAT_WHEEL - 1)] = e->wnext;
+	if (e->wnext)
+		nat->entries[e->wnext - 1].wprev = e->wprev;
+	e->expires = 0;
+}
+
+/* on the wheel by f's timeout if it is TIME_WAIT or CLOSE now; off it otherwise */
+static void set_expiry(struct nat_ct *nat, __u32 i, const struct nat_flow *f)
+{
+	struct nat_entry *e = &nat->entries[i];
+	bool ends = e->state == NAT_CT_TIME_WAIT || e->state == NAT_CT_CLOSE;
+	__u32 *head;
+
+	if (ends && f->timeout < 0)
+		return; /* no news of its timer */
+	wheel_unlink(nat, i);
+	if (!ends || f->timeout < 0 || f->timeout >= NAT_WHEEL - 2)
+		return;
+	if (!nat->wheel) {
+		nat->wheel = calloc(NAT_WHEEL, sizeof(*nat->wheel));
+		if (!nat->wheel)
+			return; /* then the DESTROY event decides */
+		nat->wheel_at = nat->now_s;
+	}
+	/* the kernel rounds the seconds left down: never early, at most a second late */
+	e->expires = nat->now_s + f->timeout + 1;
+	head = &nat->wheel[e->expires & (NAT_WHEEL - 1)];
+	e->wprev = 0;
+	e->wnext = *head;
+	if (*head)
+		nat->entries[*head - 1].wprev = i + 1;
+	*head = i + 1;
+}
+
 int nat_agg_upsert(struct nat_ct *nat, const struct nat_flow *f, bool from_dump)
 {
 	long i = find_entry(nat, f->id);
@@ -328,18 +377,19 @@ int nat_agg_upsert(struct nat_ct *nat, const struct nat_flow *f, bool from_dump)
 			e->evented = 1;
 			nat->st.dump_only--;
 		}
-		if (state == e->state &&
-		    !memcmp(&nat->tuples[e->tuple].key, &f->key, sizeof(f->key)) &&
-		    !memcmp(nat->origins[e->origin].addr, f->origin, 16))
-			return 0;
-		/* in first, so that a tuple or origin it stays in is not freed and made again */
-		if (count_in(nat, &f->key, f->origin, state, &t, &o))
-			return -ENOMEM;
-		e = &nat->entries[i];
-		count_out(nat, e);
-		e->tuple = t;
-		e->origin = o;
-		e->state = state;
+		if (state != e->state ||
+		    memcmp(&nat->tuples[e->tuple].key, &f->key, sizeof(f->key)) ||
+		    memcmp(nat->origins[e->origin].addr, f->origin, 16)) {
+			/* in first: a tuple or origin it stays in is not freed and made again */
+			if (count_in(nat, &f->key, f->origin, state, &t, &o))
+				return -ENOMEM;
+			e = &nat->entries[i];
+			count_out(nat, e);
+			e->tuple = t;
+			e->origin = o;
+			e->state = state;
+		}
+		set_expiry(nat, i, f);
 		return 0;
 	}
 	state = f->state >= 0 ? f->state : f->key.protocol == 17 ? NAT_CT_UDP : NAT_CT_OTHER;
@@ -364,6 +414,7 @@ int nat_agg_upsert(struct nat_ct *nat, const struct nat_flow *f, bool from_dump)
 				 .used = 1,
 				 .evented = !from_dump };
 	ix_insert(nat, IX_ENTRY, i);
+	set_expiry(nat, i, f);
 	nat->st.entries++;
 	if (from_dump)
 		nat->st.dump_only++;
@@ -374,6 +425,7 @@ static void remove_at(struct nat_ct *nat, __u32 i)
 {
 	struct nat_entry *e = &nat->entries[i];
 
+	wheel_unlink(nat, i);
 	count_out(nat, e);
 	ix_delete(nat, IX_ENTRY, i);
 	if (!e->evented)
@@ -392,6 +444,28 @@ void nat_agg_remove(struct nat_ct *nat, __u32 id)
 		remove_at(nat, i);
 }
 
+void nat_agg_expire(struct nat_ct *nat)
+{
+	__u32 steps = nat->now_s - nat->wheel_at;
+
+	if (!nat->wheel || (__s32)steps <= 0)
+		return;
+	if (steps > NAT_WHEEL)
+		steps = NAT_WHEEL;
+	for (__u32 s = 1; s <= steps; s++) {
+		__u32 next;
+
+		for (__u32 i = nat->wheel[(nat->wheel_at + s) & (NAT_WHEEL - 1)]; i; i = next) {
+			next = nat->entries[i - 1].wnext;
+			if ((__s32)(nat->entries[i - 1].expires - nat->now_s) <= 0) {
+				remove_at(nat, i - 1);
+				nat->st.expired++;
+			}
+		}
+	}
+	nat->wheel_at = nat->now_s;
+}
+
 void nat_agg_sweep(struct nat_ct *nat)
 {
 	for (__u32 i = 0; i < nat->nentries; i++)
@@ -407,6 +481,7 @@ void nat_agg_free(struct nat_ct *nat)
 	free(nat->tuple_ix.slot);
 	free(nat->origins);
 	free(nat->origin_ix.slot);
+	free(nat->wheel);
 }
 
 const struct nat_ct_tuple *nat_ct_next_tuple(const struct nat_ct *nat,

@@ -29,8 +29,15 @@ def topo(request):
 
 
 class Probe:
-    def __init__(self, topo, *args):
-        self.proc = topo.spawn(topo.router, NAT_PROBE, *args, f"/run/netns/{topo.router}")
+    def __init__(self, topo, *args, outside=False):
+        """in the router namespace, or started outside it (it enters it by path)"""
+        if outside:
+            self.proc = subprocess.Popen([NAT_PROBE, *args, f"/run/netns/{topo.router}"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True)
+            topo.procs.append(self.proc)
+        else:
+            self.proc = topo.spawn(topo.router, NAT_PROBE, *args, f"/run/netns/{topo.router}")
         nat.expect(self.proc, '{"type":"synced"}')
 
     def stop(self):
@@ -134,3 +141,67 @@ def test_only_source_nat(topo):
     # the kernel filter kept the router's own connections' events (5 or more each) from
     # the socket: what came is the 3 translated ones' (at most 8 each)
     assert stats["events"] <= 3 * 8, stats
+
+
+def test_counts_without_events(topo):
+    """nf_conntrack_events 0: no events at all; the probe's periodic dumps still count right"""
+    topo.exec(topo.router, "sysctl", "-q", "-w", "net.netfilter.nf_conntrack_events=0")
+    topo.start_server(PORT)
+    probe = Probe(topo, "--resync-ms", "200")
+    held = topo.connect(PORT, 10)
+    topo.connect(PORT, 7).close()
+    key = ("tcp", nat.ROUTER_OUT, nat.SERVER_ADDR, PORT)
+    settled = settle(topo, key, 17)
+    time.sleep(0.5)  # past --resync-ms
+    states, origins, stats = probe.stop()
+    assert stats["events"] == 0 and stats["events_sysctl"] == 0 and stats["dumps"] >= 2, stats
+    assert states[key] == settled and settled["established"] == 10
+    assert_is_conntrack(topo, states, origins)
+    held.close()
+
+
+@pytest.mark.parametrize("topo", [(40000, 40001)], indirect=True, ids=["two-ports"])
+def test_failed_nat_counted_from_outside(topo):
+    """two ports, a third connection: its SYNs fail NAT and are dropped at confirm
+    (insert_failed, drop); the probe, back in its own namespace, reads the router's"""
+    topo.start_server(PORT)
+    probe = Probe(topo, "--setns-back", outside=True)
+    held = topo.connect(PORT, 2)
+    out = topo.exec(topo.client, "python3", "-c",
+                    "import socket\ns = socket.socket(); s.settimeout(2.5)\n"
+                    f"try: s.connect(('{nat.SERVER_ADDR}', {PORT}))\n"
+                    "except OSError: print('failed')").stdout
+    assert "failed" in out
+    states, origins, stats = probe.stop()
+    key = ("tcp", nat.ROUTER_OUT, nat.SERVER_ADDR, PORT)
+    assert states == {key: {"established": 2}}
+    assert_is_conntrack(topo, states, origins)
+    sums = {"insert_failed": 0, "drop": 0}
+    for line in topo.exec(topo.router, "conntrack", "-S").stdout.splitlines():
+        for kv in line.split():
+            name, _, value = kv.partition("=")
+            if name in sums:
+                sums[name] += int(value)
+    assert sums["insert_failed"] >= 1 and sums["drop"] >= 1, sums
+    assert (stats["insert_failed"], stats["drop"]) == (sums["insert_failed"], sums["drop"])
+    held.close()
+
+
+def test_expired_time_wait_stops_counting(topo):
+    """a TIME_WAIT entry past its timeout holds no port, though the kernel's GC may send
+    its DESTROY much later: the probe stops counting it by the timeout its events gave"""
+    topo.exec(topo.router, "sysctl", "-q", "-w",
+              "net.netfilter.nf_conntrack_tcp_timeout_time_wait=2")
+    topo.start_server(PORT)
+    probe = Probe(topo)
+    held = topo.connect(PORT, 4)
+    topo.connect(PORT, 10).close()
+    time.sleep(4.5)  # no conntrack -L meanwhile: its dump would reap the expired ones
+    table = int(topo.exec(topo.router, "conntrack", "-C").stdout)
+    states, origins, stats = probe.stop()
+    key = ("tcp", nat.ROUTER_OUT, nat.SERVER_ADDR, PORT)
+    assert states == {key: {"established": 4}}
+    assert_is_conntrack(topo, states, origins)
+    # the kernel's table still held them (unless its GC came first)
+    assert stats["expired"] >= table - 4, (stats, table)
+    held.close()

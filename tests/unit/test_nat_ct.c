@@ -31,6 +31,7 @@
 struct ct {
 	__u32 id, status;
 	int family, proto, tcp_state; /* tcp_state -1: no CTA_PROTOINFO */
+	int timeout;		      /* -1: no CTA_TIMEOUT */
 	const char *osrc, *odst, *rsrc, *rdst;
 	__u16 osport, odport, rsport, rdport;
 };
@@ -50,7 +51,8 @@ static struct ct snat(__u32 id, const char *client, __u16 sport, __u16 xport, in
 			    .osport = sport,
 			    .odport = 80,
 			    .rsport = 80,
-			    .rdport = xport };
+			    .rdport = xport,
+			    .timeout = 120 };
 }
 
 static void put_tuple(struct nlmsghdr *nlh, int type, const struct ct *c, const char *src,
@@ -92,7 +94,8 @@ static struct nlmsghdr *build(char *buf, int kind, const struct ct *c)
 	put_tuple(nlh, CTA_TUPLE_REPLY, c, c->rsrc, c->rdst, c->rsport, c->rdport);
 	mnl_attr_put_u32(nlh, CTA_ID, htonl(c->id));
 	mnl_attr_put_u32(nlh, CTA_STATUS, htonl(c->status));
-	mnl_attr_put_u32(nlh, CTA_TIMEOUT, htonl(120));
+	if (c->timeout >= 0)
+		mnl_attr_put_u32(nlh, CTA_TIMEOUT, htonl(c->timeout));
 	if (c->tcp_state >= 0) {
 		p = mnl_attr_nest_start(nlh, CTA_PROTOINFO);
 		tcp = mnl_attr_nest_start(nlh, CTA_PROTOINFO_TCP);
@@ -314,6 +317,54 @@ Test(nat_ct, a_resync_drops_what_its_dump_lacks_and_keeps_which_sent_events)
 	cr_assert_eq(web(nat)->states[NAT_CT_TIME_WAIT], 2);
 	cr_assert_eq(web(nat)->states[NAT_CT_SYN_SENT], 1);
 	cr_assert_eq(web(nat)->states[NAT_CT_ESTABLISHED], 0);
+	nat_ct_close(nat);
+}
+
+static struct ct timed(__u32 id, int state, int timeout)
+{
+	struct ct c = snat(id, "10.0.0.2", 5000 + id, 5000 + id, state);
+
+	c.timeout = timeout;
+	return c;
+}
+
+Test(nat_ct, time_wait_and_close_stop_counting_when_their_timeout_passes)
+{
+	struct nat_ct *nat = nat_ct_new(NS);
+	struct nat_ct_stats st;
+
+	nat->now_s = 1000;
+	feed(nat, NEW, timed(1, TCP_CONNTRACK_TIME_WAIT, 120));
+	feed(nat, NEW, timed(2, TCP_CONNTRACK_ESTABLISHED, 10));
+	feed(nat, NEW, timed(3, TCP_CONNTRACK_CLOSE, 10));
+	feed(nat, NEW, timed(4, TCP_CONNTRACK_TIME_WAIT, 30));
+	feed(nat, DESTROY, timed(4, -1, -1));
+	nat->now_s = 1010;
+	nat_agg_expire(nat);
+	cr_assert_eq(web(nat)->usage, 3, "10 s left means up to 11");
+	nat->now_s = 1011;
+	nat_agg_expire(nat);
+	cr_assert_eq(web(nat)->states[NAT_CT_CLOSE], 0);
+	cr_assert_eq(web(nat)->states[NAT_CT_ESTABLISHED], 1, "its timer moves with packets");
+	/* a refreshed timer; an update without one keeps it */
+	nat->now_s = 1100;
+	feed(nat, UPDATE, timed(1, TCP_CONNTRACK_TIME_WAIT, 120));
+	feed(nat, UPDATE, timed(1, -1, -1));
+	nat->now_s = 1200;
+	nat_agg_expire(nat);
+	cr_assert_eq(web(nat)->states[NAT_CT_TIME_WAIT], 1);
+	nat->now_s = 1221;
+	nat_agg_expire(nat);
+	cr_assert_eq(web(nat)->states[NAT_CT_TIME_WAIT], 0);
+	/* its late DESTROY, and a jump of more than the wheel */
+	feed(nat, DESTROY, timed(1, -1, -1));
+	feed(nat, UPDATE, timed(2, TCP_CONNTRACK_TIME_WAIT, 5));
+	nat->now_s = 9000;
+	nat_agg_expire(nat);
+	nat_ct_get_stats(nat, &st);
+	cr_assert_eq(st.expired, 3);
+	cr_assert_eq(st.entries, 0);
+	cr_assert_null(nat_ct_next_tuple(nat, NULL));
 	nat_ct_close(nat);
 }
 
