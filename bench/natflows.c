@@ -53,7 +53,8 @@ int main(int argc, char **argv)
 		for (; flows < due; flows++) {
 			int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-			if (fd < 0 || sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof(dst)) != 1)
+			if (fd < 0 ||
+			    sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof(dst)) != 1)
 				failed++;
 			if (fd >= 0)
 				close(fd);

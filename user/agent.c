@@ -64,7 +64,7 @@ static void libbpf_release(void)
 static int run_loop(struct agent *a)
 {
 	__u64 interval_ns = a->opts.interval * 1000000000ull;
-	__u64 next_snap = mono_ns() + interval_ns, next_check = mono_ns(), now;
+	__u64 next_snap = mono_ns() + interval_ns, next_check = mono_ns(), now, next_nat = 0;
 	struct pollfd pfd[4];
 	int err;
 
@@ -76,14 +76,18 @@ static int run_loop(struct agent *a)
 		if (a->check_now && a->last_check + CHECK_GAP_NS < wake)
 			wake = a->last_check + CHECK_GAP_NS;
 		now = mono_ns();
+		/* conntrack events read in batches: NAT_BATCH_NS after the last read at most */
+		if (a->nat && now < next_nat && next_nat < wake)
+			wake = next_nat;
 		/* notices and questions; a signal ends the wait early */
 		pfd[0] = (struct pollfd){ .fd = ring_buffer__epoll_fd(a->notices),
 					  .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = a->query_fd, .events = POLLIN };
 		pfd[2] = (struct pollfd){ .fd = agent_signals_fd(), .events = POLLIN };
 		/* conntrack events of the namespaces with source NAT (-1: none, ignored) */
-		pfd[3] = (struct pollfd){ .fd = a->nat ? nat_view_fd(a->nat) : -1,
-					  .events = POLLIN };
+		pfd[3] =
+			(struct pollfd){ .fd = a->nat && now >= next_nat ? nat_view_fd(a->nat) : -1,
+					 .events = POLLIN };
 		err = poll(pfd, 4, wake > now ? (wake - now + 999999) / 1000000 : 0);
 		if (err < 0 && errno != EINTR) {
 			eph_err("cannot wait for notices: %s", strerror(errno));
@@ -96,8 +100,10 @@ static int run_loop(struct agent *a)
 		}
 		for (int i = 0; i < MAX_QUERIES_AT_ONCE && (pfd[1].revents & POLLIN); i++)
 			agent_query_serve(a);
-		if (pfd[3].revents & POLLIN)
+		if (pfd[3].revents & POLLIN) {
 			nat_view_process(a->nat);
+			next_nat = mono_ns() + NAT_BATCH_NS;
+		}
 		if (agent_stop_signal())
 			break;
 		now = mono_ns();

@@ -19,6 +19,11 @@
 struct report;
 
 #define NAT_ORIGINS_SHOWN 5 /* origins a row names, the most entries first */
+/*
+ * conntrack events are read this long after the previous read at the soonest: one
+ * read of many messages costs less per event than a wake-up per few (docs/nat.md)
+ */
+#define NAT_BATCH_NS (20 * 1000000ull)
 
 struct nat_origin_row {
 	__u8 addr[16];
