@@ -33,7 +33,7 @@ TEST_DEPS := libcriterion-dev libclang-rt-14-dev python3 python3-pytest python3-
 # recommends (libclang-rt-14-dev), and what tests/asan/run uses
 SAN_DEPS := clang libclang-rt-14-dev libcriterion-dev python3 iproute2 util-linux
 # bench/run: python3, and tcpstates from libbpf-tools as the peer
-BENCH_DEPS := python3 procps util-linux libbpf-tools
+BENCH_DEPS := python3 procps util-linux libbpf-tools nftables iproute2
 # make vmtest: qemu, the initramfs (cpio, static init), modprobe and depmod for the guest
 VMTEST_DEPS := qemu-system-x86 cpio kmod xz-utils zstd debian-archive-keyring
 # the kernels make vmtest boots (Debian's: 5.10 bullseye, 6.1 bookworm, 6.12 trixie)
@@ -83,7 +83,7 @@ help:
 	@echo "make asan       the unit tests and an end-to-end smoke built with ASan and UBSan"
 	@echo "                ($(ASAN_OUT)/; the smoke needs root)"
 	@echo "make fuzz       each libFuzzer target (tests/fuzz/) for FUZZ_S seconds (default $(FUZZ_S))"
-	@echo "make bench      run the benchmark (bench/run; BENCH_ARGS='--rounds 9' ...)"
+	@echo "make bench      run the benchmark (bench/run; BENCH_ARGS='--rounds 9' ...), then bench/nat_cost"
 	@echo "make vmtest     the end-to-end tests on Linux 5.10, 6.1 and 6.12 in VMs (root;"
 	@echo "                KERNELS=\"6.1\", VMTEST_ARGS='tests/e2e/test_tuples.py'; docs/kernels.md)"
 	@echo "make soak       the agent under churn, restarts and namespace turnover against ss, with"
@@ -271,6 +271,7 @@ bench: bench-deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@$(MAKE) --no-print-directory mounts
 	@bench/run $(BENCH_ARGS)
+	@bench/nat_cost
 
 # long: not part of make test (docs/performance.md)
 SOAK_S ?= 600
