@@ -59,6 +59,7 @@ def settled(t, key, state, n):
     """the agent equals conntrack, and key has n entries in state (the last ACK of a
     handshake may still be on its way when connect() returns)"""
     rows = assert_nat_is_conntrack(t)
+    assert key in rows, rows
     assert rows[key]["states"][state] == n, rows[key]["states"]
     return rows
 
@@ -86,8 +87,9 @@ def test_nat_tuples_are_conntracks(make_agent, make_topology, nat_range):
     clients.close()
     eventually(lambda: settled(t, key, "time_wait", 40), timeout=15)
     t.udp(9090, 5)
-    rows = eventually(lambda: assert_nat_is_conntrack(t), timeout=15)
-    assert rows[("udp", nat.ROUTER_OUT, nat.SERVER_ADDR, 9090)]["states"] == {"udp": 5}
+    udp = ("udp", nat.ROUTER_OUT, nat.SERVER_ADDR, 9090)
+    rows = eventually(lambda: settled(t, udp, "udp", 5), timeout=15)
+    assert rows[udp]["states"] == {"udp": 5}
     # the TIME_WAIT entries expire (conntrack's garbage collection reaps them in its time)
     eventually(lambda: key not in assert_nat_is_conntrack(t), timeout=90)
 

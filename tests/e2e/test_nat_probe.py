@@ -103,7 +103,9 @@ def test_counts_are_conntrack(topo):
     assert states[("udp", nat.ROUTER_OUT, nat.SERVER_ADDR, 9999)] == {"udp": 3}
     assert origins[key] == {nat.CLIENT_ADDR: 20}
     assert stats["dumped"] >= 5 and stats["events"] > 0 and stats["enobufs"] == 0
-    assert stats["malformed"] == 0 and stats["entries"] == 23 and stats["dump_only"] == 0
+    # (how many entries are still known from a dump only depends on when the last dump
+    # ran: under make vmtest's TCG guests, not within 0.4 s)
+    assert stats["malformed"] == 0 and stats["entries"] == 23
     assert stats["dumps"] >= 2
 
 
