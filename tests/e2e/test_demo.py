@@ -129,8 +129,17 @@ def test_demo_tells_the_story_and_cleans_up(tmp_path):
     assert len(held) == 5 and all(70 >= int(n) > 0 for n in held.values()), held
     assert any("connect_spread: demo-client" in line and "bound to 127.0.0.2" in line
                for line in lines), out
+    # act 3: the NAT runs out, and ephport names the tuple and the client's namespace
+    act3 = lines[lines.index("summary of act 3"):]
+    m = re.match(r"  the client made (\d+) connections and (\d+) timed out", act3[1])
+    assert m and 95 <= int(m.group(1)) <= 100 and int(m.group(2)) > 0, act3[1]
+    for level in ("warning", "critical", "exhausted"):
+        assert any(f"nat_pressure {level}: tcp 198.18.1.1 -> 198.18.1.2:8080" in line
+                   for line in lines), out
+    assert any("insert_failed +" in line for line in lines), out
+    assert any("translate to more source addresses" in line for line in act3), act3
     assert lines[-1].startswith("cleaned up: client and server stopped, agent stopped")
-    assert "cgroup removed" in lines[-1]
+    assert "cgroup removed" in lines[-1] and "act 3's namespaces deleted" in lines[-1]
     assert not os.path.exists(f"/proc/{pid}")
     assert_nothing_left(before, tmpdir)
 
