@@ -49,6 +49,27 @@ static int metrics_to_json(struct agent *a, cJSON *settings)
 	return 0;
 }
 
+/* settings.nat: null with --no-nat */
+static int nat_settings_to_json(struct agent *a, cJSON *settings)
+{
+	const struct nat_range *r = &a->opts.nat_range;
+	cJSON *n;
+
+	if (!a->nat)
+		return cJSON_AddNullToObject(settings, "nat") ? 0 : -ENOMEM;
+	if (!(n = cJSON_AddObjectToObject(settings, "nat")) ||
+	    !cJSON_AddNumberToObject(n, "warn_at", a->opts.nat_warn) ||
+	    !cJSON_AddNumberToObject(n, "critical_at", a->opts.nat_crit))
+		return -ENOMEM;
+	if (!r->low)
+		return cJSON_AddNullToObject(n, "range") ? 0 : -ENOMEM;
+	n = cJSON_AddArrayToObject(n, "range");
+	return n && cJSON_AddItemToArray(n, cJSON_CreateNumber(r->low)) &&
+			       cJSON_AddItemToArray(n, cJSON_CreateNumber(r->high)) ?
+		       0 :
+		       -ENOMEM;
+}
+
 void agent_emit_start(struct agent *a)
 {
 	cJSON *ev = report_new(&a->report, "agent_start");
@@ -70,6 +91,7 @@ void agent_emit_start(struct agent *a)
 	    !(a->opts.output ? cJSON_AddStringToObject(settings, "output", a->opts.output) :
 			       cJSON_AddNullToObject(settings, "output")) ||
 	    guard_to_json(a, settings) || metrics_to_json(a, settings) ||
+	    nat_settings_to_json(a, settings) ||
 	    !(boot = cJSON_AddObjectToObject(ev, "bootstrap")) ||
 	    !cJSON_AddNumberToObject(boot, "netns", a->netns.len) ||
 	    !cJSON_AddNumberToObject(boot, "ms", round(a->bootstrap_ms * 10) / 10)) {
