@@ -141,7 +141,9 @@ def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
         assert start["settings"] == {"interval": 1, "max_tuples": 65536, "tuple_idle": 600,
                                      "warn_at": 0.8, "critical_at": 0.95, "clear_margin": 0.05,
                                      "hold": 30, "output": None, "guard": None,
-                                     "metrics": None}
+                                     "metrics": None,
+                                     "nat": {"warn_at": 0.8, "critical_at": 0.95,
+                                             "range": None}}
         assert start["schema_version"] == 1
         assert sorted(p["name"] for p in ephport_progs()) == sorted(expected_progs(features))
 
