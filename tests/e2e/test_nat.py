@@ -5,12 +5,13 @@ counts per NAT tuple and state, and its origins, are compared with `conntrack -L
 router through connections opening, closing and expiring; a client runs a 100-port range
 out; namespaces without NAT, and --no-nat, add nothing."""
 import os
+import subprocess
 import urllib.request
 
 import pytest
 
 import nat
-from conftest import eventually, query
+from conftest import EPHPORT, eventually, query
 
 PORT = 8080
 
@@ -155,3 +156,30 @@ def test_only_namespaces_with_nat_rules_are_watched(make_agent, make_topology):
     assert inode(t.router) in watched
     assert not watched & {inode(t.client), inode(t.server)}
     clients.end()
+
+
+def test_nat_range_overrides_the_rules(make_agent, make_topology):
+    t = make_topology((40000, 40099))
+    make_agent("--interval", "1", "--nat-range", "40000-40009")
+    t.start_server(PORT)
+    clients = t.connect(PORT, 3)
+    key = ("tcp", nat.ROUTER_OUT, nat.SERVER_ADDR, PORT)
+    row = eventually(lambda: settled(t, key, "established", 3), timeout=15)[key]
+    assert (row["capacity"], row["range"]) == (10, {"low": 40000, "high": 40009,
+                                                    "source": "override",
+                                                    "ambiguous": False})
+    clients.end()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--nat-range", "5-1"], "--nat-range"),
+    (["--nat-range", "0-10"], "--nat-range"),
+    (["--nat-range", "x"], "--nat-range"),
+    (["--nat-warn-at", "0.9", "--nat-critical-at", "0.8"], "--nat-warn-at"),
+    (["--nat-warn-at", "0.04"], "--clear-margin"),
+])
+def test_bad_nat_options_get_one_line(args, says):
+    r = subprocess.run([EPHPORT, "agent", *args], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and r.stdout == "", r
+    lines = r.stderr.splitlines()
+    assert len(lines) >= 1 and says in lines[0], r.stderr
