@@ -135,6 +135,23 @@ struct nat_view {
 	size_t nnsrows;
 };
 
+/* room for one more of *len records of size bytes in *items (cap of them); 0 or -ENOMEM */
+static int grow(void *items, size_t len, size_t *cap, size_t size, size_t first)
+{
+	void **p = items, *q;
+	size_t want;
+
+	if (len < *cap)
+		return 0;
+	want = *cap ? 2 * *cap : first;
+	q = realloc(*p, want * size);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = want;
+	return 0;
+}
+
 int nat_view_new(struct nat_view **out, const struct nat_view_opts *o)
 {
 	struct nat_view *v = calloc(1, sizeof(*v));
@@ -237,15 +254,8 @@ static void addrs_read(struct nat_view *v, __u32 inum, const char *ns_path)
 		if ((fam == AF_INET && a.addr[0] == 127) ||
 		    (fam == AF_INET6 && IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a.addr)))
 			continue;
-		if (v->naddrs == v->capaddrs) {
-			size_t cap = v->capaddrs ? 2 * v->capaddrs : 64;
-			struct addr_ns *p = realloc(v->addrs, cap * sizeof(*p));
-
-			if (!p)
-				break;
-			v->addrs = p;
-			v->capaddrs = cap;
-		}
+		if (grow(&v->addrs, v->naddrs, &v->capaddrs, sizeof(*v->addrs), 64))
+			break;
 		v->addrs[v->naddrs++] = a;
 	}
 	freeifaddrs(ifa);
@@ -281,17 +291,10 @@ int nat_view_read_ns(struct nat_view *v, __u32 inum, const char *path)
 			nat_ct_close(ct);
 			return err;
 		}
-		if (v->nns == v->capns) {
-			size_t cap = v->capns ? 2 * v->capns : 8;
-			struct nat_ns *p = realloc(v->ns, cap * sizeof(*p));
-
-			if (!p) {
-				epoll_ctl(v->epfd, EPOLL_CTL_DEL, nat_ct_fd(ct), NULL);
-				nat_ct_close(ct);
-				return -ENOMEM;
-			}
-			v->ns = p;
-			v->capns = cap;
+		if (grow(&v->ns, v->nns, &v->capns, sizeof(*v->ns), 8)) {
+			epoll_ctl(v->epfd, EPOLL_CTL_DEL, nat_ct_fd(ct), NULL);
+			nat_ct_close(ct);
+			return -ENOMEM;
 		}
 		v->ns[v->nns++] = (struct nat_ns){ .inum = inum, .ct = ct };
 		if (u32_index_added(&v->ns_idx, v->ns, v->nns)) {
@@ -363,15 +366,8 @@ static struct nat_level *level_of(struct nat_view *v, const struct nat_ct_key *k
 
 	if (i >= 0)
 		return &v->levels[i];
-	if (v->nlevels == v->caplevels) {
-		size_t cap = v->caplevels ? 2 * v->caplevels : 16;
-		struct nat_level *p = realloc(v->levels, cap * sizeof(*p));
-
-		if (!p)
-			return NULL;
-		v->levels = p;
-		v->caplevels = cap;
-	}
+	if (grow(&v->levels, v->nlevels, &v->caplevels, sizeof(*v->levels), 16))
+		return NULL;
 	v->levels[v->nlevels] = (struct nat_level){ .key = *key };
 	return &v->levels[v->nlevels++];
 }
@@ -421,15 +417,8 @@ static int row_cmp(const void *a, const void *b)
 
 static struct nat_row *row_add(struct nat_view *v)
 {
-	if (v->nrows == v->caprows) {
-		size_t cap = v->caprows ? 2 * v->caprows : 64;
-		struct nat_row *p = realloc(v->rows, cap * sizeof(*p));
-
-		if (!p)
-			return NULL;
-		v->rows = p;
-		v->caprows = cap;
-	}
+	if (grow(&v->rows, v->nrows, &v->caprows, sizeof(*v->rows), 64))
+		return NULL;
 	memset(&v->rows[v->nrows], 0, sizeof(v->rows[0]));
 	return &v->rows[v->nrows++];
 }
