@@ -511,7 +511,8 @@ void nat_view_check(struct nat_view *v, struct report *r, __u64 now)
 	v->nlevels = w;
 	bidx_rebuild(&v->level_idx, v->levels, v->nlevels, sizeof(*v->levels),
 		     offsetof(struct nat_level, key), sizeof(struct nat_ct_key));
-	qsort(v->rows, v->nrows, sizeof(*v->rows), row_cmp);
+	if (v->nrows) /* qsort's array may not be NULL, even empty */
+		qsort(v->rows, v->nrows, sizeof(*v->rows), row_cmp);
 	/* the origins of the rows shown: query and metrics show the first ones */
 	for (size_t i = 0; i < v->nrows; i++) {
 		struct nat_row *row = &v->rows[i];
