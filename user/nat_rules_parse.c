@@ -264,7 +264,11 @@ static int parse_rule(struct nat_rules *rules, const cJSON *rule)
 		if (!r)
 			return -ENOMEM;
 		names(r, table, chain);
-		r->handle = cJSON_IsNumber(handle) ? (__u64)handle->valuedouble : 0;
+		/* a handle is a u64; anything else in its place reads as 0 */
+		r->handle = cJSON_IsNumber(handle) && handle->valuedouble >= 0 &&
+					    handle->valuedouble < 18446744073709551616.0 ?
+				    (__u64)handle->valuedouble :
+				    0;
 		r->family = (__u8)family;
 		r->protos = (__u8)(protos & (NAT_TCP | NAT_UDP));
 		/* limited to protocols without ports only: no port to draw */
