@@ -234,7 +234,7 @@ static bool rule_fits(const struct nat_rule *r, int family, int protocol)
 void nat_range_for(const struct nat_rules *rules, const struct nat_range *override, int family,
 		   int protocol, const __u8 *saddr, struct nat_range *out)
 {
-	bool by_addr = false;
+	bool by_addr = false, ported = false;
 	size_t i;
 	int pass;
 
@@ -277,10 +277,12 @@ void nat_range_for(const struct nat_rules *rules, const struct nat_range *overri
 				out->high = hi;
 			}
 			any = true;
-			out->source = NAT_RANGE_RULE;
+			ported |= (r->flags & NAT_RULE_PORTS) != 0;
 		}
 		by_addr = pass == 0 && any;
 	}
+	/* rules without a port range draw from the kernel's default: so it says */
+	out->source = ported ? NAT_RANGE_RULE : NAT_RANGE_DEFAULT;
 }
 
 int nat_range_parse(const char *s, struct nat_range *out)

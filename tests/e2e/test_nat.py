@@ -82,7 +82,7 @@ def test_nat_tuples_are_conntracks(make_agent, make_topology, nat_range):
     if nat_range:
         assert (row["capacity"], row["range"]["source"]) == (100, "rule")
     else:
-        assert row["capacity"] == 65535 - 1024 + 1
+        assert (row["capacity"], row["range"]["source"]) == (65535 - 1024 + 1, "default")
     assert row["origins"] == [{"saddr": nat.CLIENT_ADDR, "entries": 40,
                                "netns": inode(t.client)}]
     clients.close()

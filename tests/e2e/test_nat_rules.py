@@ -94,7 +94,7 @@ def test_nft_masquerade_and_snat(nat_ns):
     assert not by_snat["ambiguous"]
     assert (by_masq["low"], by_masq["high"], by_masq["size"]) == (40000, 40099, 100)
     # IPv6: masquerade without ports, the kernel's 1024-65535
-    assert (v6["low"], v6["high"], v6["source"]) == (1024, 65535, "rule")
+    assert (v6["low"], v6["high"], v6["source"]) == (1024, 65535, "default")
     assert not v6["ambiguous"]
 
 

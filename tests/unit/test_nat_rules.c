@@ -350,7 +350,8 @@ Test(nat_rules, masquerade_without_ports_is_the_kernel_default)
 		0);
 	cr_assert_eq(rules.len, 1);
 	range_for(AF_INET, IPPROTO_TCP, "198.18.1.1", &r);
-	cr_assert_eq(r.source, NAT_RANGE_RULE);
+	/* a rule applies, and gives no range: the kernel's default, and said so */
+	cr_assert_eq(r.source, NAT_RANGE_DEFAULT);
 	cr_assert_eq(r.low, 1024);
 	cr_assert_eq(r.high, 65535);
 	cr_assert_eq(r.ambiguous, 0);
