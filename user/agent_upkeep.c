@@ -61,7 +61,7 @@ static int netns_read_one(struct agent *a, struct netns *ns, int info_fd)
 		spread_local_read(a->opts.spread, a->opts.nspread, &fresh.spread_local);
 	/* a reading that fails leaves what it had: the next round tries again */
 	if (!err && a->nat)
-		nat_view_read_ns(a->nat, ns->inum, ns->home ? NULL : ns->path);
+		nat_view_read_ns(a->nat, ns->inum, ns->pid);
 	if (netns_leave(ns, a->home_fd)) {
 		eph_err("cannot return to the agent's network namespace: %s", strerror(errno));
 		return neg_errno();

@@ -203,15 +203,18 @@ static void ns_remove(struct nat_view *v, long i)
 	u32_index_rebuild(&v->ns_idx, v->ns, v->nns);
 }
 
-/* the pod and container of a namespace, from the cgroup of the process it was found by */
-static void ns_pod(const char *ns_path, struct addr_ns *a)
+/*
+ * The pod and container of a namespace, from the cgroup of a process in it: the
+ * first found (a pod's is its sandbox's, the lowest pid), whichever way the
+ * namespace itself was found (a CNI's /run/netns/cni-... name, or the process)
+ */
+static void ns_pod(int pid, struct addr_ns *a)
 {
 	char path[80], cg[4096];
 	struct cgroup_ids ids;
-	int pid;
 	FILE *f;
 
-	if (!ns_path || sscanf(ns_path, "/proc/%d/ns/net", &pid) != 1)
+	if (pid <= 0)
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
 	f = fopen(path, "re");
@@ -225,13 +228,13 @@ static void ns_pod(const char *ns_path, struct addr_ns *a)
 }
 
 /* the namespace's addresses replace what it had (getifaddrs: inside it) */
-static void addrs_read(struct nat_view *v, __u32 inum, const char *ns_path)
+static void addrs_read(struct nat_view *v, __u32 inum, int pid)
 {
 	struct addr_ns who = { .netns = inum };
 	struct ifaddrs *ifa, *i;
 	size_t w = 0;
 
-	ns_pod(ns_path, &who);
+	ns_pod(pid, &who);
 	v->addrs_changed = true;
 
 	for (size_t r = 0; r < v->naddrs; r++)
@@ -261,7 +264,7 @@ static void addrs_read(struct nat_view *v, __u32 inum, const char *ns_path)
 	freeifaddrs(ifa);
 }
 
-int nat_view_read_ns(struct nat_view *v, __u32 inum, const char *path)
+int nat_view_read_ns(struct nat_view *v, __u32 inum, int pid)
 {
 	long i = u32_index_find(&v->ns_idx, v->ns, inum);
 	unsigned int where = 0;
@@ -273,7 +276,7 @@ int nat_view_read_ns(struct nat_view *v, __u32 inum, const char *path)
 	if (err)
 		return err;
 	/* every namespace's: one that translates may come later, and name it an origin */
-	addrs_read(v, inum, path);
+	addrs_read(v, inum, pid);
 	if (!where) {
 		if (i >= 0)
 			ns_remove(v, i);

@@ -68,11 +68,11 @@ void nat_view_free(struct nat_view *v);
 /*
  * While inside namespace inum (the agent's round): finds whether it has source
  * NAT, opens or closes its conntrack view, reads its rules when they changed,
- * its conntrack statistics, and its local addresses (for the origins; path, as
- * /proc/PID/ns/net, names its pod). 0, or
+ * its conntrack statistics, and its local addresses (for the origins; pid, a
+ * process in it, 0 none, names its container and pod). 0, or
  * -errno of a reading (the namespace keeps what it had).
  */
-int nat_view_read_ns(struct nat_view *v, __u32 inum, const char *path);
+int nat_view_read_ns(struct nat_view *v, __u32 inum, int pid);
 /* the namespace is gone */
 void nat_view_forget(struct nat_view *v, __u32 inum);
 /* an fd readable when any namespace has conntrack events; -1 when none is watched */

@@ -81,6 +81,8 @@ static int found(struct netns_set *s, const char *path, bool home)
 		ns->home = home;
 		snprintf(ns->path, sizeof(ns->path), "%s", path);
 	}
+	if (!ns->pid)
+		sscanf(path, "/proc/%d/ns/net", &ns->pid);
 	return 0;
 }
 
@@ -95,8 +97,10 @@ int netns_discover(struct netns_set *s, const char *home_path)
 	DIR *d;
 	int err;
 
-	for (size_t i = 0; i < s->len; i++)
+	for (size_t i = 0; i < s->len; i++) {
 		s->items[i].alive = false;
+		s->items[i].pid = 0;
+	}
 	err = found(s, home_path, true);
 	if (err)
 		return err;

@@ -15,6 +15,7 @@ struct netns {
 	char path[64];	/* how it was found this round: /run/netns/NAME, /proc/PID/ns/net */
 	bool home;	/* the agent's own: entered through the saved descriptor */
 	bool alive;	/* found in the latest round */
+	int pid;	/* the first process found in it this round; 0: none */
 	__u64 tried_ns; /* when the agent last tried to read it (CLOCK_MONOTONIC); 0: never */
 	struct netns_info info;
 };

@@ -319,7 +319,7 @@ def cri_lines():
 def test_docs_have_every_event():
     assert set(doc_events()) == {"agent_start", "tuple", "netns", "stats", "pressure",
                                  "connect_failed", "bind_failed", "connect_denied",
-                                 "connect_spread", "agent_stop"}
+                                 "connect_spread", "nat_pressure", "agent_stop"}
 
 
 def test_fluent_bit_routes_alert_events():

@@ -12,6 +12,7 @@ import pytest
 
 import nat
 from conftest import EPHPORT, eventually, query
+from test_alerts import pod_cgroup  # noqa: F401 (a fixture)
 
 PORT = 8080
 
@@ -183,3 +184,24 @@ def test_bad_nat_options_get_one_line(args, says):
     assert r.returncode == 2 and r.stdout == "", r
     lines = r.stderr.splitlines()
     assert len(lines) >= 1 and says in lines[0], r.stderr
+
+
+def test_an_origin_names_its_pod(make_agent, make_topology, pod_cgroup):
+    """The client namespace holds a process in a pod's container cgroup (as a pod's sandbox
+    does): the origin names the container and the pod, though the namespace was found by
+    its /run/netns name."""
+    path, _, pod, cid = pod_cgroup
+    t = make_topology()
+    sandbox = t.spawn(t.client, "sleep", "120", stdin=subprocess.DEVNULL)
+    with open(os.path.join(path, "cgroup.procs"), "w") as f:
+        f.write(str(sandbox.pid))
+    make_agent("--interval", "1")
+    t.start_server(PORT)
+    clients = t.connect(PORT, 3)
+    key = ("tcp", nat.ROUTER_OUT, nat.SERVER_ADDR, PORT)
+    row = eventually(lambda: settled(t, key, "established", 3), timeout=15)[key]
+    assert row["origins"] == [{"saddr": nat.CLIENT_ADDR, "entries": 3, "netns": inode(t.client),
+                               "container_id": cid, "pod_uid": pod}]
+    clients.end()
+    sandbox.kill()
+    sandbox.wait()
