@@ -34,4 +34,27 @@ int u32_index_added(struct u32_index *x, const void *items, size_t n);
 int u32_index_rebuild(struct u32_index *x, const void *items, size_t n);
 void u32_index_free(struct u32_index *x);
 
+/*
+ * The same over a key of len bytes at off in each record (stride bytes apart),
+ * rebuilt whole (after the records changed): open addressing, position + 1 in
+ * each slot, 0 empty, at least twice as many slots as records.
+ */
+struct bytes_index {
+	__u32 *slot;
+	size_t nslot;
+};
+
+/* 0, or -ENOMEM (the old slots kept) */
+int bytes_index_rebuild(struct bytes_index *x, const void *items, size_t n, size_t stride,
+			size_t off, size_t len);
+/* the position of the record whose key is key, or -1 */
+long bytes_index_find(const struct bytes_index *x, const void *items, size_t stride, size_t off,
+		      size_t len, const void *key);
+
+/*
+ * Room for one more record in *items (a pointer to the array) holding len of *cap,
+ * each size bytes: the array doubled (first records at first); 0 or -ENOMEM
+ */
+int array_grow(void *items, size_t len, size_t *cap, size_t size, size_t first);
+
 #endif /* EPHPORT_INDEX_H */

@@ -40,73 +40,16 @@ struct nat_ns {
 struct addr_ns {
 	__u8 addr[16];
 	__u32 netns;
+	__u32 gen; /* the namespace's reading it is from: older ones are stale */
 	char container_id[65];
 	char pod_uid[37];
 };
 
-/*
- * Open addressing over records found by a key of len bytes at off: position + 1
- * in each slot, 0 empty; at least twice as many slots as records.
- */
-struct byte_index {
-	__u32 *slot;
-	size_t nslot;
+/* a namespace's latest reading of its addresses; gen 0: forgotten */
+struct ns_gen {
+	__u32 inum;
+	__u32 gen;
 };
-
-static size_t key_hash(const void *key, size_t len)
-{
-	const unsigned char *p = key;
-	__u64 h = 1469598103934665603ull; /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h ^ (h >> 29);
-}
-
-static int bidx_rebuild(struct byte_index *x, const void *items, size_t n, size_t stride,
-			size_t off, size_t len)
-{
-	size_t want = 16;
-
-	while (want < 2 * n)
-		want *= 2;
-	if (want != x->nslot) {
-		__u32 *s = calloc(want, sizeof(*s));
-
-		if (!s)
-			return -ENOMEM;
-		free(x->slot);
-		x->slot = s;
-		x->nslot = want;
-	} else {
-		memset(x->slot, 0, want * sizeof(*x->slot));
-	}
-	for (size_t i = 0; i < n; i++) {
-		const char *k = (const char *)items + i * stride + off;
-		size_t h = key_hash(k, len) & (x->nslot - 1);
-
-		while (x->slot[h])
-			h = (h + 1) & (x->nslot - 1);
-		x->slot[h] = i + 1;
-	}
-	return 0;
-}
-
-static long bidx_find(const struct byte_index *x, const void *items, size_t stride, size_t off,
-		      size_t len, const void *key)
-{
-	size_t h;
-
-	if (!x->nslot)
-		return -1;
-	for (h = key_hash(key, len) & (x->nslot - 1); x->slot[h]; h = (h + 1) & (x->nslot - 1)) {
-		size_t i = x->slot[h] - 1;
-
-		if (!memcmp((const char *)items + i * stride + off, key, len))
-			return i;
-	}
-	return -1;
-}
 
 /* a NAT tuple's level between checks */
 struct nat_level {
@@ -122,35 +65,27 @@ struct nat_view {
 	struct nat_ns *ns;
 	size_t nns, capns;
 	struct u32_index ns_idx;
-	struct addr_ns *addrs; /* every read namespace's addresses */
+	/*
+	 * every read namespace's addresses, appended at each reading (stale ones stay
+	 * until the next check drops them: a reading costs its own addresses, never
+	 * all of them)
+	 */
+	struct addr_ns *addrs;
 	size_t naddrs, capaddrs;
-	struct byte_index addr_idx; /* by address, rebuilt at a check when addrs_changed */
+	struct ns_gen *gens; /* by namespace: which reading is current */
+	size_t ngens, capgens;
+	struct u32_index gen_idx;
+	__u32 next_gen;
+	struct bytes_index addr_idx; /* by address, rebuilt at a check when addrs_changed */
 	bool addrs_changed;
 	struct nat_level *levels; /* the tuples of the latest check, and those not ok */
 	size_t nlevels, caplevels;
-	struct byte_index level_idx; /* by key, rebuilt at each check */
+	struct bytes_index level_idx; /* by key, rebuilt at each check */
 	struct nat_row *rows;
 	size_t nrows, caprows;
 	struct nat_ns_row *nsrows;
 	size_t nnsrows;
 };
-
-/* room for one more of *len records of size bytes in *items (cap of them); 0 or -ENOMEM */
-static int grow(void *items, size_t len, size_t *cap, size_t size, size_t first)
-{
-	void **p = items, *q;
-	size_t want;
-
-	if (len < *cap)
-		return 0;
-	want = *cap ? 2 * *cap : first;
-	q = realloc(*p, want * size);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = want;
-	return 0;
-}
 
 int nat_view_new(struct nat_view **out, const struct nat_view_opts *o)
 {
@@ -160,6 +95,7 @@ int nat_view_new(struct nat_view **out, const struct nat_view_opts *o)
 		return -ENOMEM;
 	v->o = *o;
 	v->ns_idx = (struct u32_index)U32_INDEX_INIT(struct nat_ns, inum);
+	v->gen_idx = (struct u32_index)U32_INDEX_INIT(struct ns_gen, inum);
 	v->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (v->epfd < 0) {
 		free(v);
@@ -188,6 +124,8 @@ void nat_view_free(struct nat_view *v)
 	u32_index_free(&v->ns_idx);
 	free(v->ns);
 	free(v->addrs);
+	free(v->gens);
+	u32_index_free(&v->gen_idx);
 	free(v->addr_idx.slot);
 	free(v->levels);
 	free(v->level_idx.slot);
@@ -227,20 +165,68 @@ static void ns_pod(int pid, struct addr_ns *a)
 	fclose(f);
 }
 
-/* the namespace's addresses replace what it had (getifaddrs: inside it) */
-static void addrs_read(struct nat_view *v, __u32 inum, int pid)
+/* the current reading of a namespace's addresses: set to gen (0: forget them) */
+static int gen_set(struct nat_view *v, __u32 inum, __u32 gen)
 {
-	struct addr_ns who = { .netns = inum };
-	struct ifaddrs *ifa, *i;
+	long i = u32_index_find(&v->gen_idx, v->gens, inum);
+
+	v->addrs_changed = true;
+	if (i >= 0) {
+		v->gens[i].gen = gen;
+		return 0;
+	}
+	if (!gen)
+		return 0;
+	if (array_grow(&v->gens, v->ngens, &v->capgens, sizeof(*v->gens), 64))
+		return -ENOMEM;
+	v->gens[v->ngens++] = (struct ns_gen){ .inum = inum, .gen = gen };
+	if (u32_index_added(&v->gen_idx, v->gens, v->ngens)) {
+		v->ngens--;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static bool addr_current(const struct nat_view *v, const struct addr_ns *a)
+{
+	long i = u32_index_find(&v->gen_idx, v->gens, a->netns);
+
+	return i >= 0 && v->gens[i].gen == a->gen;
+}
+
+/* stale addresses and forgotten namespaces dropped, the address index made again */
+static void addrs_compact(struct nat_view *v)
+{
 	size_t w = 0;
 
-	ns_pod(pid, &who);
-	v->addrs_changed = true;
-
 	for (size_t r = 0; r < v->naddrs; r++)
-		if (v->addrs[r].netns != inum)
+		if (addr_current(v, &v->addrs[r]))
 			v->addrs[w++] = v->addrs[r];
 	v->naddrs = w;
+	w = 0;
+	for (size_t r = 0; r < v->ngens; r++)
+		if (v->gens[r].gen)
+			v->gens[w++] = v->gens[r];
+	if (w != v->ngens) {
+		v->ngens = w;
+		u32_index_rebuild(&v->gen_idx, v->gens, v->ngens);
+	}
+	if (!bytes_index_rebuild(&v->addr_idx, v->addrs, v->naddrs, sizeof(*v->addrs),
+				 offsetof(struct addr_ns, addr), 16))
+		v->addrs_changed = false;
+}
+
+/* the namespace's addresses as of now (getifaddrs: inside it); the old ones go stale */
+static void addrs_read(struct nat_view *v, __u32 inum, int pid)
+{
+	struct addr_ns who = { .netns = inum, .gen = ++v->next_gen };
+	struct ifaddrs *ifa, *i;
+
+	if (!who.gen) /* 0 means forgotten: skipped when the count wraps */
+		who.gen = ++v->next_gen;
+	ns_pod(pid, &who);
+	if (gen_set(v, inum, who.gen))
+		return;
 	if (getifaddrs(&ifa))
 		return;
 	for (i = ifa; i; i = i->ifa_next) {
@@ -257,7 +243,7 @@ static void addrs_read(struct nat_view *v, __u32 inum, int pid)
 		if ((fam == AF_INET && a.addr[0] == 127) ||
 		    (fam == AF_INET6 && IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a.addr)))
 			continue;
-		if (grow(&v->addrs, v->naddrs, &v->capaddrs, sizeof(*v->addrs), 64))
+		if (array_grow(&v->addrs, v->naddrs, &v->capaddrs, sizeof(*v->addrs), 64))
 			break;
 		v->addrs[v->naddrs++] = a;
 	}
@@ -294,7 +280,7 @@ int nat_view_read_ns(struct nat_view *v, __u32 inum, int pid)
 			nat_ct_close(ct);
 			return err;
 		}
-		if (grow(&v->ns, v->nns, &v->capns, sizeof(*v->ns), 8)) {
+		if (array_grow(&v->ns, v->nns, &v->capns, sizeof(*v->ns), 8)) {
 			epoll_ctl(v->epfd, EPOLL_CTL_DEL, nat_ct_fd(ct), NULL);
 			nat_ct_close(ct);
 			return -ENOMEM;
@@ -332,15 +318,10 @@ int nat_view_read_ns(struct nat_view *v, __u32 inum, int pid)
 void nat_view_forget(struct nat_view *v, __u32 inum)
 {
 	long i = u32_index_find(&v->ns_idx, v->ns, inum);
-	size_t w = 0;
 
 	if (i >= 0)
 		ns_remove(v, i);
-	for (size_t r = 0; r < v->naddrs; r++)
-		if (v->addrs[r].netns != inum)
-			v->addrs[w++] = v->addrs[r];
-	v->addrs_changed |= w != v->naddrs;
-	v->naddrs = w;
+	gen_set(v, inum, 0);
 }
 
 int nat_view_fd(const struct nat_view *v)
@@ -364,12 +345,12 @@ void nat_view_process(struct nat_view *v)
 /* a tuple's level: found among the latest check's, or new (appended, not indexed) */
 static struct nat_level *level_of(struct nat_view *v, const struct nat_ct_key *key)
 {
-	long i = bidx_find(&v->level_idx, v->levels, sizeof(*v->levels),
-			   offsetof(struct nat_level, key), sizeof(*key), key);
+	long i = bytes_index_find(&v->level_idx, v->levels, sizeof(*v->levels),
+				  offsetof(struct nat_level, key), sizeof(*key), key);
 
 	if (i >= 0)
 		return &v->levels[i];
-	if (grow(&v->levels, v->nlevels, &v->caplevels, sizeof(*v->levels), 16))
+	if (array_grow(&v->levels, v->nlevels, &v->caplevels, sizeof(*v->levels), 16))
 		return NULL;
 	v->levels[v->nlevels] = (struct nat_level){ .key = *key };
 	return &v->levels[v->nlevels++];
@@ -397,8 +378,8 @@ static void origins_fill(const struct nat_view *v, const struct nat_ct *ct,
 		}
 	}
 	for (size_t k = 0; k < n; k++) {
-		long a = bidx_find(&v->addr_idx, v->addrs, sizeof(*v->addrs),
-				   offsetof(struct addr_ns, addr), 16, r->origins[k].addr);
+		long a = bytes_index_find(&v->addr_idx, v->addrs, sizeof(*v->addrs),
+					  offsetof(struct addr_ns, addr), 16, r->origins[k].addr);
 
 		if (a < 0)
 			continue;
@@ -420,7 +401,7 @@ static int row_cmp(const void *a, const void *b)
 
 static struct nat_row *row_add(struct nat_view *v)
 {
-	if (grow(&v->rows, v->nrows, &v->caprows, sizeof(*v->rows), 64))
+	if (array_grow(&v->rows, v->nrows, &v->caprows, sizeof(*v->rows), 64))
 		return NULL;
 	memset(&v->rows[v->nrows], 0, sizeof(v->rows[0]));
 	return &v->rows[v->nrows++];
@@ -434,9 +415,8 @@ void nat_view_check(struct nat_view *v, struct report *r, __u64 now)
 	struct nat_ns_row *nsrows = realloc(v->nsrows, (v->nns + 1) * sizeof(*nsrows));
 	size_t w = 0;
 
-	if (v->addrs_changed && !bidx_rebuild(&v->addr_idx, v->addrs, v->naddrs, sizeof(*v->addrs),
-					      offsetof(struct addr_ns, addr), 16))
-		v->addrs_changed = false;
+	if (v->addrs_changed)
+		addrs_compact(v);
 
 	v->nrows = 0;
 	if (nsrows)
@@ -512,8 +492,8 @@ void nat_view_check(struct nat_view *v, struct report *r, __u64 now)
 			v->levels[w++] = *lv;
 	}
 	v->nlevels = w;
-	bidx_rebuild(&v->level_idx, v->levels, v->nlevels, sizeof(*v->levels),
-		     offsetof(struct nat_level, key), sizeof(struct nat_ct_key));
+	bytes_index_rebuild(&v->level_idx, v->levels, v->nlevels, sizeof(*v->levels),
+			    offsetof(struct nat_level, key), sizeof(struct nat_ct_key));
 	if (v->nrows) /* qsort's array may not be NULL, even empty */
 		qsort(v->rows, v->nrows, sizeof(*v->rows), row_cmp);
 	/* the origins of the rows shown: query and metrics show the first ones */

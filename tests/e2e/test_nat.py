@@ -73,8 +73,10 @@ def nat_line(agent, level):
 @pytest.mark.parametrize("nat_range", [None, (40000, 40099)], ids=["default", "range"])
 def test_nat_tuples_are_conntracks(make_agent, make_topology, nat_range):
     t = make_topology(nat_range)
-    # TIME_WAIT entries expire after 5 s instead of 120 s
-    t.exec(t.router, "sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_timeout_time_wait=5")
+    # TIME_WAIT entries expire after 20 s instead of 120 s: long enough to see them all in
+    # TIME_WAIT first on a slow machine (after 5 s, some were gone before they were counted)
+    t.exec(t.router, "sysctl", "-q", "-w",
+           "net.netfilter.nf_conntrack_tcp_timeout_time_wait=20")
     make_agent("--interval", "1")
     t.start_server(PORT)
     clients = t.connect(PORT, 40)

@@ -90,3 +90,44 @@ Test(index, ns_find_searches_a_list_made_by_hand)
 	cr_assert_eq(ns_find(&l, 9, false), &items[1]);
 	cr_assert_null(ns_find(&l, 7, false));
 }
+
+/* records keyed by 16 bytes (an address), grown one by one, found after a rebuild */
+struct keyed {
+	__u32 value;
+	__u8 key[16];
+};
+
+Test(index, bytes_index_finds_every_key_and_none_other)
+{
+	struct keyed *items = NULL;
+	struct bytes_index x = { 0 };
+	size_t n = 0, cap = 0;
+	__u8 key[16] = { 0 };
+
+	for (__u32 i = 0; i < N; i++) {
+		cr_assert_eq(array_grow(&items, n, &cap, sizeof(*items), 4), 0);
+		cr_assert(cap > n && cap <= 2 * N + 4);
+		items[n] = (struct keyed){ .value = i };
+		memcpy(items[n].key + 12, &i, 4);
+		n++;
+	}
+	cr_assert_eq(
+		bytes_index_find(&x, items, sizeof(*items), offsetof(struct keyed, key), 16, key),
+		-1, "no slots yet");
+	cr_assert_eq(
+		bytes_index_rebuild(&x, items, n, sizeof(*items), offsetof(struct keyed, key), 16),
+		0);
+	cr_assert(x.nslot >= 2 * n);
+	for (__u32 i = 0; i < N; i++) {
+		memcpy(key + 12, &i, 4);
+		cr_assert_eq(bytes_index_find(&x, items, sizeof(*items),
+					      offsetof(struct keyed, key), 16, key),
+			     i);
+	}
+	key[0] = 1; /* a key no record has */
+	cr_assert_eq(
+		bytes_index_find(&x, items, sizeof(*items), offsetof(struct keyed, key), 16, key),
+		-1);
+	free(items);
+	free(x.slot);
+}
