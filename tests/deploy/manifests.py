@@ -19,7 +19,7 @@ VARIANTS = {"base": K8S / "base", "guard": K8S / "overlays" / "guard"}
 # the capabilities the DaemonSet adds, each explained in daemonset.yaml and docs/kubernetes.md
 CAPS = ["BPF", "PERFMON", "SYS_ADMIN", "SYS_PTRACE", "SYSLOG"]
 # the events an alerting system gets from the log pipeline snippets
-ALERT_EVENTS = {"pressure", "connect_failed", "bind_failed", "connect_denied"}
+ALERT_EVENTS = {"pressure", "connect_failed", "bind_failed", "connect_denied", "nat_pressure"}
 
 PACKAGES = {"kubectl": "kubectl", "node": "nodejs", "npm": "nodejs (with npm)",
             "promtool": "prometheus", "yamllint": "yamllint"}
