@@ -99,7 +99,9 @@ def test_nat_tuples_are_conntracks(make_agent, make_topology, nat_range):
     # the TIME_WAIT entries expire (conntrack's garbage collection reaps them in its time);
     # once is enough: the range makes no difference to it
     if nat_range:
-        eventually(lambda: key not in assert_nat_is_conntrack(t), timeout=120)
+        def expired():
+            assert key not in assert_nat_is_conntrack(t), "still there"
+        eventually(expired, timeout=120)
 
 
 def test_a_client_runs_out_of_nat_ports(make_agent, make_topology):
