@@ -206,8 +206,8 @@ static void write_batch(struct sink *s, struct line *l)
 			w = write_line(s, part[0], 0) ? (ssize_t)bytes : 0;
 			failed = !w;
 		}
-		while (!failed && bytes <= s->batch_max &&
-		       (w = writev(s->fd, iov, n)) < 0 && errno == EINTR)
+		while (!failed && bytes <= s->batch_max && (w = writev(s->fd, iov, n)) < 0 &&
+		       errno == EINTR)
 			;
 		if (!failed && w < 0)
 			write_failed(s, errno);
