@@ -50,6 +50,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "host_only: does not depend on the kernel (packaging, man page, "
         "completion): runs on the host, not in make vmtest's VMs")
+    config.addinivalue_line(
+        "markers", "any_kernel: what it checks is the same on every kernel beyond what the "
+        "host and one other show: make vmtest runs it on its first kernel only")
     if os.geteuid() != 0:
         pytest.exit("end-to-end tests need root: they load BPF and make namespaces", 1)
     if not os.access(EPHPORT, os.X_OK):
@@ -277,16 +280,21 @@ def exact_unless_undelivered(census, check):
 
 
 def eventually(check, timeout=5.0):
-    """Retry check() until it returns without AssertionError: the kernel moves sockets
-    between states asynchronously, and ss and the maps are read at different instants."""
+    """Retry check() until it returns without AssertionError, and not False (a comparison
+    in a lambda): the kernel moves sockets between states asynchronously, and ss and the
+    maps are read at different instants."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+            got = check()
+            if got is not False:
+                return got
+            failed = AssertionError(f"still False after {timeout} s")
+        except AssertionError as e:
+            failed = e
+        if time.monotonic() > deadline:
+            raise failed
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -38,11 +38,19 @@ def test_one_thread_burst_stops_exactly_at_the_line(make_netns, make_peer, make_
     assert (noport, other) == (1000 * refused[1], 1000 * refused[2])
     assert held(ns, daddr) == LINE
     # the agent's count agrees, and names the refusals
-    t = eventually(lambda: [t for t in query("--netns", str(ns.inode))["tuples"]
-                            if t["usage"] == LINE][0], timeout=10)
+    def at_line():
+        found = [t for t in query("--netns", str(ns.inode))["tuples"] if t["usage"] == LINE]
+        assert found, f"no tuple at {LINE} yet"
+        return found[0]
+
+    def denials():
+        q = query("--netns", str(ns.inode))
+        assert q["denials"], "no denials yet"
+        return q
+
+    t = eventually(at_line, timeout=10)
     assert (t["daddr"], t["dport"], t["capacity"]) == (daddr, PORT, 1000)
-    q = eventually(lambda: query("--netns", str(ns.inode)) if query(
-        "--netns", str(ns.inode))["denials"] else None, timeout=10)
+    q = eventually(denials, timeout=10)
     assert sum(d["count"] for d in q["denials"]) == 1000
 
 

@@ -67,7 +67,12 @@ def test_spread_takes_the_ports_of_every_source(make_netns, make_peer, make_agen
     assert app.connect(dst, PORT, 2) == tuple(2 * c for c in refused)
     # what the agent reports agrees with ss: every connection but the first 70 was spread
     want = {a: 98 - (70 if a == dst else 0) for a in addrs}
-    assert eventually(lambda: spread_counts(ns) == want or spread_counts(ns), timeout=10) is True
+
+    # (the agent reads them at its check: a lambda returning False or a dict would not wait)
+    def counted():
+        got = spread_counts(ns)
+        assert got == want, got
+    eventually(counted, timeout=10)
     tuples = query("--netns", str(ns.inode))["tuples"]
     assert sorted((t["saddr"], t["usage"]) for t in tuples) == sorted((a, 98) for a in addrs)
     agent.stop()
