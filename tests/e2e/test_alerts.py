@@ -195,6 +195,7 @@ def test_pod_attribution(make_netns, make_peer, make_agent, pod_cgroup):
     assert top[0]["container_id"] == cid
 
 
+@pytest.mark.any_kernel
 def test_output_file_reopened_on_sighup(make_agent, make_netns, make_peer, tmp_path):
     out = tmp_path / "events.jsonl"
     ns = make_netns((40000, 40003))
@@ -221,6 +222,7 @@ def _assert_in(path, event):
     assert path.exists() and f'"event":"{event}"' in path.read_text()
 
 
+@pytest.mark.any_kernel
 def test_stuck_output_drops_and_counts(tmp_path):
     """Standard output is a small pipe nobody reads for a while: the agent does not wait for
     it (a writer that waited would drop nothing); it drops the lines that do not fit, counts

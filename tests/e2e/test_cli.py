@@ -42,6 +42,7 @@ def assert_no_progs():
     eventually(check, timeout=10)
 
 
+@pytest.mark.any_kernel
 def test_version_and_help():
     r = ephport("--version")
     assert r.returncode == 0 and re.fullmatch(r"ephport \d+\.\d+\.\d+\S*\n", r.stdout)
@@ -75,6 +76,7 @@ def test_version_and_help():
     ["agent", "--tuple-idle", "x"],
     ["query", "-jx"],
 ])
+@pytest.mark.any_kernel
 def test_bad_input_is_a_usage_error(args):
     r = ephport(*args)
     assert r.returncode == 2
@@ -85,6 +87,7 @@ def test_bad_input_is_a_usage_error(args):
         assert "unknown option '-x'" in r.stderr
 
 
+@pytest.mark.any_kernel
 def test_query_without_agent():
     r = ephport("query")
     assert r.returncode == 1
@@ -95,6 +98,7 @@ def test_query_without_agent():
     assert json.loads(r.stdout) == {"error": "no ephport agent is running (start one with 'ephport agent')"}
 
 
+@pytest.mark.any_kernel
 def test_agent_needs_root():
     r = ephport("agent", pre=NOBODY)
     assert r.returncode == 1
@@ -129,6 +133,7 @@ def test_agent_with_kernel_addresses_hidden():
     assert not os.path.exists(PIN_DIR) and ephport_progs() == []
 
 
+@pytest.mark.any_kernel
 def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
     a = Agent("--interval", "1", "--host", "node-a")
     try:
@@ -182,6 +187,7 @@ def test_lifecycle_events_and_clean_exit(make_netns, make_peer):
     assert ephport("query").returncode == 1
 
 
+@pytest.mark.any_kernel
 def test_kill_9_leaves_nothing_that_blocks_a_restart():
     a = Agent("--interval", "60")
     a.stop(signal.SIGKILL)
@@ -198,12 +204,14 @@ def test_kill_9_leaves_nothing_that_blocks_a_restart():
     assert not os.path.exists(PIN_DIR)
 
 
+@pytest.mark.any_kernel
 def test_query_needs_root(agent):
     r = ephport("query", pre=NOBODY)
     assert r.returncode == 1
     assert len(r.stderr.splitlines()) == 1 and "query needs root" in r.stderr
 
 
+@pytest.mark.any_kernel
 def test_table_output(agent, make_netns, make_peer):
     ns = make_netns()
     peer = make_peer(ns)

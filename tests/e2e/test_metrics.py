@@ -149,6 +149,7 @@ def test_top_n_bounds_the_tuple_series(make_netns, make_peer, make_agent):
     assert one(s, "ephport_in_use_sockets") >= 60
 
 
+@pytest.mark.any_kernel
 def test_probes_and_methods(make_agent):
     agent = make_agent("--interval", "60", "--metrics-addr", "127.0.0.1:0")
     base = agent.start_event["settings"]["metrics"]["url"].removesuffix("/metrics")
@@ -164,6 +165,7 @@ def test_probes_and_methods(make_agent):
     assert get(base + "/metrics", method="HEAD")[0] == 200
 
 
+@pytest.mark.any_kernel
 @pytest.mark.parametrize("value", ["nope", ":", "127.0.0.1:99999", "127.0.0.1:", "::1:80",
                                    "[::1:80", "[]:80", "no.such.host.invalid:80"])
 def test_bad_metrics_addr_exits_2_with_one_line(value):
@@ -181,6 +183,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.any_kernel
 @pytest.mark.parametrize("host", ["1", "127.1", "0x7f.0.0.1", "localhost", "[localhost]",
                                   "ip6-localhost"])
 def test_metrics_addr_takes_numbers_not_names(host):
@@ -196,6 +199,7 @@ def test_metrics_addr_takes_numbers_not_names(host):
     assert not os.path.exists(PIN_DIR)
 
 
+@pytest.mark.any_kernel
 @pytest.mark.parametrize("value", ["-1", "1001", "x"])
 def test_bad_metrics_top_exits_2(value):
     # a value taken starts an agent: the timeout ends it, and the test fails
@@ -203,6 +207,7 @@ def test_bad_metrics_top_exits_2(value):
     assert r.returncode == 2 and "--metrics-top" in r.stderr
 
 
+@pytest.mark.any_kernel
 def test_port_in_use_fails_cleanly():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

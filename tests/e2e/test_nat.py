@@ -194,6 +194,7 @@ def test_nat_range_overrides_the_rules(make_agent, make_topology):
     (["--nat-warn-at", "0.9", "--nat-critical-at", "0.8"], "--nat-warn-at"),
     (["--nat-warn-at", "0.04"], "--clear-margin"),
 ])
+@pytest.mark.any_kernel
 def test_bad_nat_options_get_one_line(args, says):
     r = subprocess.run([EPHPORT, "agent", *args], capture_output=True, text=True, timeout=10)
     assert r.returncode == 2 and r.stdout == "", r

@@ -16,6 +16,9 @@ import pytest
 
 from conftest import EPHPORT, PIN_DIR, ROOT, Agent, check_lines, run
 
+# how the agent opens and writes its output file: the same on every kernel
+pytestmark = pytest.mark.any_kernel
+
 LOADGEN = os.path.join(ROOT, "build", "loadgen")
 
 
