@@ -28,6 +28,14 @@ def settle(check):
     return eventually(check, timeout=15)
 
 
+def agent_read(ns, setting, value):
+    """Waits until the agent has read the namespace's setting (it reads them once per
+    interval): counts made before it would follow the value it had."""
+    def check():
+        assert query_netns(ns)[setting] == value
+    settle(check)
+
+
 def client_first_close(peer, n):
     """n connections that the client closes first: n client TIME_WAIT sockets."""
     assert peer.connect(*SERVER, n) == (n, 0, 0)
@@ -68,10 +76,7 @@ def test_max_tw_buckets_exceeded_makes_no_time_wait(agent, make_netns, make_peer
     client_first_close(peer, 8)
     t = settle(lambda: assert_tuple_is_ss(ns, time_wait=3, in_use=0))
     assert t["time_wait"] == 3  # the kernel destroyed the other 5 at once
-
-    def settings_read():  # by the agent, once per interval
-        assert query_netns(ns)["tcp_max_tw_buckets"] == 3
-    eventually(settings_read)
+    agent_read(ns, "tcp_max_tw_buckets", 3)
 
 
 def test_server_closes_first_reported_apart(agent, make_netns, make_peer):
@@ -97,6 +102,7 @@ def test_server_closes_first_reported_apart(agent, make_netns, make_peer):
 def test_tw_reuse_takes_time_wait_ports_back(agent, make_netns, make_peer):
     ns = make_netns(port_range=(40000, 40009))  # 10 ports
     ns.sysctl("net.ipv4.tcp_tw_reuse", 1)
+    agent_read(ns, "tw_reuse", 1)
     peer = make_peer(ns)
     peer.cmd("listen %s %d" % SERVER)
     client_first_close(peer, 10)
@@ -114,13 +120,13 @@ def test_tw_reuse_takes_time_wait_ports_back(agent, make_netns, make_peer):
 def test_tw_reuse_off_counts_time_wait_as_usage(agent, make_netns, make_peer):
     ns = make_netns(port_range=(40000, 40009))
     ns.sysctl("net.ipv4.tcp_tw_reuse", 0)
+    agent_read(ns, "tw_reuse", 0)
     peer = make_peer(ns)
     peer.cmd("listen %s %d" % SERVER)
     client_first_close(peer, 8)
     t = settle(lambda: assert_tuple_is_ss(ns, time_wait=8))
     assert (t["time_wait"], t["time_wait_reusable"], t["usage"]) == (8, 0, 8)
     assert t["utilization"] == 0.8
-    assert query_netns(ns)["tw_reuse"] == 0
     # two ports left; the third connect finds none
     assert peer.connect(*SERVER, 3) == (2, 1, 0)
     t = settle(lambda: assert_tuple_is_ss(ns, failed_connects=1))
