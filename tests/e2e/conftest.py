@@ -52,7 +52,7 @@ def pytest_configure(config):
         "completion): runs on the host, not in make vmtest's VMs")
     config.addinivalue_line(
         "markers", "any_kernel: what it checks is the same on every kernel beyond what the "
-        "host and one other show: make vmtest runs it on its first kernel only")
+        "host and one other show: make vmtest runs it on one kernel only")
     if os.geteuid() != 0:
         pytest.exit("end-to-end tests need root: they load BPF and make namespaces", 1)
     if not os.access(EPHPORT, os.X_OK):

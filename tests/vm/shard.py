@@ -5,8 +5,8 @@ EPHPORT_SHARD=I/N: this VM runs the I-th of N parts of the suite. Whole modules 
 part (their fixtures are set up once), the longest first to the part with the least so
 far, by the guest seconds in tests/vm/weights; so every VM computes the same split.
 
-EPHPORT_FIRST_KERNEL=0: not the first kernel of the run: tests marked any_kernel
-(tests/e2e/conftest.py) run on the first kernel only."""
+EPHPORT_ANY_KERNEL=0: not the kernel of the run that takes the tests marked any_kernel
+(tests/e2e/conftest.py): they run on one kernel only."""
 import os
 import pathlib
 
@@ -39,7 +39,7 @@ def split(modules, parts, table):
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     keep, drop = [], []
-    first = os.environ.get("EPHPORT_FIRST_KERNEL", "1") != "0"
+    first = os.environ.get("EPHPORT_ANY_KERNEL", "1") != "0"
     shard = os.environ.get("EPHPORT_SHARD", "1/1")
     try:
         index, parts = (int(x) for x in shard.split("/"))
@@ -47,7 +47,7 @@ def pytest_collection_modifyitems(config, items):
     except (ValueError, AssertionError):
         raise pytest.UsageError(f"EPHPORT_SHARD must be I/N with 1 <= I <= N, not {shard!r}")
     # before -m and -k take theirs: the split must not depend on them; it leaves out what no
-    # VM of this kernel runs (host_only; any_kernel after the first kernel)
+    # VM of this kernel runs (host_only; any_kernel but on one kernel)
     def runs_here(item):
         return item.get_closest_marker("host_only") is None and (
             first or item.get_closest_marker("any_kernel") is None)
