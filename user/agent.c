@@ -222,7 +222,7 @@ static void agent_close(struct agent *a)
 	/* a stuck output gets two seconds; what is left then is lost */
 	if (a->report.sink)
 		sink_close(a->report.sink, 2000);
-	jw_free(&a->report.line);
+	report_free(&a->report);
 	netns_set_free(&a->netns);
 	if (a->home_fd >= 0)
 		close(a->home_fd);

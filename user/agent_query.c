@@ -152,6 +152,7 @@ static int answer(struct agent *a, const struct query_req *rq, int memfd, char *
 	};
 	struct denial *denials = NULL;
 	struct spread_count *spreads = NULL;
+	__u8 *levels = NULL;
 	__u32 *order = NULL;
 	FILE *out = NULL;
 	int err;
@@ -178,6 +179,11 @@ static int answer(struct agent *a, const struct query_req *rq, int memfd, char *
 	}
 	v.seen = a->table.list.len;
 	v.denials = denials;
+	v.report = &a->report;
+	levels = malloc(a->table.list.len + 1);
+	if (levels && a->pressure)
+		pressure_levels(a->pressure, &a->table, levels);
+	v.levels = a->pressure ? levels : NULL;
 	order = query_order(a, &rq->filter, &v.norder);
 	v.order = order;
 	out = order ? fdopen(dup(memfd), "w") : NULL;
@@ -200,6 +206,7 @@ static int answer(struct agent *a, const struct query_req *rq, int memfd, char *
 			 (unsigned long long)st.counters[EPH_STAT_TUPLES_FULL],
 			 (unsigned long long)st.counters[EPH_STAT_TIMEWAIT_FULL], st.max_tuples);
 out:
+	free(levels);
 	free(order);
 	free(denials);
 	free(spreads);

@@ -191,6 +191,14 @@ extern const struct stat_name eph_stat_names[EPH_STAT_MAX];
 /* report.c: the agent's event lines */
 struct sink;
 struct cgroup_resolver;
+/* the latest alerting lines (pressure, nat_pressure, connect_failed, bind_failed,
+ * connect_denied), kept for query's "recent" and ephport top */
+#define REPORT_RECENT 16
+struct recent_line {
+	char *line;  /* the line as written, without its newline; NULL: none yet */
+	__u64 netns; /* its namespace (0: none) */
+};
+
 struct report {
 	struct sink *sink;
 	const char *host;
@@ -198,6 +206,8 @@ struct report {
 	__u64 unbuilt;			 /* events that could not be built (out of memory) */
 	struct jsonw line;		 /* tuple lines not yet given to the sink */
 	size_t nlines;
+	struct recent_line recent[REPORT_RECENT]; /* a ring: the oldest at recent_next */
+	size_t recent_next;
 };
 cJSON *report_new(struct report *r, const char *event);
 void report_emit(struct report *r, cJSON *ev);
@@ -205,6 +215,9 @@ void report_emit(struct report *r, cJSON *ev);
 void report_emit_tuple(struct report *r, const struct tuple *t);
 void report_flush(struct report *r);
 __u64 report_dropped(const struct report *r);
+/* the i-th of the recent lines, oldest first (NULL past the last) */
+const struct recent_line *report_recent(const struct report *r, size_t i);
+void report_free(struct report *r);
 int attribution_to_json(struct report *r, cJSON *obj, __u32 pid, __u32 tid, const char *comm,
 			__u32 uid, __u64 cgroup_id);
 
@@ -216,6 +229,7 @@ void agent_lock_release(int fd);
 /* subcommands */
 int cmd_agent(int argc, char **argv);
 int cmd_query(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 int cmd_guard(int argc, char **argv);
 
 #endif /* EPHPORT_H */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -18,7 +19,7 @@
  * connection stays open (*conn) until the text is read: the agent writes that
  * file again only after it closes.
  */
-static int ask(const struct query_req *rq, int *memfd, int *conn)
+static int ask(const struct query_req *rq, int *memfd, int *conn, char *why, size_t len)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
@@ -37,13 +38,11 @@ static int ask(const struct query_req *rq, int *memfd, int *conn)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) ||
 	    send(fd, rq, sizeof(*rq), MSG_NOSIGNAL) != (ssize_t)sizeof(*rq)) {
-		if (errno == EACCES || errno == EPERM)
-			eph_err("cannot reach the agent at %s: %s (query needs root)",
-				EPH_QUERY_SOCK, strerror(errno));
-		else
-			eph_err("cannot reach the agent at %s: %s (is it starting or stopping?)",
-				EPH_QUERY_SOCK, strerror(errno));
 		err = neg_errno();
+		snprintf(why, len, "cannot reach the agent at %s: %s%s", EPH_QUERY_SOCK,
+			 strerror(-err),
+			 err == -EACCES || err == -EPERM ? " (query needs root)" :
+							   " (is it starting or stopping?)");
 		if (fd >= 0)
 			close(fd);
 		return err;
@@ -55,16 +54,15 @@ static int ask(const struct query_req *rq, int *memfd, int *conn)
 		memcpy(memfd, CMSG_DATA(c), sizeof(int));
 	r.msg[sizeof(r.msg) - 1] = 0;
 	if (n != (ssize_t)sizeof(r)) {
-		eph_err("the agent gave no answer (did it stop?)");
+		snprintf(why, len, "the agent gave no answer (did it stop?)");
 	} else if (r.err) {
-		eph_err("%s", r.msg);
+		snprintf(why, len, "%s", r.msg);
 		err = r.err;
 	} else if (*memfd < 0) {
-		eph_err("the agent's answer came without its text");
+		snprintf(why, len, "the agent's answer came without its text");
 	} else {
 		/* an answer with a warning: the text and the line both go out */
-		if (r.msg[0])
-			eph_err("%s", r.msg);
+		snprintf(why, len, "%s", r.msg);
 		*conn = fd;
 		return 0;
 	}
@@ -98,10 +96,41 @@ static int copy_out(int memfd)
 	return 0;
 }
 
+int query_fetch(const struct query_req *rq, char **text, size_t *len, char *why, size_t wlen)
+{
+	int memfd, conn = -1, err;
+	struct stat st;
+	ssize_t n = 0;
+
+	*text = NULL;
+	why[0] = 0;
+	err = ask(rq, &memfd, &conn, why, wlen);
+	if (err)
+		return err;
+	if (fstat(memfd, &st) || st.st_size < 0 || !(*text = malloc(st.st_size + 1))) {
+		err = -ENOMEM;
+		snprintf(why, wlen, "cannot read the agent's answer: %s", strerror(errno));
+	} else if ((n = pread(memfd, *text, st.st_size, 0)) != st.st_size) {
+		err = n < 0 ? neg_errno() : -EIO;
+		snprintf(why, wlen, "cannot read the agent's answer: %s", strerror(-err));
+	} else {
+		(*text)[n] = 0;
+		*len = n;
+	}
+	if (err) {
+		free(*text);
+		*text = NULL;
+	}
+	close(memfd);
+	close(conn);
+	return err;
+}
+
 int cmd_query(int argc, char **argv)
 {
 	struct query_req rq = { .version = QUERY_VERSION };
 	int err, memfd, conn = -1;
+	char why[320] = "";
 	pid_t agent;
 
 	err = opts_parse(&query_cmd, argc, argv, &rq.filter);
@@ -119,7 +148,10 @@ int cmd_query(int argc, char **argv)
 		eph_err("no ephport agent is running (start one with 'ephport agent')");
 		return 1;
 	}
-	if (ask(&rq, &memfd, &conn))
+	err = ask(&rq, &memfd, &conn, why, sizeof(why));
+	if (why[0])
+		eph_err("%s", why);
+	if (err)
 		return 1;
 	err = copy_out(memfd);
 	close(memfd);

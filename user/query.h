@@ -63,8 +63,16 @@ struct query_view {
 	size_t nnat;
 	const struct nat_ns_row *nat_ns;
 	size_t nnat_ns;
+	const __u8 *levels; /* each tuple's level (enum level), by index; NULL: not known */
+	const struct report *report; /* its recent alerting lines; NULL: none */
 };
 
+/*
+ * query.c: asks the running agent and reads its whole answer into *text (malloc'd, NUL
+ * ended): 0, or a negative errno with why it failed in why. A warning that came with an
+ * answer is in why too.
+ */
+int query_fetch(const struct query_req *rq, char **text, size_t *len, char *why, size_t wlen);
 int query_render(FILE *out, const struct query_req *rq, const struct query_view *v);
 /* query_nat.c: the NAT sections */
 int nat_section_to_json(const struct query_view *v, const struct tuple_filter *f, cJSON *doc);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "pressure.h"
 #include "query.h"
 
 static bool ns_wanted(const struct tuple_filter *f, const struct ns_summary *ns)
@@ -69,6 +70,25 @@ static int flush(FILE *out, struct jsonw *w)
 	return 0;
 }
 
+/* "recent": the agent's latest alerting lines as written, oldest first (--netns applies) */
+static void recent_to_json(struct jsonw *w, const struct query_req *rq, const struct query_view *v)
+{
+	const struct recent_line *l;
+	bool first = true;
+
+	jw_key(w, "recent");
+	jw_raw(w, "[", 1);
+	for (size_t i = 0; v->report && (l = report_recent(v->report, i)); i++) {
+		if (rq->filter.netns_set && l->netns != rq->filter.netns)
+			continue;
+		if (!first)
+			jw_raw(w, ",", 1);
+		jw_raw(w, l->line, strlen(l->line));
+		first = false;
+	}
+	jw_raw(w, "]", 1);
+}
+
 static int print_json(FILE *out, const struct query_req *rq, const struct query_view *v)
 {
 	char *head = json_head(rq, v);
@@ -88,11 +108,15 @@ static int print_json(FILE *out, const struct query_req *rq, const struct query_
 			__builtin_prefetch(&v->tuples->items[v->order[i + PREFETCH]]);
 		jw_open(&w, '{');
 		tuple_write_json(&v->tuples->items[v->order[i]], &w);
+		if (v->levels)
+			jw_str(&w, "level", level_name(v->levels[v->order[i]]));
 		jw_close(&w, '}');
 		if (w.len >= FLUSH_AT)
 			err = flush(out, &w);
 	}
-	jw_raw(&w, "]}\n", 3);
+	jw_close(&w, ']');
+	recent_to_json(&w, rq, v);
+	jw_raw(&w, "}\n", 2);
 	if (!err)
 		err = flush(out, &w);
 	jw_free(&w);

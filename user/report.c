@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "ephport.h"
@@ -29,6 +30,54 @@ cJSON *report_new(struct report *r, const char *event)
 }
 
 /* queues the line and frees the object; NULL (an event that could not be built) is counted */
+/* an alerting line: one a person on call would want to see next to the counts */
+static bool alerting(const cJSON *ev)
+{
+	static const char *const names[] = { "pressure", "nat_pressure", "connect_failed",
+					     "bind_failed", "connect_denied" };
+	const char *e = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "event"));
+
+	for (size_t i = 0; e && i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(e, names[i]))
+			return true;
+	return false;
+}
+
+/* keeps a copy of an alerting line; out of memory, the ring keeps what it had */
+static void keep_recent(struct report *r, const cJSON *ev, const char *s)
+{
+	struct recent_line *slot = &r->recent[r->recent_next];
+	const cJSON *ns = cJSON_GetObjectItemCaseSensitive(ev, "netns");
+	char *copy = strdup(s);
+
+	if (!copy)
+		return;
+	free(slot->line);
+	slot->line = copy;
+	slot->netns = cJSON_IsNumber(ns) ? (__u64)ns->valuedouble : 0;
+	r->recent_next = (r->recent_next + 1) % REPORT_RECENT;
+}
+
+const struct recent_line *report_recent(const struct report *r, size_t i)
+{
+	for (size_t k = 0, seen = 0; k < REPORT_RECENT; k++) {
+		const struct recent_line *l = &r->recent[(r->recent_next + k) % REPORT_RECENT];
+
+		if (l->line && seen++ == i)
+			return l;
+	}
+	return NULL;
+}
+
+void report_free(struct report *r)
+{
+	for (size_t k = 0; k < REPORT_RECENT; k++) {
+		free(r->recent[k].line);
+		r->recent[k].line = NULL;
+	}
+	jw_free(&r->line);
+}
+
 void report_emit(struct report *r, cJSON *ev)
 {
 	char *s;
@@ -39,6 +88,8 @@ void report_emit(struct report *r, cJSON *ev)
 		return;
 	}
 	s = cJSON_PrintUnformatted(ev);
+	if (s && alerting(ev))
+		keep_recent(r, ev, s);
 	cJSON_Delete(ev);
 	if (!s) {
 		r->unbuilt++;
