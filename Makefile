@@ -19,12 +19,14 @@ CFLAGS += -std=c11 -Wall -Wextra -Werror
 CPPFLAGS += -D_GNU_SOURCE -DEPHPORT_VERSION='"$(VERSION)"' -I$(SKEL_OUT) -Ibpf -Iuser
 # libnftables reads a namespace's NAT rules (nat_rules.c)
 NFT_LIBS := $(or $(shell pkg-config --libs libnftables 2>/dev/null),-lnftables)
-LDLIBS += -lbpf -lelf -lz -lcjson -lmicrohttpd -lmnl $(NFT_LIBS) -lm -lpthread
+# ncurses draws ephport top (top.c)
+CURSES_LIBS := $(or $(shell pkg-config --libs ncursesw 2>/dev/null),-lncursesw -ltinfo)
+LDLIBS += -lbpf -lelf -lz -lcjson -lmicrohttpd -lmnl $(NFT_LIBS) $(CURSES_LIBS) -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ivmlinux -Ibpf
 
 # Debian 12 packages: to build and run, and in addition to test
 BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev \
-	libcjson-dev libmicrohttpd-dev libmnl-dev libnftables-dev pkg-config iproute2 mount
+	libcjson-dev libmicrohttpd-dev libmnl-dev libnftables-dev libncurses-dev pkg-config iproute2 mount
 TEST_DEPS := libcriterion-dev libclang-rt-14-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
 	nftables iptables \
 	libbpf-tools yamllint python3-yaml nodejs \
@@ -51,9 +53,9 @@ SKELS := $(SKEL_OUT)/ephport.skel.h
 # query_render.o for the query fuzzer to render with
 LIB_OBJS := $(addprefix $(OUT)/,util.o index.o cadence.o addr.o objects.o jsonw.o table.o tuples.o capacity.o nat_rules.o nat_rules_parse.o nat.o nat_json.o query_nat.o metrics_nat.o netns.o spread_local.o lock.o privdir.o cgroup.o kernel.o startup.o \
 	nat_ct.o nat_ct_agg.o report.o sink.o pressure.o failures.o spread.o guard.o cost.o promtext.o metrics_conn.o metrics_http.o series.o hints.o metrics.o \
-	opts.o opts_complete.o agent_opts.o query_opts.o query_render.o)
+	opts.o opts_complete.o agent_opts.o query_opts.o query_render.o top_model.o top_frame.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o agent_signal.o agent_check.o agent_lines.o agent_upkeep.o agent_bpf.o \
-	agent_query.o query.o)
+	agent_query.o query.o top.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 BENCH_BINS := $(OUT)/loadgen $(OUT)/floor $(OUT)/nshold $(OUT)/nat_probe $(OUT)/natrules \
 	$(OUT)/natflows

@@ -53,6 +53,12 @@ for lib in $(printf '%s\n' "$libs" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'
 	copy "$lib"
 done
 copy "$interp"
+# ephport top draws with ncurses, which needs the terminal's terminfo entry: the usual ones
+for term in x/xterm x/xterm-256color s/screen s/screen-256color t/tmux t/tmux-256color \
+	v/vt100 l/linux; do
+	[ -e "/lib/terminfo/$term" ] || die "/lib/terminfo/$term is missing (ncurses-base)"
+	copy "/lib/terminfo/$term"
+done
 # the loader must be found where the binary asks for it
 case $interp in
 /lib64/*) [ -e "$root/lib64" ] || ln -s usr/lib64 "$root/lib64" ;;

@@ -7,6 +7,7 @@
 #include "ephport.h"
 #include "agent.h"
 #include "query.h"
+#include "top.h"
 
 static const struct cmd {
 	const char *name;
@@ -17,6 +18,8 @@ static const struct cmd {
 	{ "agent", cmd_agent, "count ephemeral port usage in the kernel and print JSON lines",
 	  &agent_cmd },
 	{ "query", cmd_query, "show the running agent's live per-destination counts", &query_cmd },
+	{ "top", cmd_top, "a live view of the running agent: nearest to exhaustion first",
+	  &top_cmd },
 	{ "guard", cmd_guard, "show the running agent's connect guard: 'ephport guard status'",
 	  &guard_cmd },
 };

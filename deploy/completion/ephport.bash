@@ -11,7 +11,7 @@ _ephport()
     _init_completion -s || return
 
     if ((cword == 1)); then
-        COMPREPLY=($(compgen -W 'agent query guard --version --help' -- "$cur"))
+        COMPREPLY=($(compgen -W 'agent query top guard --version --help' -- "$cur"))
         return
     fi
 
@@ -54,6 +54,16 @@ _ephport()
         esac
         $split && return
         COMPREPLY=($(compgen -W '--json --netns --dst --src --help' -- "$cur"))
+        ;;
+    top)
+        case $prev in
+        --interval | -i | --netns | -n | --dst | -d)
+            # a number, a name or an address: nothing to offer
+            return
+            ;;
+        esac
+        $split && return
+        COMPREPLY=($(compgen -W '--interval --netns --dst --json --help' -- "$cur"))
         ;;
     guard)
         if ((cword == 2)); then

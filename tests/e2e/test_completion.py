@@ -18,7 +18,7 @@ COMPLETION = os.path.join(ROOT, "deploy", "completion", "ephport.bash")
 BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
 # "  -i, --interval SEC  ..." or "      --guard  ...": an option, a short form, its value
 OPTION_LINE = re.compile(r"^\s+(?:(-\w), )?(--[a-z][a-z-]*)(?: ([A-Z][A-Z:\[\]]*))?(?:\s|$)")
-COMMANDS = {"agent": ["agent"], "query": ["query"], "guard": ["guard", "status"]}
+COMMANDS = {"agent": ["agent"], "query": ["query"], "top": ["top"], "guard": ["guard", "status"]}
 
 
 def help_options(command):
@@ -69,7 +69,7 @@ def test_script_is_the_one_the_tables_write():
 
 
 def test_commands():
-    assert complete(["ephport", ""]) == ["--help", "--version", "agent", "guard", "query"]
+    assert complete(["ephport", ""]) == ["--help", "--version", "agent", "guard", "query", "top"]
     assert complete(["ephport", "q"]) == ["query"]
     assert complete(["ephport", "--v"]) == ["--version"]
     assert complete(["ephport", "guard", ""]) == ["--help", "status"]

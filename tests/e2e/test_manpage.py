@@ -14,7 +14,8 @@ from test_completion import help_options
 pytestmark = pytest.mark.host_only
 
 MANPAGE = os.path.join(ROOT, "deploy", "man", "ephport.8")
-SECTIONS = {"agent": "agent options", "query": "query options", "guard": "guard status options"}
+SECTIONS = {"agent": "agent options", "query": "query options", "top": "top options",
+            "guard": "guard status options"}
 
 
 def test_groff_has_no_warnings():
