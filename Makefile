@@ -30,7 +30,8 @@ BUILD_DEPS := make gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g
 TEST_DEPS := libcriterion-dev libclang-rt-14-dev python3 python3-pytest python3-jsonschema rsyslog procps util-linux prometheus \
 	nftables iptables \
 	libbpf-tools yamllint python3-yaml nodejs \
-	buildah binutils bash-completion groff-base man-db systemd conntrack
+	buildah binutils bash-completion groff-base man-db systemd conntrack tmux \
+	debhelper dpkg-dev lintian
 # make asan and make fuzz: clang's sanitizer and libFuzzer runtimes, which clang-14 only
 # recommends (libclang-rt-14-dev), and what tests/asan/run uses
 SAN_DEPS := clang libclang-rt-14-dev libcriterion-dev python3 iproute2 util-linux
@@ -72,7 +73,7 @@ endif
 # keep the .bpf.o and skeletons that pattern rules make on the way
 .SECONDARY:
 .PHONY: all deps test-deps bench-deps san-deps mounts run demo test bench unit vmlinux format clean \
-	help image install uninstall vmtest soak completion asan asan-build fuzz
+	help image install uninstall vmtest soak completion asan asan-build fuzz deb deb-deps
 
 all: $(OUT)/ephport
 	@: # a recipe, so a recursive make does not say "Nothing to be done"
@@ -93,6 +94,7 @@ help:
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
 	@echo "make format     clang-format the C sources"
 	@echo "make completion write deploy/completion/ephport.bash from the option tables"
+	@echo "make deb        build the Debian package in $(OUT)/deb (debhelper; installs its tools)"
 	@echo "make image      build the container image $(IMAGE) with buildah (root; IMAGE=name:tag)"
 	@echo "make install    install to $(PREFIX) (DESTDIR=, PREFIX=; docs/install.md)"
 	@echo "make uninstall  remove what make install installed (same DESTDIR and PREFIX)"
@@ -235,6 +237,11 @@ deps:
 test-deps: deps
 	$(call apt_install,$(TEST_DEPS))
 
+# make deb: Debian's packaging tools, and lintian to check what they made
+DEB_DEPS := debhelper dpkg-dev lintian
+deb-deps: deps
+	$(call apt_install,$(DEB_DEPS))
+
 bench-deps: deps
 	$(call apt_install,$(BENCH_DEPS))
 
@@ -274,6 +281,16 @@ bench: bench-deps
 	@$(MAKE) --no-print-directory mounts
 	@bench/run $(BENCH_ARGS)
 	@bench/nat_cost
+
+# the Debian package, built with debhelper from the committed sources (git ls-files) copied
+# to $(OUT)/deb/ephport-$(VERSION): $(OUT)/deb/ephport_$(VERSION)_*.deb (docs/install.md)
+deb: deb-deps
+	$(call msg,DEB,$(OUT)/deb)
+	$(Q)rm -rf $(OUT)/deb && mkdir -p $(OUT)/deb/ephport-$(VERSION)
+	$(Q)git ls-files -z | tar --null -T - -cf - | tar -C $(OUT)/deb/ephport-$(VERSION) -xf -
+	$(Q)cd $(OUT)/deb/ephport-$(VERSION) && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+		{ tail -n 30 ../build.log; echo "make deb: dpkg-buildpackage failed ($(OUT)/deb/build.log)" >&2; exit 1; }
+	$(Q)ls $(OUT)/deb/*.deb
 
 # long: not part of make test (docs/performance.md)
 SOAK_S ?= 600
