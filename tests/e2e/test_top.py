@@ -14,7 +14,9 @@ from conftest import EPHPORT, eventually, run
 SERVER = ("127.0.0.1", 7000)
 TMUX = shutil.which("tmux")
 
-pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+# what a terminal shows is the same on every kernel
+pytestmark = [pytest.mark.skipif(TMUX is None, reason="tmux is not installed"),
+              pytest.mark.any_kernel]
 
 
 class Tmux:
