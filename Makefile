@@ -31,7 +31,7 @@ TEST_DEPS := libcriterion-dev libclang-rt-14-dev python3 python3-pytest python3-
 	nftables iptables \
 	libbpf-tools yamllint python3-yaml nodejs \
 	buildah binutils bash-completion groff-base man-db systemd conntrack tmux \
-	debhelper dpkg-dev lintian
+	debhelper dpkg-dev lintian podman crun
 # make asan and make fuzz: clang's sanitizer and libFuzzer runtimes, which clang-14 only
 # recommends (libclang-rt-14-dev), and what tests/asan/run uses
 SAN_DEPS := clang libclang-rt-14-dev libcriterion-dev python3 iproute2 util-linux
