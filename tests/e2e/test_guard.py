@@ -230,9 +230,10 @@ def test_system_services_exempt_and_a_stopped_agent_refuses_nothing(make_netns, 
         remove_cgroups(mount, [kubelet, services])
 
 
-# a full map and the agent's share per namespace: the same on every kernel (and 16,000
-# connections, a minute and a half under TCG)
-@pytest.mark.any_kernel
+# the agent's own work at size: its share of a full map per namespace is the same on every
+# kernel, and under make vmtest's TCG its check over 16,000 tuples can take longer than
+# the guard's 5 s staleness limit, which lets the connect through (fail-open): host only
+@pytest.mark.host_only
 def test_one_namespace_cannot_take_the_guards_map(make_netns, make_peer, make_agent, cgroups):
     """guard_dst holds 16,384 destinations. A namespace with more near the line (a 2-port
     range: one TIME_WAIT socket each is half of it) gets no more than its share: another
