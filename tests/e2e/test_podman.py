@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -65,6 +66,9 @@ class Podman:
 
     def __init__(self, work):
         self.work = work
+        # a tmpfs: the overlays podman makes need an upper directory on a file system
+        # that can hold one (not the overlay a make vmtest guest's root is)
+        run("mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", work)
         self.base = [PODMAN, "--root", f"{work}/storage", "--runroot", f"{work}/run",
                      "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"]
         self.tag = f"localhost/ephport-podman-test-{os.getpid()}:latest"
@@ -103,14 +107,14 @@ class Podman:
     def container(self, name, netns, cgroup, *cmd):
         """an ordinary container with the machine's files as its root (an overlay on them),
         in netns, its cgroup under cgroup; its full id"""
-        return self("run", "-d", "--name", name, "--rootfs", "/:O",
-                    "--network", f"ns:/run/netns/{netns}", "--cgroup-parent", cgroup,
-                    *cmd).stdout.strip()
+        # --rootfs: the first argument is the root file system (":O": an overlay on it)
+        return self("run", "-d", "--name", name, "--network", f"ns:/run/netns/{netns}",
+                    "--cgroup-parent", cgroup, "--rootfs", "/:O", *cmd).stdout.strip()
 
     def close(self):
         self("rm", "--all", "--force", "--time", "0", check=False)
         self("rmi", "--all", "--force", check=False)
-        subprocess.run(["umount", "-R", f"{self.work}/run"], capture_output=True)
+        subprocess.run(["umount", "-R", self.work], capture_output=True)
         shutil.rmtree(self.work, ignore_errors=True)
         for n in self.netns:
             run("ip", "netns", "del", n, check=False)
@@ -128,14 +132,15 @@ class Podman:
 
 
 @pytest.fixture
-def podman(tmp_path):
+def podman():
     if not pure_cgroup2():
         pytest.skip("crun runs containers on a cgroup2-only hierarchy; this machine mounts "
                     "cgroup v1 controllers (make vmtest's guests run this test)")
     if PODMAN is None:
         pytest.fail("podman is not installed (Debian packages podman and crun; "
                     "'make test' installs them)")
-    p = Podman(tmp_path / "podman")
+    # podman refuses a run root of more than 50 characters: not under pytest's tmp_path
+    p = Podman(tempfile.mkdtemp(prefix="eppm-", dir="/tmp"))
     try:
         yield p
     finally:

@@ -101,7 +101,7 @@ def test_one_namespace_leaves_room_in_the_tuples_map(make_agent, make_netns):
     made = loadgen(crowd, "--addresses", "200", "--count", "800")["connections"]
     assert made == 800
     loadgen(ns, "--addresses", "5", "--count", "20")
-    got = eventually(lambda: assert_namespace_is_ss(ns), timeout=10)
+    got = eventually(lambda: assert_namespace_is_ss(ns), timeout=20)
     assert got == 20
     stats = eventually(lambda: agent.wait_event("stats", pred=lambda e: e["tuples_over_share"]))
     crowd_tuples = len(query("--netns", str(crowd.inode))["tuples"])
