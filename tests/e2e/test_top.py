@@ -75,10 +75,13 @@ def test_a_client_runs_out_while_top_watches(tmux, make_agent, make_netns, make_
     tmux.keys(f"{EPHPORT} top --netns {ns.inode}", "Enter")
     tmux.show("ephport top", f"only netns {ns.inode}", "DESTINATION", "q quit")
     assert tmux.alternate() == "1"
-    # 16 of 20 ports: warning; then all 20 and one more that fails: exhausted
+    # 16 of 20 ports: warning; 19: critical; then the last and one more that fails:
+    # exhausted
     assert peer.connect(*SERVER, 16) == (16, 0, 0)
     tmux.show("127.0.0.1:7000", "16/20", "WARN")
-    assert peer.connect(*SERVER, 5) == (4, 1, 0)
+    assert peer.connect(*SERVER, 3) == (3, 0, 0)
+    tmux.show("19/20", "CRIT")
+    assert peer.connect(*SERVER, 2) == (1, 1, 0)
     screen = tmux.show("20/20", "FULL", "connect_failed", "RECENT ALERTS")
     row, = rows(screen, ns)
     assert "20/20" in row and "########" in row
