@@ -224,6 +224,11 @@ int attribution_to_json(struct report *r, cJSON *obj, __u32 pid, __u32 tid, cons
 /* lock.c: one agent per host */
 int agent_lock_acquire(int *fd_out, long *holder);
 int agent_lock_holder(pid_t *pid);
+/*
+ * For the commands that ask a running agent (cmd: "query"): 0 when one runs (its pid in
+ * *pid, unless NULL); otherwise one line saying why (start: how to start one) and 1
+ */
+int agent_require(const char *cmd, const char *start, pid_t *pid);
 void agent_lock_release(int fd);
 
 /* subcommands */

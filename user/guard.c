@@ -394,15 +394,8 @@ static int guard_status(void)
 	pid_t agent;
 	int err, ret = 1;
 
-	err = agent_lock_holder(&agent);
-	if (err < 0) {
-		eph_err("cannot check for a running agent (%s): %s%s", EPH_LOCK_PATH,
-			strerror(-err), err == -EACCES ? " (guard status needs root)" : "");
+	if (agent_require("guard status", "ephport agent --guard", &agent))
 		goto out;
-	} else if (!err) {
-		eph_err("no ephport agent is running (start one with 'ephport agent --guard')");
-		goto out;
-	}
 	err = guard_info_read(&gi);
 	if (err == -EPERM)
 		eph_err("%s is not root's alone (owner and mode): its pins could be anyone's, "

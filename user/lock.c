@@ -123,3 +123,23 @@ void agent_lock_release(int fd)
 	close(fd);
 	rmdir(EPH_RUN_DIR); /* only if empty */
 }
+
+int agent_require(const char *cmd, const char *start, pid_t *pid)
+{
+	pid_t holder;
+	int err = agent_lock_holder(&holder);
+
+	if (err < 0) {
+		eph_err("cannot check for a running agent (%s): %s%s%s%s", EPH_LOCK_PATH,
+			strerror(-err), err == -EACCES ? " (" : "", err == -EACCES ? cmd : "",
+			err == -EACCES ? " needs root)" : "");
+		return 1;
+	}
+	if (err == 0) {
+		eph_err("no ephport agent is running (start one with '%s')", start);
+		return 1;
+	}
+	if (pid)
+		*pid = holder;
+	return 0;
+}

@@ -131,23 +131,14 @@ int cmd_query(int argc, char **argv)
 	struct query_req rq = { .version = QUERY_VERSION };
 	int err, memfd, conn = -1;
 	char why[320] = "";
-	pid_t agent;
 
 	err = opts_parse(&query_cmd, argc, argv, &rq.filter);
 	if (err)
 		return err > 0 ? 0 : EXIT_USAGE;
 	rq.json = eph_json_mode;
 
-	err = agent_lock_holder(&agent);
-	if (err < 0) {
-		eph_err("cannot check for a running agent (%s): %s%s", EPH_LOCK_PATH,
-			strerror(-err), err == -EACCES ? " (query needs root)" : "");
+	if (agent_require("query", "ephport agent", NULL))
 		return 1;
-	}
-	if (err == 0) {
-		eph_err("no ephport agent is running (start one with 'ephport agent')");
-		return 1;
-	}
 	err = ask(&rq, &memfd, &conn, why, sizeof(why));
 	if (why[0])
 		eph_err("%s", why);

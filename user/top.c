@@ -69,12 +69,10 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+/* monotonic seconds */
 static double mono(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)mono_ns() / 1e9;
 }
 
 /* one answer into the state: 0, or not 0 with why in why */
@@ -366,22 +364,13 @@ int cmd_top(int argc, char **argv)
 	struct top_state s = { 0 };
 	struct sigaction sa = { .sa_handler = on_signal };
 	char filter[160];
-	pid_t agent;
 	int err;
 
 	err = opts_parse(&top_cmd, argc, argv, &cfg);
 	if (err)
 		return err > 0 ? 0 : EXIT_USAGE;
-	err = agent_lock_holder(&agent);
-	if (err < 0) {
-		eph_err("cannot check for a running agent (%s): %s%s", EPH_LOCK_PATH,
-			strerror(-err), err == -EACCES ? " (top needs root)" : "");
+	if (agent_require("top", "ephport agent", NULL))
 		return 1;
-	}
-	if (err == 0) {
-		eph_err("no ephport agent is running (start one with 'ephport agent')");
-		return 1;
-	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
