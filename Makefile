@@ -53,7 +53,7 @@ SKELS := $(SKEL_OUT)/ephport.skel.h
 # the option tables (agent_opts.o, query_opts.o) are here for the unit tests to parse with,
 # query_render.o for the query fuzzer to render with
 LIB_OBJS := $(addprefix $(OUT)/,util.o index.o cadence.o addr.o objects.o jsonw.o table.o tuples.o capacity.o nat_rules.o nat_rules_parse.o nat.o nat_json.o query_nat.o metrics_nat.o netns.o spread_local.o lock.o privdir.o cgroup.o kernel.o startup.o \
-	nat_ct.o nat_ct_agg.o report.o sink.o pressure.o failures.o spread.o guard.o cost.o promtext.o metrics_conn.o metrics_http.o series.o hints.o metrics.o \
+	nat_ct.o nat_ct_agg.o report.o sink.o pressure.o openers.o failures.o spread.o guard.o cost.o promtext.o metrics_conn.o metrics_http.o series.o hints.o metrics.o \
 	opts.o opts_complete.o agent_opts.o query_opts.o query_render.o top_model.o top_frame.o)
 CMD_OBJS := $(addprefix $(OUT)/,main.o agent.o agent_signal.o agent_check.o agent_lines.o agent_upkeep.o agent_bpf.o \
 	agent_query.o query.o top.o)

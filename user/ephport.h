@@ -58,6 +58,8 @@ int map_read_all(int fd, size_t ksz, size_t vsz, void **keys, void **vals, size_
 typedef int (*map_batch_fn)(const void *keys, const void *vals, size_t n, void *arg);
 int map_read_each(int fd, size_t ksz, size_t vsz, map_batch_fn fn, void *arg);
 int u32_cmp(const void *a, const void *b);
+/* the items of a tsearch(3) tree in key order (those that fit, out of memory); free() it */
+void **tree_items(const void *root, size_t *n);
 
 /* addr.c: addresses in tuple_key form (IPv4 in the first 4 bytes) */
 #define EPH_ADDRSTRLEN 46

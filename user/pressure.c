@@ -16,13 +16,12 @@
 #include <bpf/bpf.h>
 
 #include "hints.h"
+#include "openers.h"
 #include "series.h"
 #include "pressure.h"
 #include "table.h"
 
-#define NSEC_PER_SEC   1e9
-#define TOP_PROCESSES  5
-#define OPENER_SAMPLES 16
+#define NSEC_PER_SEC 1e9
 
 static const char *const level_names[] = { "ok", "warning", "critical", "exhausted" };
 
@@ -72,26 +71,17 @@ struct tracked {
 	struct series series;
 };
 
-struct opener {
-	struct opener_key key; /* first: the tree's key */
-	struct opener_val val;
-	__u64 t[OPENER_SAMPLES], c[OPENER_SAMPLES];
-	unsigned int head, len;
-	bool seen;
-};
-
 struct pressure {
 	struct alert_cfg cfg;
 	struct report *report;
-	void *tracked, *openers;
+	void *tracked;
+	struct openers *openers;
 	size_t active;
 	/* made at a check's first line, for all its lines: however many tuples change
 	 * level at once, a line looks up its neighbours and openers, never scans */
 	const struct tuple **near; /* tuples in use by namespace, family, dport, daddr */
 	size_t nnear;
-	void **sorted_openers; /* the openers in key order: by tuple first */
-	size_t emitted;	       /* lines of the check under way */
-	size_t nopeners;
+	size_t emitted; /* lines of the check under way */
 	bool have_views;
 	spread_state_fn spread_fn;
 	void *spread_ctx;
@@ -100,11 +90,6 @@ struct pressure {
 static int tracked_cmp(const void *a, const void *b)
 {
 	return memcmp(a, b, sizeof(struct tuple_key));
-}
-
-static int opener_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, sizeof(struct opener_key));
 }
 
 void pressure_spread_hook(struct pressure *p, spread_state_fn fn, void *ctx)
@@ -121,6 +106,10 @@ int pressure_new(struct pressure **out, const struct alert_cfg *cfg, struct repo
 		return -ENOMEM;
 	p->cfg = *cfg;
 	p->report = r;
+	if (openers_new(&p->openers, cfg->window_ns)) {
+		free(p);
+		return -ENOMEM;
+	}
 	*out = p;
 	return 0;
 }
@@ -130,7 +119,7 @@ void pressure_free(struct pressure *p)
 	if (!p)
 		return;
 	tdestroy(p->tracked, free);
-	tdestroy(p->openers, free);
+	openers_free(p->openers);
 	free(p);
 }
 
@@ -172,167 +161,9 @@ void pressure_failing(struct pressure *p, const struct tuple_key *key)
 		t->failing = true;
 }
 
-/* tsearch's twalk_r() hands each node to a callback: collect them, then work */
-struct collect {
-	void **items;
-	size_t len, cap;
-};
-
-static void collect_node(const void *node, VISIT which, void *arg)
-{
-	struct collect *c = arg;
-
-	if (which != postorder && which != leaf)
-		return;
-	if (c->len == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		void **items = realloc(c->items, cap * sizeof(*items));
-
-		if (!items)
-			return; /* the rest waits for the next check */
-		c->items = items;
-		c->cap = cap;
-	}
-	c->items[c->len++] = *(void *const *)node;
-}
-
-static struct collect collect_all(void *root)
-{
-	struct collect c = { 0 };
-
-	twalk_r(root, collect_node, &c);
-	return c;
-}
-
 int pressure_openers(struct pressure *p, int fd, __u64 now)
 {
-	struct opener_key *keys = NULL;
-	struct opener_val *vals = NULL;
-	struct collect all;
-	size_t n = 0;
-	int err;
-
-	err = map_read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
-	if (err)
-		return err;
-	for (size_t i = 0; i < n; i++) {
-		struct opener *o, **found = tfind(&keys[i], &p->openers, opener_cmp);
-
-		if (found) {
-			o = *found;
-		} else {
-			o = calloc(1, sizeof(*o));
-			if (!o)
-				break;
-			o->key = keys[i];
-			if (!tsearch(o, &p->openers, opener_cmp)) {
-				free(o);
-				break;
-			}
-		}
-		o->val = vals[i];
-		o->seen = true;
-		/* a sample every eighth of the window: the ring spans two windows */
-		if (!o->len || now - o->t[(o->head + OPENER_SAMPLES - 1) % OPENER_SAMPLES] >=
-				       p->cfg.window_ns / 8) {
-			o->t[o->head] = now;
-			o->c[o->head] = vals[i].connects;
-			o->head = (o->head + 1) % OPENER_SAMPLES;
-			if (o->len < OPENER_SAMPLES)
-				o->len++;
-		}
-	}
-	free(keys);
-	free(vals);
-	/* entries the LRU map evicted */
-	all = collect_all(p->openers);
-	for (size_t i = 0; i < all.len; i++) {
-		struct opener *o = all.items[i];
-
-		if (!o->seen) {
-			tdelete(o, &p->openers, opener_cmp);
-			free(o);
-		} else {
-			o->seen = false;
-		}
-	}
-	free(all.items);
-	return 0;
-}
-
-/* connects an opener made within the window */
-static __u64 opener_recent(const struct opener *o, __u64 now, __u64 window_ns)
-{
-	__u64 base = 0;
-
-	for (unsigned int i = 0; i < o->len; i++) {
-		unsigned int j = (o->head + OPENER_SAMPLES - 1 - i) % OPENER_SAMPLES;
-
-		if (o->t[j] + window_ns <= now) {
-			base = o->c[j];
-			break;
-		}
-	}
-	return o->val.connects > base ? o->val.connects - base : 0;
-}
-
-static int recent_cmp(const void *a, const void *b)
-{
-	const __u64 *x = a, *y = b;
-
-	return x[0] < y[0] ? 1 : x[0] > y[0] ? -1 : 0;
-}
-
-static int top_processes_to_json(struct pressure *p, const struct tuple_key *key, __u64 now,
-				 cJSON *ev)
-{
-	void **all = p->sorted_openers;
-	size_t lo = 0, hi = p->nopeners, n = 0, end;
-	cJSON *arr = cJSON_AddArrayToObject(ev, "top_processes");
-	__u64(*top)[2];
-	int err = 0;
-
-	/* the first opener of the tuple: the openers are in key order, tuple first */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (memcmp(&((struct opener *)all[mid])->key.tuple, key, sizeof(*key)) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (end = lo; end < p->nopeners &&
-		       !memcmp(&((struct opener *)all[end])->key.tuple, key, sizeof(*key));
-	     end++)
-		;
-	top = calloc(end - lo + 1, sizeof(*top));
-	if (!arr || !top) {
-		free(top);
-		return -ENOMEM;
-	}
-	for (size_t i = lo; i < end; i++) {
-		__u64 recent = opener_recent(all[i], now, p->cfg.window_ns);
-
-		if (recent) {
-			top[n][0] = recent;
-			top[n++][1] = i;
-		}
-	}
-	qsort(top, n, sizeof(*top), recent_cmp);
-	for (size_t i = 0; i < n && i < TOP_PROCESSES && !err; i++) {
-		struct opener *o = all[top[i][1]];
-		cJSON *proc = cJSON_CreateObject();
-
-		if (!proc || !cJSON_AddItemToArray(arr, proc)) {
-			cJSON_Delete(proc);
-			err = -ENOMEM;
-			break;
-		}
-		err = attribution_to_json(p->report, proc, o->key.tgid, 0, o->val.comm, o->val.uid, o->val.cgroup_id) ?:
-			      ADD_NUM(proc, "connects", top[i][0]);
-	}
-	free(top);
-	return err;
+	return openers_read(p->openers, fd, now);
 }
 
 static int add_rounded_or_null(cJSON *obj, const char *name, double v, double scale)
@@ -381,7 +212,6 @@ static size_t near_bound(const struct pressure *p, const struct tuple_key *k, bo
 /* the views a check's lines share: made once, at its first line (O(n log n)) */
 static void views_make(struct pressure *p, const struct tuple_list *l)
 {
-	struct collect all;
 	size_t n = 0;
 
 	p->have_views = true;
@@ -392,19 +222,15 @@ static void views_make(struct pressure *p, const struct tuple_list *l)
 	p->nnear = n;
 	if (p->near)
 		qsort(p->near, n, sizeof(*p->near), near_sort_cmp);
-	all = collect_all(p->openers);
-	p->sorted_openers = all.items;
-	p->nopeners = all.len;
 }
 
 static void views_free(struct pressure *p)
 {
 	free(p->near);
-	free(p->sorted_openers);
 	p->near = NULL;
-	p->sorted_openers = NULL;
-	p->nnear = p->nopeners = 0;
+	p->nnear = 0;
 	p->have_views = false;
+	openers_view_free(p->openers);
 }
 
 /*
@@ -480,7 +306,7 @@ static void pressure_emit(struct pressure *p, struct tracked *tr, enum level pre
 					   forecast_exhaustion(t->usage, t->capacity, slope),
 				   10);
 	err |= ADD_NUM(ev, "window_s", round(p->cfg.window_ns / NSEC_PER_SEC));
-	err |= top_processes_to_json(p, &t->key, now, ev);
+	err |= openers_top_to_json(p->openers, p->report, &t->key, now, ev);
 	h = cJSON_AddObjectToObject(ev, "hint");
 	arr = cJSON_AddArrayToObject(ev, "hints");
 	err |= !h || !arr ? -ENOMEM : hint_to_json(&hints[0], h);
@@ -561,7 +387,8 @@ int pressure_check(struct pressure *p, const struct tuple_table *tt, struct ns_l
 	/* watched from a quarter of the warning line: the rate and trend are known by then */
 	double watch = p->cfg.warn / 4;
 	const struct tuple_list *l = &tt->list;
-	struct collect all;
+	void **all;
+	size_t nall;
 	__u64 start;
 	int err = 0;
 
@@ -578,12 +405,12 @@ int pressure_check(struct pressure *p, const struct tuple_table *tt, struct ns_l
 	}
 	if (err)
 		return err;
-	all = collect_all(p->tracked);
+	all = tree_items(p->tracked, &nall);
 	start = mono_ns();
 	p->active = 0;
 	p->emitted = 0;
-	for (size_t i = 0; i < all.len; i++) {
-		struct tracked *tr = all.items[i];
+	for (size_t i = 0; i < nall; i++) {
+		struct tracked *tr = all[i];
 		/* lines for PRESSURE_LINES_NS at most, and one at least: the rest next time */
 		bool may_emit = !p->emitted || mono_ns() - start < PRESSURE_LINES_NS;
 
@@ -595,7 +422,7 @@ int pressure_check(struct pressure *p, const struct tuple_table *tt, struct ns_l
 			free(tr);
 		}
 	}
-	free(all.items);
+	free(all);
 	views_free(p);
 	return 0;
 }
@@ -603,15 +430,16 @@ int pressure_check(struct pressure *p, const struct tuple_table *tt, struct ns_l
 /* levels[i]: the level of the table's tuple i; from the tuples being watched, the rest are ok */
 void pressure_levels(struct pressure *p, const struct tuple_table *tt, __u8 *levels)
 {
-	struct collect all = collect_all(p->tracked);
+	size_t nall;
+	void **all = tree_items(p->tracked, &nall);
 
 	memset(levels, LEVEL_OK, tt->list.len);
-	for (size_t i = 0; i < all.len; i++) {
-		const struct tracked *tr = all.items[i];
+	for (size_t i = 0; i < nall; i++) {
+		const struct tracked *tr = all[i];
 		const struct tuple *t = table_find(tt, &tr->key);
 
 		if (t)
 			levels[t - tt->list.items] = tr->level;
 	}
-	free(all.items);
+	free(all);
 }

@@ -2,6 +2,7 @@
 /* Small helpers: error lines, number parsing, timestamps, JSON lines. */
 #include <errno.h>
 #include <getopt.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,4 +224,37 @@ int u32_cmp(const void *a, const void *b)
 	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+struct tree_walk {
+	void **items;
+	size_t len, cap;
+};
+
+/* twalk_r() visits an inner node thrice: its second visit (postorder) is in key order */
+static void tree_walk_one(const void *node, VISIT which, void *arg)
+{
+	struct tree_walk *w = arg;
+
+	if (which != postorder && which != leaf)
+		return;
+	if (w->len == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		void **items = realloc(w->items, cap * sizeof(*items));
+
+		if (!items)
+			return; /* those that fit: the callers' next round has the rest */
+		w->items = items;
+		w->cap = cap;
+	}
+	w->items[w->len++] = *(void *const *)node;
+}
+
+void **tree_items(const void *root, size_t *n)
+{
+	struct tree_walk w = { 0 };
+
+	twalk_r(root, tree_walk_one, &w);
+	*n = w.len;
+	return w.items;
 }
