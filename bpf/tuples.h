@@ -116,6 +116,19 @@ struct port_val {
 	__s32 bound;
 };
 
+/*
+ * The container and pod the cgroup of a namespace's first process names (a pod's
+ * sandbox, which holds it), packed: 64 hex digits in container_id, the UID's 32 in
+ * pod_uid, each there when its has_ byte is 1
+ */
+struct netns_pod {
+	__u8 container_id[32];
+	__u8 pod_uid[16];
+	__u8 has_container;
+	__u8 has_pod;
+	__u8 pad[6];
+};
+
 /* what the agent read inside a namespace, for "ephport query": the "netns_info" map */
 struct netns_info {
 	__s64 tw_kernel;  /* TIME_WAIT sockets per /proc/net/sockstat; -1 unknown */
@@ -128,6 +141,7 @@ struct netns_info {
 	__u32 spread_local; /* bit i: --spread address i is local in it (netlink) */
 	__u32 pad2;
 	char path[64]; /* where the agent found it */
+	struct netns_pod pod;
 };
 
 /*

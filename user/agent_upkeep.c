@@ -13,6 +13,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "cgroup.h"
 #include "ephport.skel.h"
 
 static void netns_forget(const struct netns *ns, void *arg)
@@ -68,6 +69,15 @@ static int netns_read_one(struct agent *a, struct netns *ns, int info_fd)
 	}
 	if (err)
 		return 0;
+	/* its pod, from the cgroup of its first process: read again when that changes */
+	if (ns->pid != ns->pod_pid) {
+		struct cgroup_ids ids = { 0 };
+
+		if (!ns->home)
+			cgroup_ids_of_pid(ns->pid, &ids);
+		cgroup_ids_pack(&ids, &fresh.pod);
+		ns->pod_pid = ns->pid;
+	}
 	ns->info = fresh;
 	ns->info.checked_ns = mono_ns();
 	snprintf(ns->info.path, sizeof(ns->info.path), "%s",

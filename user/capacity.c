@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "ephport.h"
+#include "cgroup.h"
 #include "table.h"
 
 const struct ns_summary *ns_lookup(const struct ns_list *l, __u32 inum)
@@ -274,6 +275,22 @@ bool ns_spread_next(const struct ns_summary *ns, const struct spread_addr *sprea
 	return false;
 }
 
+/* container_id and pod_uid: those of the namespace's first process, or null */
+static int ns_pod_to_json(const struct ns_summary *ns, cJSON *obj)
+{
+	struct cgroup_ids ids = { 0 };
+	int err = 0;
+
+	if (ns->has_info)
+		cgroup_ids_unpack(&ns->info.pod, &ids);
+	err |= !(ids.container_id[0] ?
+			 cJSON_AddStringToObject(obj, "container_id", ids.container_id) :
+			 cJSON_AddNullToObject(obj, "container_id"));
+	err |= !(ids.pod_uid[0] ? cJSON_AddStringToObject(obj, "pod_uid", ids.pod_uid) :
+				  cJSON_AddNullToObject(obj, "pod_uid"));
+	return err ? -ENOMEM : 0;
+}
+
 int ns_to_json(const struct ns_summary *ns, const struct spread_addr *spread, size_t nspread,
 	       cJSON *obj)
 {
@@ -285,6 +302,7 @@ int ns_to_json(const struct ns_summary *ns, const struct spread_addr *spread, si
 		err |= cJSON_AddStringToObject(obj, "path", ns->info.path) ? 0 : -ENOMEM;
 	else
 		err |= cJSON_AddNullToObject(obj, "path") ? 0 : -ENOMEM;
+	err |= ns_pod_to_json(ns, obj);
 	if (ns->port_range) {
 		range = cJSON_AddArrayToObject(obj, "port_range");
 		if (!range)

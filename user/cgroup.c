@@ -178,6 +178,77 @@ int cgroup_v2_path(FILE *f, char *path, size_t len)
 	return err;
 }
 
+int cgroup_ids_of_pid(int pid, struct cgroup_ids *out)
+{
+	char path[32], cg[4096];
+	FILE *f;
+	int err;
+
+	out->container_id[0] = out->pod_uid[0] = '\0';
+	if (pid <= 0)
+		return -ESRCH;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return neg_errno();
+	err = cgroup_v2_path(f, cg, sizeof(cg));
+	fclose(f);
+	return err ?: cgroup_parse_ids(cg, out);
+}
+
+static int hex_digit(char c)
+{
+	return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+/* n digits of lowercase hex, dashes skipped, into n / 2 bytes */
+static void hex_pack(const char *s, __u8 *out, size_t n)
+{
+	for (size_t i = 0; i < n; s++) {
+		if (*s == '-')
+			continue;
+		out[i / 2] = (__u8)(out[i / 2] << 4 | hex_digit(*s));
+		i++;
+	}
+}
+
+/* n / 2 bytes as n digits, with a dash before digit k of each of dashes[] */
+static void hex_unpack(const __u8 *in, size_t n, const unsigned *dashes, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		if (dashes && *dashes == i) {
+			*out++ = '-';
+			dashes++;
+		}
+		*out++ = digits[in[i / 2] >> (i % 2 ? 0 : 4) & 0xf];
+	}
+	*out = '\0';
+}
+
+static const unsigned uid_dashes[] = { 8, 12, 16, 20, 0 };
+
+void cgroup_ids_pack(const struct cgroup_ids *ids, struct netns_pod *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->has_container = ids->container_id[0] != '\0';
+	p->has_pod = ids->pod_uid[0] != '\0';
+	if (p->has_container)
+		hex_pack(ids->container_id, p->container_id, CID_LEN);
+	if (p->has_pod)
+		hex_pack(ids->pod_uid, p->pod_uid, UID_LEN - 4);
+}
+
+void cgroup_ids_unpack(const struct netns_pod *p, struct cgroup_ids *ids)
+{
+	ids->container_id[0] = ids->pod_uid[0] = '\0';
+	if (p->has_container)
+		hex_unpack(p->container_id, CID_LEN, NULL, ids->container_id);
+	if (p->has_pod)
+		hex_unpack(p->pod_uid, UID_LEN - 4, uid_dashes, ids->pod_uid);
+}
+
 int cgroup_resolver_open(struct cgroup_resolver **rp)
 {
 	struct cgroup_resolver *r = NULL;

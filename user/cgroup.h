@@ -23,6 +23,13 @@ struct cgroup_ids {
  * (fields may be ""), -EINVAL without out */
 int cgroup_parse_ids(const char *path, struct cgroup_ids *out);
 
+/* the ids of the cgroup of process pid (its /proc/PID/cgroup): 0, or -errno */
+int cgroup_ids_of_pid(int pid, struct cgroup_ids *out);
+/* to and from the packed form of a map value (bpf/tuples.h) */
+struct netns_pod;
+void cgroup_ids_pack(const struct cgroup_ids *ids, struct netns_pod *p);
+void cgroup_ids_unpack(const struct netns_pod *p, struct cgroup_ids *ids);
+
 /*
  * The texts the resolver reads, parsed (f: the file, or fmemopen() of a text).
  * cgroup2_mount_parse: /proc/self/mountinfo's first cgroup2 mount of the whole tree, else

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "ephport.h"
+#include "cgroup.h"
 #include "metrics.h"
 #include "pressure.h"
 
@@ -278,6 +279,20 @@ static void render_netns(const struct metrics_view *v, struct text *t, const str
 				    sums[i].netns, sides[k]);
 			value(t, counts[k]);
 		}
+	}
+	family(t, "ephport_netns_info", "gauge",
+	       "1 per namespace, labelled with the pod UID and container id the cgroup of its "
+	       "first process names (empty: none): join on netns.");
+	for (size_t i = 0; i < nl->len; i++) {
+		const struct ns_summary *ns = &nl->items[i];
+		struct cgroup_ids ids = { 0 };
+
+		if (ns->has_info)
+			cgroup_ids_unpack(&ns->info.pod, &ids);
+		text_printf(t,
+			    "ephport_netns_info{netns=\"%s\",pod_uid=\"%s\",container_id=\"%s\"}",
+			    sums[i].netns, ids.pod_uid, ids.container_id);
+		value(t, 1);
 	}
 	for (int f = 0; f < NS_FIELDS; f++) {
 		if ((f == NS_DENIALS && !v->denials) || (f == NS_SPREADS && !v->spreads))

@@ -148,21 +148,12 @@ static void ns_remove(struct nat_view *v, long i)
  */
 static void ns_pod(int pid, struct addr_ns *a)
 {
-	char path[80], cg[4096];
 	struct cgroup_ids ids;
-	FILE *f;
 
-	if (pid <= 0)
-		return;
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (!cgroup_v2_path(f, cg, sizeof(cg)) && !cgroup_parse_ids(cg, &ids)) {
+	if (!cgroup_ids_of_pid(pid, &ids)) {
 		memcpy(a->container_id, ids.container_id, sizeof(a->container_id));
 		memcpy(a->pod_uid, ids.pod_uid, sizeof(a->pod_uid));
 	}
-	fclose(f);
 }
 
 /* the current reading of a namespace's addresses: set to gen (0: forget them) */

@@ -16,6 +16,7 @@ struct netns {
 	bool home;	/* the agent's own: entered through the saved descriptor */
 	bool alive;	/* found in the latest round */
 	int pid;	/* the first process found in it this round; 0: none */
+	int pod_pid;	/* the process whose cgroup gave info.pod */
 	__u64 tried_ns; /* when the agent last tried to read it (CLOCK_MONOTONIC); 0: never */
 	struct netns_info info;
 };

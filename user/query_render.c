@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "cgroup.h"
 #include "pressure.h"
 #include "query.h"
 
@@ -287,10 +288,12 @@ static int print_tuples(FILE *out, const struct query_view *v)
 
 static void print_netns(FILE *out, const struct query_view *v, const struct tuple_filter *f)
 {
-	char range[16], reserved[12], reuse[4];
+	char range[16], reserved[12], reuse[4], pod[40];
+	struct cgroup_ids ids;
 
-	fprintf(out, "\n%-10s %-12s %8s %6s %8s %9s %9s %8s  %s\n", "NETNS", "PORT_RANGE",
-		"RESERVED", "BOUND", "TW_REUSE", "TW_CLIENT", "TW_SERVER", "TW_OTHER", "PATH");
+	fprintf(out, "\n%-10s %-12s %8s %6s %8s %9s %9s %8s  %-36s %s\n", "NETNS", "PORT_RANGE",
+		"RESERVED", "BOUND", "TW_REUSE", "TW_CLIENT", "TW_SERVER", "TW_OTHER", "POD",
+		"PATH");
 	for (size_t i = 0; i < v->nl->len; i++) {
 		const struct ns_summary *ns = &v->nl->items[i];
 
@@ -304,11 +307,20 @@ static void print_netns(FILE *out, const struct query_view *v, const struct tupl
 				 PORT_HIGH(ns->port_range));
 			snprintf(reuse, sizeof(reuse), "%u", ns->tw_reuse);
 		}
-		if (ns->has_info)
+		if (ns->has_info) {
 			snprintf(reserved, sizeof(reserved), "%u", ns->info.reserved);
-		fprintf(out, "%-10u %-12s %8s %6u %8s %9lld %9lld %8lld  %s\n", ns->inum, range,
-			reserved, ns->bound_in_range, reuse, (long long)ns->tw_tuples,
-			(long long)ns->tw_server, (long long)ns->tw_other,
+			cgroup_ids_unpack(&ns->info.pod, &ids);
+		}
+		/* the pod's UID; outside Kubernetes the short container id, as docker ps has it */
+		if (ns->has_info && ids.pod_uid[0])
+			snprintf(pod, sizeof(pod), "%s", ids.pod_uid);
+		else if (ns->has_info && ids.container_id[0])
+			snprintf(pod, sizeof(pod), "container:%.12s", ids.container_id);
+		else
+			snprintf(pod, sizeof(pod), "-");
+		fprintf(out, "%-10u %-12s %8s %6u %8s %9lld %9lld %8lld  %-36s %s\n", ns->inum,
+			range, reserved, ns->bound_in_range, reuse, (long long)ns->tw_tuples,
+			(long long)ns->tw_server, (long long)ns->tw_other, pod,
 			ns->has_info && ns->info.path[0] ? ns->info.path : "-");
 	}
 }

@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
-from conftest import EPHPORT, cgroup2_mount, check_lines, eventually, remove_cgroups
+from conftest import (EPHPORT, cgroup2_mount, check_lines, eventually, query_netns,
+                      remove_cgroups, run)
+from test_metrics import one, parse, scrape
 
 F_SETPIPE_SZ = 1031
 
@@ -193,6 +195,37 @@ def test_pod_attribution(make_netns, make_peer, make_agent, pod_cgroup):
     top = ex["top_processes"]
     assert top and top[0]["pid"] == pid and top[0]["pod_uid"] == pod
     assert top[0]["container_id"] == cid
+
+
+def test_a_namespace_names_its_pod(make_netns, make_peer, make_agent, pod_cgroup):
+    """A namespace whose first process is in a pod's container cgroup (a pod's sandbox) is
+    named by that pod and container: in its netns line, in query (the table and --json)
+    and in ephport_netns_info; a namespace outside any container by neither."""
+    path, _, pod, cid = pod_cgroup
+    ns, bare = make_netns((40000, 40099)), make_netns((40000, 40099))
+    peer, other = make_peer(ns), make_peer(bare)
+    with open(os.path.join(path, "cgroup.procs"), "w") as f:
+        f.write(str(peer_pid(peer)))
+    for p in (peer, other):
+        p.cmd(f"listen 127.0.0.1 {PORT}")
+    agent = make_agent("--interval", "1", "--metrics-addr", "127.0.0.1:0")
+    for p in (peer, other):
+        assert p.connect("127.0.0.1", PORT, 1) == (1, 0, 0)
+    named = {ns.inode: (cid, pod), bare.inode: (None, None)}
+    for inode, ids in named.items():
+        line = agent.wait_event("netns", pred=lambda e, i=inode: e["netns"] == i)
+        assert (line["container_id"], line["pod_uid"]) == ids, line
+    eventually(lambda: [(n["container_id"], n["pod_uid"]) for n in (query_netns(ns),
+                        query_netns(bare))] == [(cid, pod), (None, None)], timeout=10)
+    table = run(EPHPORT, "query", "--netns", str(ns.inode)).stdout.splitlines()
+    head = next(i for i, row in enumerate(table) if row.startswith("NETNS      PORT_RANGE"))
+    assert table[head].split()[-2:] == ["POD", "PATH"], table[head]
+    assert table[head + 1].split()[0] == str(ns.inode)
+    assert table[head + 1].split()[-2] == pod, table[head + 1]
+    got = parse(scrape(agent))
+    assert one(got, "ephport_netns_info", netns=ns.inode) == 1
+    assert one(got, "ephport_netns_info", netns=ns.inode, pod_uid=pod, container_id=cid) == 1
+    assert one(got, "ephport_netns_info", netns=bare.inode, pod_uid="", container_id="") == 1
 
 
 @pytest.mark.any_kernel

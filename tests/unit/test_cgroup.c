@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "tuples.h"
 
 #define CID	 "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899"
 #define CID_UP	 "3F4E5D6C7B8A99887766554433221100FFEEDDCCBBAA00112233445566778899"
@@ -156,6 +157,49 @@ Test(cgroup_text, proc_pid_cgroup)
 	f = text(long_line);
 	cr_assert_eq(cgroup_v2_path(f, path, sizeof(path)), -ENAMETOOLONG);
 	fclose(f);
+}
+
+/* a namespace's ids, packed into its netns_info value and back, as query and metrics read them */
+Test(cgroup_ids, pack_round_trip)
+{
+	static const struct cgroup_ids cases[] = {
+		{ "a92c431172f44965b955a833ed17fbc0853a45a16fb34e2e8aa9295e180c660e",
+		  "e949e18d-578d-4bf7-bc98-7c42b5c5eaaa" },
+		{ "0000000000000000000000000000000000000000000000000000000000000000",
+		  "ffffffff-ffff-ffff-ffff-ffffffffffff" },
+		{ "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "" },
+		{ "", "00000000-0000-0000-0000-000000000001" },
+		{ "", "" },
+	};
+	struct netns_pod p;
+	struct cgroup_ids back;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&p, 0xa5, sizeof(p));
+		cgroup_ids_pack(&cases[i], &p);
+		cr_assert_eq(p.has_container, cases[i].container_id[0] != '\0');
+		cr_assert_eq(p.has_pod, cases[i].pod_uid[0] != '\0');
+		memset(&back, 'x', sizeof(back));
+		cgroup_ids_unpack(&p, &back);
+		cr_assert_str_eq(back.container_id, cases[i].container_id);
+		cr_assert_str_eq(back.pod_uid, cases[i].pod_uid);
+	}
+	/* the bytes are the digits: the first container byte of case 2 is 0x01 */
+	cgroup_ids_pack(&cases[2], &p);
+	cr_assert_eq(p.container_id[0], 0x01);
+	cr_assert_eq(p.container_id[31], 0xef);
+	cr_assert_eq(p.pod_uid[0], 0);
+}
+
+/* the ids of a process: this one's (whatever its cgroup names), and none for no process */
+Test(cgroup_ids, of_pid)
+{
+	struct cgroup_ids ids;
+
+	cr_assert_eq(cgroup_ids_of_pid(0, &ids), -ESRCH);
+	cr_assert_str_eq(ids.container_id, "");
+	cr_assert_eq(cgroup_ids_of_pid(INT32_MAX, &ids), -ENOENT);
+	cr_assert_str_eq(ids.pod_uid, "");
 }
 
 Test(cgroup_parse, null_and_garbage)
