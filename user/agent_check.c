@@ -420,5 +420,6 @@ int agent_check(struct agent *a)
 		metrics_beat(a->metrics);
 	table_changes_clear(&a->table);
 	a->capacity_redone = false;
+	cost_check_done(&a->cost, mono_ns() - now);
 	return 0;
 }

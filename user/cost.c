@@ -182,6 +182,7 @@ void cost_read(struct cost *c, struct cost_reading *r)
 
 	memset(r, 0, sizeof(*r));
 	r->cpu_us = cpu_us();
+	r->check_ns_total = c->check_ns_total;
 	r->nprogs = progs_read(c, r);
 	r->nmaps = maps_read(c, r);
 	r->bpf_stats = !proc_read(&c->bpf_stats, text, sizeof(text)) && proc_flag_on(text);
@@ -189,6 +190,13 @@ void cost_read(struct cost *c, struct cost_reading *r)
 	    proc_field(text, "VmRSS", " kB", &r->rss_kib) ||
 	    proc_field(text, "VmHWM", " kB", &r->peak_rss_kib))
 		r->rss_kib = r->peak_rss_kib = 0;
+}
+
+void cost_check_done(struct cost *c, __u64 took_ns)
+{
+	c->check_ns_total += took_ns;
+	if (took_ns > c->check_ns_max)
+		c->check_ns_max = took_ns;
 }
 
 static int progs_to_json(const struct cost_reading *r, cJSON *obj)
@@ -259,6 +267,8 @@ int cost_to_json(struct cost *c, size_t tuples, __u32 max_tuples, cJSON *obj)
 	c->cpu_us = cpu;
 	c->at_ns = now;
 	err |= ADD_NUM(obj, "agent_cpu_percent", round(pct * 100) / 100);
+	err |= ADD_NUM(obj, "check_ms_max", round(c->check_ns_max / 1e5) / 10);
+	c->check_ns_max = 0;
 	if (r.rss_kib) {
 		err |= ADD_NUM(obj, "agent_rss_kib", r.rss_kib);
 		err |= ADD_NUM(obj, "agent_peak_rss_kib", r.peak_rss_kib);

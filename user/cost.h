@@ -28,7 +28,9 @@ struct cost {
 		struct proc_file fdinfo;
 	} maps[COST_MAPS];
 	size_t nmaps;
-	__u64 cpu_us, at_ns; /* at the previous stats line */
+	__u64 cpu_us, at_ns;  /* at the previous stats line */
+	__u64 check_ns_total; /* time in checks since the start */
+	__u64 check_ns_max;   /* the longest check since the previous stats line */
 };
 
 /* the programs that count events and the guard's: at most this many are loaded */
@@ -53,12 +55,15 @@ struct cost_reading {
 	bool bpf_stats;		     /* kernel.bpf_stats_enabled: runs and run time are counted */
 	__u64 rss_kib, peak_rss_kib; /* 0: unknown */
 	__u64 cpu_us;		     /* user and system time of the agent */
+	__u64 check_ns_total;	     /* time in checks since the start */
 };
 
 /* after the programs are attached: CPU time is counted from here */
 void cost_init(struct cost *c, struct ephport_bpf *skel);
 void cost_free(struct cost *c);
 void cost_read(struct cost *c, struct cost_reading *r);
+/* a check took this long: the stats line's longest, the metrics' total */
+void cost_check_done(struct cost *c, __u64 took_ns);
 /* the stats line's cost fields; tuples and max_tuples as that line has them */
 int cost_to_json(struct cost *c, size_t tuples, __u32 max_tuples, cJSON *obj);
 

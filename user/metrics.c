@@ -380,6 +380,10 @@ static void render_health(const struct metrics_view *v, struct text *t)
 			      "Resident memory of the agent.", c->rss_kib * 1024.0);
 		plain(t, "process_cpu_seconds_total", "counter",
 		      "CPU time of the agent, user and system.", c->cpu_us / 1e6);
+		plain(t, "ephport_check_seconds_total", "counter",
+		      "Time the agent spent in its checks: over ephport_pressure_checks_total, "
+		      "a check's mean duration.",
+		      c->check_ns_total / 1e9);
 	}
 	if (v->max_tuples)
 		plain(t, "ephport_tuples_map_fill_ratio", "gauge",

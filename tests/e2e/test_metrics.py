@@ -107,6 +107,9 @@ def test_live_scrape_passes_promtool_and_equals_query(make_netns, make_peer, mak
     assert {l for l in tuple_samples(s, "ephport_map_memory_bytes")} >= {
         frozenset({("map", "tuples")}), frozenset({("map", "local_tw")})}
     assert one(s, "process_resident_memory_bytes") > 0
+    # checks were done, each taking some time: their total, and their count
+    assert one(s, "ephport_pressure_checks_total") >= 1
+    assert one(s, "ephport_check_seconds_total") > 0
     # no guard: no denial families
     assert not tuple_samples(s, "ephport_denials_total")
 
