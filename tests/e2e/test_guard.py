@@ -279,7 +279,7 @@ def test_one_namespace_cannot_take_the_guards_map(make_netns, make_peer, make_ag
         pytest.fail(f"connect {got}, not refused {refused}: guard_dst has {len(keys)} entries, "
                     f"{len(ours)} of this namespace; stats: " + ", ".join(
                         f"{k} {stats[k]}" for k in ("guard_stale_passes", "guard_uncovered",
-                                                    "guard_dst_waits", "tuples")))
+                                                    "guard_dst_waits", "tuples", "check_ms_max")))
 
 
 def map_entries(name):
