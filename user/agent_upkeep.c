@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -43,6 +44,32 @@ static int to_read_cmp(const void *a, const void *b)
 	return x->ns->tried_ns < y->ns->tried_ns ? -1 : x->ns->tried_ns > y->ns->tried_ns;
 }
 
+/*
+ * A namespace's pod, from the cgroup of its first process (the lowest pid: usually
+ * a pod's sandbox), read again when that process changes, so a namespace whose
+ * inode number is reused comes with its own. The process must still be in the
+ * namespace after the read, or a pid reused meanwhile would name another pod.
+ * True when *pod was written; what cannot be read now is tried at the next round.
+ */
+static bool netns_pod_read(struct netns *ns, struct netns_pod *pod)
+{
+	struct cgroup_ids ids = { 0 };
+	char path[40];
+	struct stat st;
+
+	if (ns->pid == ns->pod_pid)
+		return false;
+	if (ns->pid) { /* none: a /run/netns name that no process is in */
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", ns->pid);
+		if (cgroup_ids_of_pid(ns->pid, &ids) || stat(path, &st) ||
+		    (__u32)st.st_ino != ns->inum)
+			return false;
+	}
+	cgroup_ids_pack(&ids, pod);
+	ns->pod_pid = ns->pid;
+	return true;
+}
+
 /* one namespace's settings read inside it; -errno only when the agent cannot come home */
 static int netns_read_one(struct agent *a, struct netns *ns, int info_fd)
 {
@@ -69,15 +96,7 @@ static int netns_read_one(struct agent *a, struct netns *ns, int info_fd)
 	}
 	if (err)
 		return 0;
-	/* its pod, from the cgroup of its first process: read again when that changes */
-	if (ns->pid != ns->pod_pid) {
-		struct cgroup_ids ids = { 0 };
-
-		if (!ns->home)
-			cgroup_ids_of_pid(ns->pid, &ids);
-		cgroup_ids_pack(&ids, &fresh.pod);
-		ns->pod_pid = ns->pid;
-	}
+	netns_pod_read(ns, &fresh.pod);
 	ns->info = fresh;
 	ns->info.checked_ns = mono_ns();
 	snprintf(ns->info.path, sizeof(ns->info.path), "%s",
@@ -122,6 +141,13 @@ int agent_netns_round(struct agent *a, bool all)
 	if (err) {
 		eph_err("cannot list network namespaces: %s", strerror(-err));
 		return err;
+	}
+	/* the pods of those read before, where their first process changed: no setns needed */
+	for (size_t i = 0; i < a->netns.len; i++) {
+		struct netns *ns = &a->netns.items[i];
+
+		if (ns->info.checked_ns && netns_pod_read(ns, &ns->info.pod))
+			bpf_map_update_elem(info_fd, &ns->inum, &ns->info, BPF_ANY);
 	}
 	order = malloc((a->netns.len + 1) * sizeof(*order));
 	renew = malloc((a->netns.len + 1) * sizeof(*renew));

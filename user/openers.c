@@ -65,6 +65,7 @@ int openers_read(struct openers *os, int fd, __u64 now)
 	size_t n = 0, nall;
 	int err;
 
+	openers_view_free(os); /* it points into the tree, which changes now */
 	err = map_read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
 	if (err)
 		return err;

@@ -289,7 +289,7 @@ static int print_tuples(FILE *out, const struct query_view *v)
 static void print_netns(FILE *out, const struct query_view *v, const struct tuple_filter *f)
 {
 	char range[16], reserved[12], reuse[4], pod[40];
-	struct cgroup_ids ids;
+	struct cgroup_ids ids = { 0 };
 
 	fprintf(out, "\n%-10s %-12s %8s %6s %8s %9s %9s %8s  %-36s %s\n", "NETNS", "PORT_RANGE",
 		"RESERVED", "BOUND", "TW_REUSE", "TW_CLIENT", "TW_SERVER", "TW_OTHER", "POD",

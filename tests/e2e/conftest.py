@@ -236,7 +236,10 @@ def assert_tuples_are_ss(netns, servers, time_wait_short=0):
     tuples, by key. time_wait_short: how many TIME_WAIT sockets in all ephport may lack."""
     truth = netns.ss_tuples(servers)
     got = query_tuples(netns)
-    assert set(got) == {k for k, c in truth.items() if sum(c.values())}
+    want = {k for k, c in truth.items() if sum(c.values())}
+    assert set(got) == want, ("ephport only: " + str({k: {s: n for s, n in got[k].items() if n}
+                                                     for k in set(got) - want}),
+                              "ss only: " + str({k: truth[k] for k in want - set(got)}))
     short = 0
     for key, t in got.items():
         for state in ALL_STATES:

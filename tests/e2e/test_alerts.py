@@ -226,6 +226,15 @@ def test_a_namespace_names_its_pod(make_netns, make_peer, make_agent, pod_cgroup
     assert one(got, "ephport_netns_info", netns=ns.inode) == 1
     assert one(got, "ephport_netns_info", netns=ns.inode, pod_uid=pod, container_id=cid) == 1
     assert one(got, "ephport_netns_info", netns=bare.inode, pod_uid="", container_id="") == 1
+    # its first process gone, the next one (outside any pod) names it: no pod any more
+    sleeper = subprocess.Popen(["ip", "netns", "exec", ns.name, "sleep", "60"])
+    try:
+        peer.stop()
+        agent.wait_event("netns", timeout=15, pred=lambda e: e["netns"] == ns.inode
+                         and e["pod_uid"] is None and e["container_id"] is None)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 @pytest.mark.any_kernel

@@ -274,7 +274,10 @@ def test_one_namespace_cannot_take_the_guards_map(make_netns, make_peer, make_ag
     got = app.connect("127.0.0.1", PORT, 1)
     if got != refused:  # once in make vmtest (6.1), cause not found: say what it was
         stats = [e for e in agent.parsed() if e["event"] == "stats"][-1]
-        keys = [e.get("formatted", e)["key"] for e in map_entries("guard_dst")]
+        try:
+            keys = [e.get("formatted", e)["key"] for e in map_entries("guard_dst")]
+        except AssertionError:  # another agent's map beside it: no count, the rest stands
+            keys = []
         ours = [k for k in keys if isinstance(k, dict) and k.get("netns") == ns.inode]
         pytest.fail(f"connect {got}, not refused {refused}: guard_dst has {len(keys)} entries, "
                     f"{len(ours)} of this namespace; stats: " + ", ".join(

@@ -98,10 +98,14 @@ def test_one_namespace_leaves_room_in_the_tuples_map(make_agent, make_netns):
     crowd, ns = make_netns(port_range=(1024, 65535)), make_netns(port_range=(1024, 65535))
     for n in (crowd, ns):
         n.sysctl("net.ipv4.tcp_tw_reuse", 0)
-    made = loadgen(crowd, "--addresses", "200", "--count", "800")["connections"]
-    assert made == 800
-    loadgen(ns, "--addresses", "5", "--count", "20")
-    got = eventually(lambda: assert_namespace_is_ss(ns), timeout=20)
+    with Census() as census:
+        made = loadgen(crowd, "--addresses", "200", "--count", "800")["connections"]
+        assert made == 800
+        made = loadgen(ns, "--addresses", "5", "--count", "20")
+    assert (made["connections"], made["failures"]) == (20, 0), made
+    # exact: each of the 20 tuples holds its one TIME_WAIT socket
+    got = exact_unless_undelivered(
+        census, lambda: eventually(lambda: assert_namespace_is_ss(ns), timeout=20))
     assert got == 20
     stats = eventually(lambda: agent.wait_event("stats", pred=lambda e: e["tuples_over_share"]))
     crowd_tuples = len(query("--netns", str(crowd.inode))["tuples"])
