@@ -305,7 +305,9 @@ def test_quota_and_denial_entries_go_with_their_sockets_and_tuple(make_netns, ma
                        cgroups["root"], "--quota", "2", "--deny-errno", "eperm")
     assert app.connect("127.0.0.1", PORT, 3) == (2, 0, 1)
     assert len(map_entries("cg_ports")) == 1
-    assert [d["count"] for d in query("--netns", str(ns.inode))["denials"]] == [1]
+    # the agent lists a refusal at its next check
+    eventually(lambda: [d["count"] for d in query("--netns", str(ns.inode))["denials"]] == [1],
+               timeout=10)
     app.cmd("reset-clients")  # RST: no TIME_WAIT, the tuple holds nothing
 
     def pruned():

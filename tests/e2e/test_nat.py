@@ -118,14 +118,23 @@ def test_a_client_runs_out_of_nat_ports(make_agent, make_topology):
     t.start_server(PORT)
     first = t.connect(PORT, 60)
     assert t.try_connect(other, PORT, 25, 5)[0] == (25, 0)
+    key = ("tcp", nat.ROUTER_OUT, nat.SERVER_ADDR, PORT)
+    # the line comes when the agent reads the usage past 80: the second client's last
+    # connects may still be on their way then (a TCG guest's are slow)
     line = nat_line(agent, "warning")
-    assert (line["usage"], line["capacity"], line["saddr"]) == (85, 100, nat.ROUTER_OUT)
+    assert (line["capacity"], line["saddr"]) == (100, nat.ROUTER_OUT)
+    assert 80 <= line["usage"] <= 85, line["usage"]
     assert [(o["saddr"], o["entries"], o["netns"]) for o in line["origins"]] == [
-        (nat.CLIENT_ADDR, 60, inode(t.client)), ("198.18.2.2", 25, inode(other))]
+        (nat.CLIENT_ADDR, 60, inode(t.client)),
+        ("198.18.2.2", line["usage"] - 60, inode(other))]
     assert any(h["id"] == "nat_more_addresses" for h in line["hints"])
+    rows = eventually(lambda: settled(t, key, "established", 85), timeout=15)
+    assert [(o["saddr"], o["entries"], o["netns"]) for o in rows[key]["origins"]] == [
+        (nat.CLIENT_ADDR, 60, inode(t.client)), ("198.18.2.2", 25, inode(other))]
     more = t.connect(PORT, 12)
     line = nat_line(agent, "critical")
-    assert line["usage"] == 97
+    assert 95 <= line["usage"] <= 97, line["usage"]
+    eventually(lambda: settled(t, key, "established", 97), timeout=15)
     # the NAT has 3 ports left: the rest of 10 find none, and their SYNs are dropped
     (made, failed), late = t.try_connect(other, PORT, 10, 1)
     assert made <= 3 and failed >= 7, (made, failed)
