@@ -118,8 +118,8 @@ struct port_val {
 
 /*
  * The container and pod the cgroup of a namespace's first process names (its
- * lowest pid: in a pod, usually its sandbox), packed: 64 hex digits in container_id, the UID's 32 in
- * pod_uid, each there when its has_ byte is 1
+ * lowest pid: in a pod, usually its sandbox), packed: 64 hex digits in
+ * container_id, the UID's 32 in pod_uid, each there when its has_ byte is 1
  */
 struct netns_pod {
 	__u8 container_id[32];
