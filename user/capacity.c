@@ -275,14 +275,20 @@ bool ns_spread_next(const struct ns_summary *ns, const struct spread_addr *sprea
 	return false;
 }
 
+void ns_pod_ids(const struct ns_summary *ns, struct cgroup_ids *ids)
+{
+	ids->container_id[0] = ids->pod_uid[0] = '\0';
+	if (ns->has_info)
+		cgroup_ids_unpack(&ns->info.pod, ids);
+}
+
 /* container_id and pod_uid: those of the namespace's first process, or null */
 static int ns_pod_to_json(const struct ns_summary *ns, cJSON *obj)
 {
-	struct cgroup_ids ids = { 0 };
+	struct cgroup_ids ids;
 	int err = 0;
 
-	if (ns->has_info)
-		cgroup_ids_unpack(&ns->info.pod, &ids);
+	ns_pod_ids(ns, &ids);
 	err |= !(ids.container_id[0] ?
 			 cJSON_AddStringToObject(obj, "container_id", ids.container_id) :
 			 cJSON_AddNullToObject(obj, "container_id"));

@@ -212,22 +212,18 @@ static void hex_pack(const char *s, __u8 *out, size_t n)
 	}
 }
 
-/* n / 2 bytes as n digits, with a dash before digit k of each of dashes[] */
-static void hex_unpack(const __u8 *in, size_t n, const unsigned *dashes, char *out)
+/* n / 2 bytes as n digits; uid: dashed 8-4-4-4-12 */
+static void hex_unpack(const __u8 *in, size_t n, bool uid, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 
 	for (size_t i = 0; i < n; i++) {
-		if (dashes && *dashes == i) {
+		if (uid && (i == 8 || i == 12 || i == 16 || i == 20))
 			*out++ = '-';
-			dashes++;
-		}
 		*out++ = digits[in[i / 2] >> (i % 2 ? 0 : 4) & 0xf];
 	}
 	*out = '\0';
 }
-
-static const unsigned uid_dashes[] = { 8, 12, 16, 20, 0 };
 
 void cgroup_ids_pack(const struct cgroup_ids *ids, struct netns_pod *p)
 {
@@ -244,9 +240,9 @@ void cgroup_ids_unpack(const struct netns_pod *p, struct cgroup_ids *ids)
 {
 	ids->container_id[0] = ids->pod_uid[0] = '\0';
 	if (p->has_container)
-		hex_unpack(p->container_id, CID_LEN, NULL, ids->container_id);
+		hex_unpack(p->container_id, CID_LEN, false, ids->container_id);
 	if (p->has_pod)
-		hex_unpack(p->pod_uid, UID_LEN - 4, uid_dashes, ids->pod_uid);
+		hex_unpack(p->pod_uid, UID_LEN - 4, true, ids->pod_uid);
 }
 
 int cgroup_resolver_open(struct cgroup_resolver **rp)

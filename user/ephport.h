@@ -158,6 +158,9 @@ int ns_to_json(const struct ns_summary *ns, const struct spread_addr *spread, si
 /* from spread[*i] on, the next local in ns (read from inside) as text, *i its index; or false */
 bool ns_spread_next(const struct ns_summary *ns, const struct spread_addr *spread, size_t nspread,
 		    size_t *i, char text[EPH_ADDRSTRLEN]);
+/* the container and pod of its first process ("" for each when none, or not read yet) */
+struct cgroup_ids;
+void ns_pod_ids(const struct ns_summary *ns, struct cgroup_ids *ids);
 void tuple_capacity(struct tuple *t, const struct ns_summary *ns);
 int reserved_ports_count(const char *list, __u32 range, __u32 *count);
 

@@ -129,10 +129,13 @@ int agent_require(const char *cmd, const char *start, pid_t *pid)
 	pid_t holder;
 	int err = agent_lock_holder(&holder);
 
+	if (err == -EACCES) {
+		eph_err("cannot check for a running agent (%s): %s (%s needs root)", EPH_LOCK_PATH,
+			strerror(-err), cmd);
+		return 1;
+	}
 	if (err < 0) {
-		eph_err("cannot check for a running agent (%s): %s%s%s%s", EPH_LOCK_PATH,
-			strerror(-err), err == -EACCES ? " (" : "", err == -EACCES ? cmd : "",
-			err == -EACCES ? " needs root)" : "");
+		eph_err("cannot check for a running agent (%s): %s", EPH_LOCK_PATH, strerror(-err));
 		return 1;
 	}
 	if (err == 0) {

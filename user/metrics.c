@@ -284,11 +284,9 @@ static void render_netns(const struct metrics_view *v, struct text *t, const str
 	       "1 per namespace, labelled with the pod UID and container id the cgroup of its "
 	       "first process names (empty: none): join on netns.");
 	for (size_t i = 0; i < nl->len; i++) {
-		const struct ns_summary *ns = &nl->items[i];
-		struct cgroup_ids ids = { 0 };
+		struct cgroup_ids ids;
 
-		if (ns->has_info)
-			cgroup_ids_unpack(&ns->info.pod, &ids);
+		ns_pod_ids(&nl->items[i], &ids);
 		text_printf(t,
 			    "ephport_netns_info{netns=\"%s\",pod_uid=\"%s\",container_id=\"%s\"}",
 			    sums[i].netns, ids.pod_uid, ids.container_id);

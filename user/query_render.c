@@ -289,7 +289,7 @@ static int print_tuples(FILE *out, const struct query_view *v)
 static void print_netns(FILE *out, const struct query_view *v, const struct tuple_filter *f)
 {
 	char range[16], reserved[12], reuse[4], pod[40];
-	struct cgroup_ids ids = { 0 };
+	struct cgroup_ids ids;
 
 	fprintf(out, "\n%-10s %-12s %8s %6s %8s %9s %9s %8s  %-36s %s\n", "NETNS", "PORT_RANGE",
 		"RESERVED", "BOUND", "TW_REUSE", "TW_CLIENT", "TW_SERVER", "TW_OTHER", "POD",
@@ -307,14 +307,13 @@ static void print_netns(FILE *out, const struct query_view *v, const struct tupl
 				 PORT_HIGH(ns->port_range));
 			snprintf(reuse, sizeof(reuse), "%u", ns->tw_reuse);
 		}
-		if (ns->has_info) {
+		if (ns->has_info)
 			snprintf(reserved, sizeof(reserved), "%u", ns->info.reserved);
-			cgroup_ids_unpack(&ns->info.pod, &ids);
-		}
 		/* the pod's UID; outside Kubernetes the short container id, as docker ps has it */
-		if (ns->has_info && ids.pod_uid[0])
+		ns_pod_ids(ns, &ids);
+		if (ids.pod_uid[0])
 			snprintf(pod, sizeof(pod), "%s", ids.pod_uid);
-		else if (ns->has_info && ids.container_id[0])
+		else if (ids.container_id[0])
 			snprintf(pod, sizeof(pod), "container:%.12s", ids.container_id);
 		else
 			snprintf(pod, sizeof(pod), "-");

@@ -191,7 +191,7 @@ Test(cgroup_ids, pack_round_trip)
 	cr_assert_eq(p.pod_uid[0], 0);
 }
 
-/* the ids of a process: this one's (whatever its cgroup names), and none for no process */
+/* no process, or one that is gone: no ids, and why */
 Test(cgroup_ids, of_pid)
 {
 	struct cgroup_ids ids;
